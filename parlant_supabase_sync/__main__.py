@@ -1,0 +1,3 @@
+from parlant_supabase_sync.cli import main
+
+raise SystemExit(main())
