@@ -1,0 +1,733 @@
+"""Throw-away PostgreSQL servers for the local stand-in.
+
+`PostgresServer` finds the server binaries, runs `initdb` (or reuses an existing cluster), starts
+`postgres` on 127.0.0.1 and a free port, waits until it accepts connections and stops it again.
+
+No orphans: `postgres` is started by a tiny supervisor process (its own session, so a terminal's
+Ctrl-C reaches only us) that holds the read end of a pipe whose write end only this process
+has. When this process goes away for any reason, including SIGKILL, the pipe closes and the
+supervisor shuts PostgreSQL down and deletes the temporary directory. On Linux `postgres`
+additionally gets `PR_SET_PDEATHSIG`, so it also goes when only the supervisor is killed.
+
+PostgreSQL refuses to run as root; when we are root the server runs as the OS user `postgres`
+(created as the system user `parlantpg` if missing).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO
+
+from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+
+__all__ = [
+    "SERVER_SETTINGS",
+    "PostgresError",
+    "PostgresServer",
+    "find_bindir",
+]
+
+#: Settings the server starts with: durability is traded for speed (tests and demos only).
+SERVER_SETTINGS: Mapping[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "100",
+    "listen_addresses": "127.0.0.1",
+    "logging_collector": "off",
+    "log_min_messages": "warning",
+}
+
+_FALLBACK_OS_USER = "parlantpg"
+_PREFERRED_OS_USER = "postgres"
+_SUPERUSER = "postgres"
+_DATABASE = "postgres"
+_TEMP_PREFIX = "parlant-supabase-pg-"
+# Unix socket paths are limited to 107 bytes on Linux (103 on macOS).
+_MAX_SOCKET_PATH = 100
+
+
+class PostgresError(RuntimeError):
+    """PostgreSQL could not be found, initialised, started or stopped."""
+
+
+# --------------------------------------------------------------------------------------------
+# binaries
+
+
+def _bindir_candidates() -> list[str]:
+    candidates: list[str] = []
+    env_dir = os.environ.get("PARLANT_SUPABASE_PG_BINDIR")
+    if env_dir:
+        candidates.append(env_dir)
+    for name in ("postgres", "initdb"):
+        found = shutil.which(name)
+        if found:
+            candidates.append(os.path.dirname(os.path.realpath(found)))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            if out:
+                candidates.append(out)
+    patterns = (
+        "/usr/lib/postgresql/*/bin",
+        "/usr/pgsql-*/bin",
+        "/opt/homebrew/opt/postgresql@*/bin",
+        "/usr/local/opt/postgresql@*/bin",
+        "/Applications/Postgres.app/Contents/Versions/*/bin",
+    )
+    versioned: list[tuple[tuple[int, ...], str]] = []
+    for pattern in patterns:
+        for path in glob.glob(pattern):
+            numbers = tuple(int(n) for n in re.findall(r"\d+", path.rsplit("/bin", 1)[0])[-2:])
+            versioned.append((numbers, path))
+    candidates.extend(path for _, path in sorted(versioned, reverse=True))
+    return candidates
+
+
+def find_bindir() -> str:
+    """The directory holding `postgres` and `initdb` (PATH, `pg_config`, then known install dirs).
+
+    `PARLANT_SUPABASE_PG_BINDIR` overrides the search.
+    """
+    seen: set[str] = set()
+    for candidate in _bindir_candidates():
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        if all(os.access(os.path.join(candidate, exe), os.X_OK) for exe in ("postgres", "initdb")):
+            return candidate
+    raise PostgresError(
+        "PostgreSQL server binaries (postgres, initdb) not found on PATH, via pg_config or in "
+        "/usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: `apt-get install postgresql`, "
+        "macOS: `brew install postgresql@16`) or set PARLANT_SUPABASE_PG_BINDIR to their directory."
+    )
+
+
+def _server_version(bindir: str) -> int:
+    out = subprocess.run(
+        [os.path.join(bindir, "postgres"), "--version"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    if match is None:
+        raise PostgresError(f"cannot parse the output of `postgres --version`: {out.strip()!r}")
+    return int(match.group(1))
+
+
+# --------------------------------------------------------------------------------------------
+# OS user, directories, locale
+
+
+@dataclass(frozen=True)
+class _OsUser:
+    name: str
+    uid: int
+    gid: int
+
+
+def _current_user() -> _OsUser:
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return _OsUser(name, uid, os.getegid())
+
+
+def _server_user(data_dir: str | None) -> _OsUser:
+    """Who runs the server: ourselves, or when root an unprivileged account."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return _current_user()
+    # A reused cluster keeps running as whoever initialised it.
+    if data_dir is not None:
+        with contextlib.suppress(OSError):
+            st = os.stat(os.path.join(data_dir, "PG_VERSION"))
+            if st.st_uid != 0:
+                entry = pwd.getpwuid(st.st_uid)
+                return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    for name in (_PREFERRED_OS_USER, _FALLBACK_OS_USER):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise PostgresError(
+            "running as root, but PostgreSQL refuses to run as root and there is no `postgres` "
+            f"OS user nor `useradd` to create `{_FALLBACK_OS_USER}`; run as a normal user or "
+            "create a `postgres` user"
+        )
+    result = subprocess.run(
+        [useradd, "--system", "--no-create-home", "--user-group", "--shell",
+         "/usr/sbin/nologin", _FALLBACK_OS_USER],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    # Exit code 9: created concurrently by someone else.
+    if result.returncode not in (0, 9):
+        raise PostgresError(
+            f"could not create the system user {_FALLBACK_OS_USER} to run PostgreSQL as "
+            f"(useradd exit {result.returncode}: {result.stderr.strip()}); create a `postgres` "
+            "OS user or run as a normal user"
+        )
+    entry = pwd.getpwnam(_FALLBACK_OS_USER)
+    return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def _searchable_by(path: str, user: _OsUser) -> bool:
+    """Whether `user` may traverse every ancestor directory of `path`."""
+    if user.uid == 0 or user.uid == os.geteuid():
+        return True
+    current = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            st = os.stat(current)
+        except OSError:
+            return False
+        if st.st_uid == user.uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == user.gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
+def _make_temp_dir(user: _OsUser) -> str:
+    base = tempfile.gettempdir()
+    probe = os.path.join(base, _TEMP_PREFIX + "x" * 8, "sock", ".s.PGSQL.65535")
+    if len(probe) > _MAX_SOCKET_PATH or not _searchable_by(probe, user):
+        base = "/tmp"
+    path = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=base)
+    if user.uid != os.geteuid():
+        os.chown(path, user.uid, user.gid)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _available_locales() -> frozenset[str]:
+    locale_bin = shutil.which("locale")
+    if locale_bin is None:
+        return frozenset()
+    try:
+        out = subprocess.run(
+            [locale_bin, "-a"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(line.strip() for line in out.splitlines() if line.strip())
+
+
+def _locale_args(bindir: str, version: int) -> list[list[str]]:
+    """initdb locale options to try in order: an en-US collation first (as Supabase has, so
+    collation-dependent ordering bugs show up locally), then plain UTF-8, then C."""
+    available = {name.lower().replace("-", ""): name for name in _available_locales()}
+    utf8_c = available.get("c.utf8")
+    en_us = available.get("en_us.utf8")
+    options: list[list[str]] = []
+    if en_us:
+        options.append([f"--locale={en_us}"])
+    if version >= 15 and utf8_c:
+        options.append(["--locale-provider=icu", "--icu-locale=en-US", f"--locale={utf8_c}"])
+    if utf8_c:
+        options.append([f"--locale={utf8_c}"])
+    options.append(["--locale=C"])
+    return options
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: str, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no server log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
+
+
+# --------------------------------------------------------------------------------------------
+# supervisor
+
+# Runs as `python -I -c _SUPERVISOR <json>`; kept free of project imports so it works whatever
+# sys.path the parent had. Its stdin is a pipe from the parent: EOF (parent stopped us, or died)
+# means shut PostgreSQL down.
+_SUPERVISOR = r"""
+import ctypes, json, os, shutil, signal, subprocess, sys, threading
+cfg = json.loads(sys.argv[1])
+parent = os.getpid()
+libc = None
+if sys.platform.startswith("linux"):
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        libc = None
+
+def child_setup():
+    if libc is not None:
+        libc.prctl(1, signal.SIGINT, 0, 0, 0)  # PR_SET_PDEATHSIG: fast shutdown if we die
+        if os.getppid() != parent:
+            os._exit(1)
+
+kwargs = {}
+if cfg["uid"] is not None:
+    kwargs = {"user": cfg["uid"], "group": cfg["gid"], "extra_groups": []}
+with open(cfg["log"], "ab") as log:
+    proc = subprocess.Popen(
+        cfg["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cfg["cwd"],
+        env=cfg["env"], preexec_fn=child_setup, **kwargs)
+sys.stdout.write("%d\n" % proc.pid)
+sys.stdout.flush()
+lock = threading.Lock()
+stopping = []
+
+def kill_all():
+    # Backends run in their own sessions; they would exit on postmaster death anyway, but a
+    # stuck one is killed here too (Linux lists a process's children in /proc).
+    try:
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as fh:
+            children = [int(pid) for pid in fh.read().split()]
+    except (OSError, ValueError):
+        children = []
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        proc.kill()
+    except OSError:
+        pass
+
+def shutdown(*_):
+    with lock:
+        if stopping:
+            return
+        stopping.append(1)
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+        except OSError:
+            pass
+    timer = threading.Timer(cfg["kill_after"], kill_all)
+    timer.daemon = True
+    timer.start()
+
+def watch_parent():
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    shutdown()
+
+signal.signal(signal.SIGTERM, shutdown)
+signal.signal(signal.SIGINT, shutdown)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+threading.Thread(target=watch_parent, daemon=True).start()
+rc = proc.wait()
+for path in cfg["remove"]:
+    shutil.rmtree(path, ignore_errors=True)
+sys.exit(0 if stopping else (rc if rc > 0 else 1))
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# server
+
+_running: set[PostgresServer] = set()
+_running_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    with _running_lock:
+        servers = list(_running)
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+class PostgresServer:
+    """A PostgreSQL server for tests and demos; trust authentication, loopback only.
+
+    `data_dir=None` creates a temporary cluster that `stop()` deletes. A given `data_dir` is
+    initialised if it is empty or missing, reused if it already holds a cluster, and never
+    deleted. `port=0` picks a free port.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        port: int = 0,
+        *,
+        bindir: str | None = None,
+        settings: Mapping[str, str] | None = None,
+        startup_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self._given_data_dir = os.path.abspath(data_dir) if data_dir is not None else None
+        self._requested_port = port
+        self._bindir = bindir
+        self._settings = dict(SERVER_SETTINGS)
+        self._settings.update(settings or {})
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._port: int | None = None
+        self._temp_dir: str | None = None
+        self._data_dir: str | None = None
+        self._supervisor: subprocess.Popen[bytes] | None = None
+        self._postmaster_pid: int | None = None
+        self._user: _OsUser | None = None
+        self._initialised = False
+        self._lock = threading.Lock()
+
+    # ---- properties
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise PostgresError("the PostgreSQL server is not started; call start() first")
+        return self._port
+
+    @property
+    def bindir(self) -> str:
+        if self._bindir is None:
+            self._bindir = find_bindir()
+        return self._bindir
+
+    @property
+    def data_dir(self) -> str:
+        if self._data_dir is None:
+            raise PostgresError("the PostgreSQL server is not started; call start() first")
+        return self._data_dir
+
+    @property
+    def socket_dir(self) -> str:
+        if self._temp_dir is None:
+            raise PostgresError("the PostgreSQL server is not started; call start() first")
+        return os.path.join(self._temp_dir, "sock")
+
+    @property
+    def log_path(self) -> str:
+        if self._temp_dir is None:
+            raise PostgresError("the PostgreSQL server is not started; call start() first")
+        return os.path.join(self._temp_dir, "server.log")
+
+    @property
+    def temp_dir(self) -> str | None:
+        """The directory this server created (socket, log, temporary cluster); None before start."""
+        return self._temp_dir
+
+    @property
+    def os_user(self) -> str:
+        """The OS account the server processes run as."""
+        if self._user is None:
+            raise PostgresError("the PostgreSQL server is not started; call start() first")
+        return self._user.name
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        return self._postmaster_pid
+
+    @property
+    def cluster_name(self) -> str:
+        """Shown in every server process title (`postgres: <cluster_name>: …`)."""
+        return f"parlant-supabase-{self.port}"
+
+    @property
+    def superuser(self) -> str:
+        return _SUPERUSER
+
+    @property
+    def database(self) -> str:
+        return _DATABASE
+
+    @property
+    def initialised_cluster(self) -> bool:
+        """True if start() ran initdb, False if it reused an existing cluster."""
+        return self._initialised
+
+    @property
+    def running(self) -> bool:
+        return self._supervisor is not None and self._supervisor.poll() is None
+
+    @property
+    def superuser_dsn(self) -> str:
+        return self.dsn(_SUPERUSER)
+
+    def dsn(self, user: str, database: str = _DATABASE) -> str:
+        """libpq URL for `user` over TCP on 127.0.0.1 (trust authentication: no password)."""
+        return f"postgresql://{user}@{self.host}:{self.port}/{database}"
+
+    def __repr__(self) -> str:
+        state = f"port={self._port}" if self.running else "stopped"
+        return f"<PostgresServer {state} data_dir={self._data_dir!r}>"
+
+    # ---- lifecycle
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Initialise (if needed) and start the server; returns once it accepts connections."""
+        with self._lock:
+            if self._supervisor is not None:
+                raise PostgresError("this PostgresServer is already started")
+            try:
+                self._start()
+            except BaseException:
+                self._stop_locked()
+                raise
+        with _running_lock:
+            _running.add(self)
+
+    def stop(self) -> None:
+        """Fast shutdown; kills what is left after `stop_timeout`; deletes what start() created."""
+        with self._lock:
+            self._stop_locked()
+        with _running_lock:
+            _running.discard(self)
+
+    def _start(self) -> None:
+        bindir = self.bindir
+        version = _server_version(bindir)
+        self._user = user = _server_user(self._given_data_dir)
+        self._temp_dir = temp_dir = _make_temp_dir(user)
+        os.mkdir(self.socket_dir, 0o700)
+        open(self.log_path, "ab").close()
+        if user.uid != os.geteuid():
+            os.chown(self.socket_dir, user.uid, user.gid)
+            os.chown(self.log_path, user.uid, user.gid)
+        data_dir = self._given_data_dir or os.path.join(temp_dir, "data")
+        self._data_dir = data_dir
+        if os.path.exists(os.path.join(data_dir, "PG_VERSION")):
+            self._check_reusable(data_dir, version)
+        else:
+            self._initdb(data_dir, user, bindir, version)
+            self._initialised = True
+        attempts = 3 if self._requested_port == 0 else 1
+        for attempt in range(attempts):
+            self._port = self._requested_port or _free_port()
+            try:
+                self._launch(data_dir, user, bindir)
+                self._wait_ready()
+                return
+            except _PortTaken:
+                self._terminate_supervisor()
+                if attempt == attempts - 1:
+                    raise PostgresError(
+                        f"PostgreSQL could not listen on 127.0.0.1:{self._port} (address in use); "
+                        "choose another port or pass port=0"
+                    ) from None
+
+    def _check_reusable(self, data_dir: str, version: int) -> None:
+        with open(os.path.join(data_dir, "PG_VERSION")) as fh:
+            cluster_version = fh.read().strip()
+        if cluster_version != str(version):
+            raise PostgresError(
+                f"{data_dir} holds a PostgreSQL {cluster_version} cluster but the server binaries "
+                f"in {self.bindir} are version {version}; use another data dir or matching binaries"
+            )
+
+    def _child_env(self) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8" if "C.utf8" in _available_locales() else "C",
+            "TZ": "UTC",
+        }
+        return env
+
+    def _run_as(self, argv: Sequence[str], user: _OsUser, cwd: str) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, object] = {}
+        if user.uid != os.geteuid():
+            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        result: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+            list(argv), capture_output=True, text=True, cwd=cwd, env=self._child_env(),
+            timeout=300, check=False, **kwargs,
+        )
+        return result
+
+    def _initdb(self, data_dir: str, user: _OsUser, bindir: str, version: int) -> None:
+        if os.path.exists(data_dir):
+            if os.listdir(data_dir):
+                raise PostgresError(
+                    f"{data_dir} exists, is not empty and holds no PostgreSQL cluster (no "
+                    "PG_VERSION); give an empty or missing directory, or an existing cluster"
+                )
+        else:
+            os.makedirs(data_dir, 0o700)
+        if user.uid != os.geteuid():
+            os.chown(data_dir, user.uid, user.gid)
+            if not _searchable_by(data_dir, user):
+                raise PostgresError(
+                    f"the OS user {user.name} that runs PostgreSQL cannot reach {data_dir} (a parent "
+                    "directory is not searchable by it); choose a data dir under /tmp or make its "
+                    "parents world-searchable (chmod o+x)"
+                )
+        failures: list[str] = []
+        for locale_args in _locale_args(bindir, version):
+            argv = [
+                os.path.join(bindir, "initdb"), "-D", data_dir, "-U", _SUPERUSER, "-E", "UTF8",
+                "--auth=trust", "--no-sync", "--no-instructions", *locale_args,
+            ]
+            result = self._run_as(argv, user, self._temp_dir or "/")
+            if result.returncode == 0:
+                return
+            failures.append(f"{' '.join(locale_args)}: {result.stderr.strip()[-2000:]}")
+            # initdb removes what it created on failure, but leaves a pre-existing dir's contents.
+            for entry in os.listdir(data_dir):
+                shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+        raise PostgresError(
+            "initdb failed for every locale tried:\n" + "\n".join(failures)
+        )
+
+    def _launch(self, data_dir: str, user: _OsUser, bindir: str) -> None:
+        settings = dict(self._settings)
+        settings["port"] = str(self._port)
+        settings["unix_socket_directories"] = self.socket_dir
+        settings["cluster_name"] = self.cluster_name
+        argv = [os.path.join(bindir, "postgres"), "-D", data_dir]
+        for name, value in settings.items():
+            argv += ["-c", f"{name}={value}"]
+        remove = [self._temp_dir] if self._temp_dir else []
+        config = {
+            "argv": argv,
+            "uid": user.uid if user.uid != os.geteuid() else None,
+            "gid": user.gid,
+            "log": self.log_path,
+            "cwd": self._temp_dir,
+            "env": self._child_env(),
+            "kill_after": self._stop_timeout,
+            # The supervisor deletes our temp dir once postgres is gone (it outlives us if we
+            # are SIGKILLed). Never a user-given data dir: that one lives outside the temp dir.
+            "remove": remove,
+        }
+        self._supervisor = subprocess.Popen(
+            [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            start_new_session=True, close_fds=True, cwd=self._temp_dir,
+        )
+        assert self._supervisor.stdout is not None
+        line = self._read_line(self._supervisor.stdout, timeout=30.0)
+        if not line.strip().isdigit():
+            raise PostgresError(
+                "the PostgreSQL supervisor did not start postgres; server log:\n"
+                + _tail(self.log_path)
+            )
+        self._postmaster_pid = int(line)
+
+    @staticmethod
+    def _read_line(stream: IO[bytes], timeout: float) -> str:
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        return result[0].decode() if result else ""
+
+    def _wait_ready(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + self._startup_timeout
+        last_error = ""
+        while True:
+            supervisor = self._supervisor
+            if supervisor is None or supervisor.poll() is not None:
+                log = _tail(self.log_path)
+                if "Address already in use" in log or "could not bind" in log:
+                    raise _PortTaken()
+                raise PostgresError(
+                    f"PostgreSQL exited during startup; server log ({self.log_path}):\n{log}"
+                )
+            try:
+                with psycopg.connect(self.superuser_dsn, connect_timeout=2, autocommit=True) as conn:
+                    row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+                # Until our postmaster has bound the port, another server may answer on it.
+                if row is not None and os.path.realpath(row[0]) == os.path.realpath(self.data_dir):
+                    return
+                last_error = "another PostgreSQL server answered on this port"
+            except psycopg.OperationalError as exc:
+                last_error = str(exc).strip()
+            if time.monotonic() > deadline:
+                raise PostgresError(
+                    f"PostgreSQL did not accept connections on 127.0.0.1:{self._port} within "
+                    f"{self._startup_timeout:.0f} s (last error: {last_error}); server log:\n"
+                    + _tail(self.log_path)
+                )
+            time.sleep(0.05)
+
+    def _terminate_supervisor(self) -> None:
+        supervisor = self._supervisor
+        if supervisor is None:
+            return
+        if supervisor.stdin is not None:
+            with contextlib.suppress(OSError):
+                supervisor.stdin.close()
+        try:
+            supervisor.wait(self._stop_timeout + 5)
+        except subprocess.TimeoutExpired:
+            # The supervisor's own deadline passed too: kill the whole group (it is the leader,
+            # so the group id cannot have been reused while it is unreaped).
+            with contextlib.suppress(OSError):
+                os.killpg(supervisor.pid, 9)
+            supervisor.wait()
+        if supervisor.stdout is not None:
+            supervisor.stdout.close()
+        self._supervisor = None
+        self._postmaster_pid = None
+
+    def _stop_locked(self) -> None:
+        self._terminate_supervisor()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+
+class _PortTaken(Exception):
+    pass
