@@ -1,0 +1,374 @@
+"""Parlant ``Where`` filters, cursors and sorts → PostgREST query parameters (pure, no I/O).
+
+Semantics are typed like JSON, and match Parlant's ``matches_filters`` (the Transient database)
+wherever Transient gives an answer:
+
+* A field that is one of the mirrored columns (``id``, ``version``, ``creation_utc``,
+  ``session_id``, ``customer_id``, ``agent_id``) is compared through its ``COLLATE "C"`` column
+  when the operand is a ``str``; every other comparison goes to ``data->field`` (jsonb) with a
+  JSON operand. Numbers compare numerically (``9 < 10 < 100``), strings as strings, booleans as
+  booleans.
+* ``$gt/$gte/$lt/$lte`` only match values of the operand's JSON type: each comparison is bounded
+  to its type's bucket of PostgreSQL's jsonb order (Object > Array > Boolean > Number > String >
+  Null). The boundary between strings and numbers is the jsonb number ``-1e131071``; documents
+  written through :mod:`parlant_supabase_sync.rows` never hold a number at or below it (rows
+  refuses numbers whose magnitude reaches ``1e131071``; PostgreSQL itself stops at 131072
+  digits).
+* ``$in []`` matches nothing, ``$nin []`` matches everything. ``$and``/``$or`` nest to any depth;
+  ``{"$and": []}`` is true and ``{"$or": []}`` false, as in Transient.
+
+Deliberate differences from Transient (the README copies this list):
+
+* A missing field never raises ``KeyError``: it matches only ``$ne`` and ``$nin`` (MongoDB's rule).
+* A value of another JSON type never matches ``$gt/$gte/$lt/$lte`` (Transient raises
+  ``TypeError`` for ``"1" < 1``).
+* Booleans are not numbers: ``True`` never equals ``1`` and ``False`` never equals ``0``
+  (Transient follows Python, where ``True == 1``).
+* A dict mixing field keys with ``$and``/``$or`` ANDs everything (Transient ignores the fields
+  when a logical key comes first, and raises when a field comes first).
+* A float is compared as the decimal written by ``json.dumps`` (its shortest repr), so a float
+  above 2**53 may compare differently with an int than Python compares them.
+* Ordering of strings stored only in jsonb (not in a mirrored column) follows the database's
+  collation; Python compares code points. Mirrored columns use ``COLLATE "C"`` (code points).
+  Parlant compares and sorts jsonb strings nowhere; equality is exact either way.
+* Unknown operators, ``$``-keys other than ``$and``/``$or``, and operands that are not
+  ``str``/``int``/``float``/``bool``/``None`` raise :class:`UnsupportedFilter`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._types import Cursor, SortDirection
+from .errors import UnsupportedFilter
+
+__all__ = [
+    "MIRRORED_COLUMNS",
+    "NUMBER_FLOOR",
+    "encode_cursor",
+    "encode_order",
+    "encode_where",
+    "id_pinned",
+    "matches_nothing",
+    "quote",
+]
+
+MIRRORED_COLUMNS: tuple[str, ...] = (
+    "id",
+    "version",
+    "creation_utc",
+    "session_id",
+    "customer_id",
+    "agent_id",
+)
+
+# Every string sorts below every jsonb number and rows.py keeps numbers above this one, so
+# `lt.<floor>` selects strings and `gte.<floor>` selects numbers (see module docstring).
+NUMBER_FLOOR = "-1e131071"
+
+_COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
+_OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", *_COMPARISONS})
+_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def quote(value: str) -> str:
+    """Double-quote ``value`` for a PostgREST ``in`` list or logic tree (``\\`` and ``"`` escaped).
+
+    This is the only function that builds quoted filter text.
+    """
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- expression tree -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """``path op.value``; ``raw`` is the unquoted value (quoted only inside trees)."""
+
+    path: str
+    op: str
+    raw: str
+    quotable: bool = True
+
+
+@dataclass(frozen=True)
+class _InList:
+    path: str
+    negated: bool
+    raws: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _And:
+    children: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Or:
+    children: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Const:
+    value: bool
+
+
+_Node = _Leaf | _InList | _And | _Or | _Const
+_TRUE = _Const(True)
+_FALSE = _Const(False)
+
+
+def _json_path(field: str) -> str:
+    key = field if _SIMPLE_KEY.match(field) else quote(field)
+    return f"data->{key}"
+
+
+def _json_literal(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UnsupportedFilter(f"cannot filter on {value!r}: JSON has no NaN or Infinity")
+        return "number"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise UnsupportedFilter("filter values cannot contain \\u0000 (jsonb cannot store it)")
+        return "string"
+    raise UnsupportedFilter(
+        f"unsupported filter operand {value!r} ({type(value).__name__}): "
+        "use str, int, float, bool or None"
+    )
+
+
+# Bounds of each JSON type's bucket in jsonb order: (op, literal) pairs ANDed with a comparison.
+_LOWER_BOUND = {"string": ("gte", '""'), "number": ("gte", NUMBER_FLOOR), "boolean": ("gte", "false")}
+_UPPER_BOUND = {"string": ("lt", NUMBER_FLOOR), "number": ("lt", "false"), "boolean": ("lte", "true")}
+
+
+def _compare(field: str, op: str, operand: Any) -> _Node:
+    kind = _json_type(operand)
+    if field in MIRRORED_COLUMNS and kind == "string":
+        if op == "$eq":
+            return _Leaf(field, "eq", operand)
+        if op == "$ne":
+            return _Leaf(field, "isdistinct", operand)
+        # A NULL column (missing or non-string value) never satisfies a comparison.
+        return _Leaf(field, op[1:], operand)
+    path = _json_path(field)
+    literal = _json_literal(operand)
+    if op == "$eq":
+        return _Leaf(path, "eq", literal)
+    if op == "$ne":
+        return _Leaf(path, "isdistinct", literal)
+    if kind == "null":
+        raise UnsupportedFilter(f"{op} cannot compare with None (field {field!r})")
+    bound = _UPPER_BOUND[kind] if op in ("$gt", "$gte") else _LOWER_BOUND[kind]
+    return _And((_Leaf(path, op[1:], literal), _Leaf(path, bound[0], bound[1])))
+
+
+def _field(field: str, spec: Any) -> _Node:
+    if not isinstance(spec, Mapping):
+        raise UnsupportedFilter(
+            f"field {field!r} needs an operator dict such as {{'$eq': value}}, got {spec!r}"
+        )
+    parts: list[_Node] = []
+    for op, operand in spec.items():
+        if op not in _OPERATORS:
+            raise UnsupportedFilter(
+                f"unsupported operator {op!r} on field {field!r}; supported: "
+                + ", ".join(sorted(_OPERATORS))
+            )
+        if op in ("$in", "$nin"):
+            if isinstance(operand, (str, bytes)) or not isinstance(operand, Sequence):
+                raise UnsupportedFilter(f"{op} on field {field!r} needs a list, got {operand!r}")
+            single = "$eq" if op == "$in" else "$ne"
+            members = tuple(_compare(field, single, value) for value in operand)
+            parts.append(_Or(members) if op == "$in" else _And(members))
+        else:
+            parts.append(_compare(field, op, operand))
+    return _And(tuple(parts))
+
+
+def _build(where: Any) -> _Node:
+    if not isinstance(where, Mapping):
+        raise UnsupportedFilter(f"a filter must be a dict, got {where!r}")
+    parts: list[_Node] = []
+    for key, value in where.items():
+        if not isinstance(key, str):
+            raise UnsupportedFilter(f"filter keys must be strings, got {key!r}")
+        if key in ("$and", "$or"):
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+                raise UnsupportedFilter(f"{key} needs a list of filters, got {value!r}")
+            children = tuple(_build(sub) for sub in value)
+            parts.append(_And(children) if key == "$and" else _Or(children))
+        elif key.startswith("$"):
+            raise UnsupportedFilter(f"unsupported logical operator {key!r}; use $and or $or")
+        else:
+            parts.append(_field(key, value))
+    return _And(tuple(parts))
+
+
+# --- simplification ------------------------------------------------------------------------
+
+
+def _simplify(node: _Node) -> _Node:
+    if isinstance(node, (_Leaf, _InList, _Const)):
+        return node
+    is_and = isinstance(node, _And)
+    absorbing, neutral = (_FALSE, _TRUE) if is_and else (_TRUE, _FALSE)
+    flat: list[_Node] = []
+    for child in node.children:
+        child = _simplify(child)
+        if child == absorbing:
+            return absorbing
+        if child == neutral:
+            continue
+        if isinstance(child, type(node)):
+            flat.extend(child.children)
+        else:
+            flat.append(child)
+    flat = _collapse(flat, is_and)
+    if not flat:
+        return neutral
+    if len(flat) == 1:
+        return flat[0]
+    return _And(tuple(flat)) if is_and else _Or(tuple(flat))
+
+
+def _collapse(children: list[_Node], is_and: bool) -> list[_Node]:
+    """``$or`` of ``eq`` on one path → ``in``; ``$and`` of ``isdistinct`` → ``not.in`` (+ NULLs).
+
+    Keeps URLs short for the tag listings (hundreds of ids). A lone empty string never goes
+    into an ``in`` list: PostgREST reads ``in.("")`` as the empty list.
+    """
+    op = "isdistinct" if is_and else "eq"
+    groups: dict[str, list[str]] = {}
+    for child in children:
+        if isinstance(child, _Leaf) and child.op == op and child.raw != "":
+            groups.setdefault(child.path, []).append(child.raw)
+    result: list[_Node] = []
+    emitted: set[str] = set()
+    for child in children:
+        if isinstance(child, _Leaf) and child.path in groups and child.op == op and child.raw != "":
+            raws = tuple(dict.fromkeys(groups[child.path]))
+            if len(raws) == 1:
+                if child.path not in emitted:
+                    result.append(_Leaf(child.path, op, raws[0]))
+            elif child.path not in emitted:
+                in_list = _InList(child.path, negated=is_and, raws=raws)
+                if is_and:
+                    # `not.in` drops NULL (missing field / non-string column); $ne keeps it.
+                    result.append(_Or((in_list, _Leaf(child.path, "is", "null", quotable=False))))
+                else:
+                    result.append(in_list)
+            emitted.add(child.path)
+        else:
+            result.append(child)
+    return result
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _tree(node: _Node) -> str:
+    if isinstance(node, _Leaf):
+        value = quote(node.raw) if node.quotable else node.raw
+        return f"{node.path}.{node.op}.{value}"
+    if isinstance(node, _InList):
+        negation = "not." if node.negated else ""
+        return f"{node.path}.{negation}in.({','.join(quote(raw) for raw in node.raws)})"
+    if isinstance(node, (_And, _Or)):
+        word = "and" if isinstance(node, _And) else "or"
+        return f"{word}({','.join(_tree(child) for child in node.children)})"
+    raise AssertionError("constants are simplified away before rendering")
+
+
+def _top(node: _Node) -> tuple[str, str]:
+    # A top-level value is taken verbatim by PostgREST (never quoted); only simple paths can
+    # be top-level keys, anything else goes into a one-element `or=(…)` tree.
+    if isinstance(node, _Leaf) and _is_plain_path(node.path):
+        return (node.path, f"{node.op}.{node.raw}")
+    if isinstance(node, _InList) and _is_plain_path(node.path):
+        negation = "not." if node.negated else ""
+        return (node.path, f"{negation}in.({','.join(quote(raw) for raw in node.raws)})")
+    if isinstance(node, _Or):
+        return ("or", "(" + ",".join(_tree(child) for child in node.children) + ")")
+    return ("or", "(" + _tree(node) + ")")
+
+
+def _is_plain_path(path: str) -> bool:
+    return '"' not in path
+
+
+def encode_where(where: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Translate a Parlant ``Where`` into PostgREST query parameters (not percent-encoded).
+
+    An always-true filter gives ``[]``; an always-false one gives ``[("id", "is.null")]``.
+    """
+    node = _simplify(_build(where))
+    if node == _TRUE:
+        return []
+    if node == _FALSE:
+        return [("id", "is.null")]
+    if isinstance(node, _And):
+        return [_top(child) for child in node.children]
+    return [_top(node)]
+
+
+def matches_nothing(where: Mapping[str, Any]) -> bool:
+    """True when ``where`` can match no document (e.g. ``$in: []``): no request is needed."""
+    return _simplify(_build(where)) == _FALSE
+
+
+def id_pinned(where: Mapping[str, Any]) -> str | None:
+    """The id when ``where`` is exactly ``{"id": {"$eq": <str>}}``, else None."""
+    if len(where) != 1 or "id" not in where:
+        return None
+    spec = where["id"]
+    if not isinstance(spec, Mapping) or len(spec) != 1 or "$eq" not in spec:
+        return None
+    value = spec["$eq"]
+    return value if isinstance(value, str) else None
+
+
+def encode_cursor(cursor: Cursor, direction: SortDirection | None) -> tuple[str, str]:
+    """The ``or=(…)`` parameter selecting documents strictly after ``cursor``."""
+    op = "lt" if direction == SortDirection.DESC else "gt"
+    created = quote(str(cursor.creation_utc))
+    doc_id = quote(str(cursor.id))
+    return (
+        "or",
+        f"(creation_utc.{op}.{created},and(creation_utc.eq.{created},id.{op}.{doc_id}))",
+    )
+
+
+def encode_order(
+    sort: Sequence[tuple[str, SortDirection]] | None, direction: SortDirection | None = None
+) -> str:
+    """The ``order=`` value: ``sort`` keys, then the ``(creation_utc, id)`` tiebreak.
+
+    Mirrored fields sort by their column (strings, code-point order) and then by their jsonb
+    value (for non-string values); other fields sort by ``data->field`` (numbers numerically).
+    """
+    terms: list[str] = []
+    for field, field_direction in sort or ():
+        suffix = "desc" if field_direction == SortDirection.DESC else "asc"
+        if field in MIRRORED_COLUMNS:
+            terms.append(f"{field}.{suffix}")
+        terms.append(f"{_json_path(field)}.{suffix}")
+    suffix = "desc" if direction == SortDirection.DESC else "asc"
+    terms.append(f"creation_utc.{suffix}")
+    terms.append(f"id.{suffix}")
+    return ",".join(terms)

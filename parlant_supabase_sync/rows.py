@@ -1,0 +1,95 @@
+"""Document ↔ table row (pure, no I/O).
+
+A row is the document in ``data`` plus the six mirrored text columns, each holding the
+document's top-level value of the same name when it is a ``str`` (else NULL). Reading a row
+back returns exactly the document that was written: no extra keys, ``None`` stays ``None``,
+nested values intact (JSON arrays come back as lists).
+
+Values jsonb cannot store are refused with :class:`InvalidDocument` before any request, so
+nothing is half-written: ``\\u0000`` in strings or keys, NaN/Infinity, non-string keys, and
+types JSON has no form for. Numbers must stay above ``-1e131071`` and below ``1e131071`` (the
+filter encoder's type boundary, see :mod:`parlant_supabase_sync.filters`; PostgreSQL itself
+stops at 131072 digits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidDocument
+from .filters import MIRRORED_COLUMNS
+
+__all__ = ["document_to_row", "row_to_document", "validate_document"]
+
+_NUMBER_LIMIT = 10**131071
+# Cheap pre-check: ints below 2**435000 are far below 10**131071 (≈ 2**435411).
+_SAFE_BITS = 435000
+
+
+def _check(value: Any, where: str) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidDocument(
+                f"{where} contains \\u0000, which PostgreSQL jsonb cannot store; remove it"
+            )
+        return
+    if isinstance(value, int):
+        if value.bit_length() > _SAFE_BITS and abs(value) >= _NUMBER_LIMIT:
+            raise InvalidDocument(f"{where} is a number too large for PostgreSQL jsonb")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDocument(
+                f"{where} is {value!r}; JSON and PostgreSQL jsonb have no NaN or Infinity"
+            )
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidDocument(
+                    f"{where} has the key {key!r}; JSON object keys must be strings"
+                )
+            if "\x00" in key:
+                raise InvalidDocument(
+                    f"{where} has a key containing \\u0000, which PostgreSQL jsonb cannot store"
+                )
+            _check(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check(item, f"{where}[{index}]")
+        return
+    raise InvalidDocument(
+        f"{where} is a {type(value).__name__}, which has no JSON form; "
+        "use str, int, float, bool, None, list or dict"
+    )
+
+
+def validate_document(document: Mapping[str, Any], what: str = "document") -> None:
+    """Raise :class:`InvalidDocument` if ``document`` holds a value jsonb cannot store."""
+    if not isinstance(document, Mapping):
+        raise InvalidDocument(f"a {what} must be a dict, got {type(document).__name__}")
+    _check(document, what)
+
+
+def document_to_row(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The table row for ``document`` (validated): mirrored columns plus ``data``."""
+    validate_document(document)
+    row: dict[str, Any] = {}
+    for column in MIRRORED_COLUMNS:
+        value = document.get(column)
+        row[column] = value if isinstance(value, str) else None
+    row["data"] = dict(document)
+    return row
+
+
+def row_to_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The document stored in ``row`` (its ``data`` column)."""
+    data = row["data"]
+    if not isinstance(data, dict):
+        raise InvalidDocument(f"row {row.get('id')!r} holds a non-object document: {data!r}")
+    return data

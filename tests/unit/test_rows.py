@@ -1,0 +1,59 @@
+"""rows.py: document ↔ row and value validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parlant_supabase_sync.errors import InvalidDocument
+from parlant_supabase_sync.rows import (
+    document_to_row,
+    row_to_document,
+    validate_document,
+)
+
+
+def test_row_mirrors_top_level_string_values_only() -> None:
+    doc = {"id": "e1", "version": "0.9.0", "creation_utc": "2024", "session_id": 5, "data": {"x": 1}}
+    row = document_to_row(doc)
+    assert row == {
+        "id": "e1",
+        "version": "0.9.0",
+        "creation_utc": "2024",
+        "session_id": None,
+        "customer_id": None,
+        "agent_id": None,
+        "data": doc,
+    }
+
+
+def test_reading_a_row_returns_exactly_the_document() -> None:
+    doc: dict[str, Any] = {
+        "id": "x",
+        "title": None,
+        "nested": {"a": [1, 2.5, True, None, {"b": "ü☃"}]},
+        "data": {"kind": "message"},
+    }
+    assert row_to_document(document_to_row(doc)) == doc
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"id": "a\x00"},
+        {"id": "a", "nested": {"k\x00": 1}},
+        {"id": "a", "x": float("nan")},
+        {"id": "a", "x": [float("inf")]},
+        {"id": "a", "x": {1: "int key"}},
+        {"id": "a", "x": {1, 2}},
+        {"id": "a", "x": -(10**131071)},
+    ],
+)
+def test_values_jsonb_cannot_store_are_refused(doc: dict[str, Any]) -> None:
+    with pytest.raises(InvalidDocument):
+        document_to_row(doc)
+
+
+def test_large_but_storable_numbers_are_accepted() -> None:
+    validate_document({"x": 10**4000, "y": -1.7976931348623157e308})
