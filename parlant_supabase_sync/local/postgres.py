@@ -359,8 +359,10 @@ signal.signal(signal.SIGINT, shutdown)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 threading.Thread(target=watch_parent, daemon=True).start()
 rc = proc.wait()
-for path in cfg["remove"]:
-    shutil.rmtree(path, ignore_errors=True)
+# When postgres died on its own the parent still wants its log; it deletes the dir itself.
+if stopping:
+    for path in cfg["remove"]:
+        shutil.rmtree(path, ignore_errors=True)
 sys.exit(0 if stopping else (rc if rc > 0 else 1))
 """
 
@@ -466,6 +468,11 @@ class PostgresServer:
     @property
     def postmaster_pid(self) -> int | None:
         return self._postmaster_pid
+
+    @property
+    def supervisor_pid(self) -> int | None:
+        """The supervisor process (leader of the server's process group), while running."""
+        return self._supervisor.pid if self._supervisor is not None else None
 
     @property
     def cluster_name(self) -> str:
@@ -720,13 +727,38 @@ class PostgresServer:
         if supervisor.stdout is not None:
             supervisor.stdout.close()
         self._supervisor = None
-        self._postmaster_pid = None
+        postmaster, self._postmaster_pid = self._postmaster_pid, None
+        # A supervisor that exited normally has reaped postgres (and its pid may be reused).
+        if postmaster is not None and (supervisor.returncode or 0) < 0:
+            # Normally gone already; not if the supervisor itself was killed (then PDEATHSIG
+            # has asked postgres for a fast shutdown, which we wait for).
+            deadline = time.monotonic() + self._stop_timeout
+            while _alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(postmaster):
+                with contextlib.suppress(OSError):
+                    os.kill(postmaster, 9)
 
     def _stop_locked(self) -> None:
         self._terminate_supervisor()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (reaped later by init) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class _PortTaken(Exception):

@@ -1,0 +1,234 @@
+"""PostgreSQL launcher: start, stop, privileges, data-dir reuse and no orphans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from parlant_supabase_sync.local.postgres import PostgresError, PostgresServer, find_bindir
+
+IS_ROOT = os.geteuid() == 0
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs whose command line (or process title) contains `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open(f"/proc/{entry}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def wait_until(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])  # effective uid
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[str]:
+    """A directory the unprivileged server user can reach (pytest's tmp_path is root-only)."""
+    path = tempfile.mkdtemp(prefix="pss-launcher-test-", dir="/tmp")
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_find_bindir_returns_a_directory_with_postgres_and_initdb() -> None:
+    bindir = find_bindir()
+    assert os.access(os.path.join(bindir, "postgres"), os.X_OK)
+    assert os.access(os.path.join(bindir, "initdb"), os.X_OK)
+
+
+def test_server_accepts_connections_and_stop_leaves_no_process_or_directory() -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        cluster, temp_dir, port = server.cluster_name, server.temp_dir, server.port
+        assert temp_dir is not None and os.path.isdir(temp_dir)
+        assert server.superuser_dsn == f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        with psycopg.connect(server.superuser_dsn) as conn:
+            row = conn.execute(
+                "SELECT current_user, current_setting('fsync'), current_setting('listen_addresses'),"
+                " pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
+        assert row == ("postgres", "off", "127.0.0.1", "UTF8")
+        assert processes_with(cluster)
+    finally:
+        server.stop()
+    assert processes_with(cluster) == []
+    assert not os.path.exists(temp_dir)
+    assert not port_open(port)
+    server.stop()  # idempotent
+
+
+def test_default_collation_is_not_bytewise_c() -> None:
+    # Supabase databases sort text by a natural-language collation; so must ours, or ordering
+    # bugs (missing COLLATE "C") would pass locally and fail in production.
+    with PostgresServer() as server, psycopg.connect(server.superuser_dsn) as conn:
+        rows = conn.execute(
+            "SELECT x FROM (VALUES ('a'), ('B'), ('c')) v(x) ORDER BY x"
+        ).fetchall()
+    assert [r[0] for r in rows] == ["a", "B", "c"]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="privilege drop only happens when running as root")
+def test_server_runs_as_an_unprivileged_os_user_when_started_by_root() -> None:
+    with PostgresServer() as server:
+        assert server.postmaster_pid is not None
+        assert server.os_user != "root"
+        assert uid_of(server.postmaster_pid) != 0
+        assert os.stat(os.path.join(server.data_dir, "PG_VERSION")).st_uid != 0
+        # The supervisor stays root (it must be able to signal the server); everything else not.
+        server_processes = [
+            pid for pid in processes_with(server.cluster_name) if pid != server.supervisor_pid
+        ]
+        assert len(server_processes) > 1
+        assert all(uid_of(pid) != 0 for pid in server_processes)
+
+
+def test_given_data_dir_is_initialised_then_reused_and_never_deleted(shared_dir: str) -> None:
+    data_dir = os.path.join(shared_dir, "cluster")
+    with PostgresServer(data_dir=data_dir) as first:
+        assert first.initialised_cluster
+        with psycopg.connect(first.superuser_dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (v text)")
+            conn.execute("INSERT INTO kept VALUES ('survives a restart')")
+    assert os.path.isfile(os.path.join(data_dir, "PG_VERSION"))
+    with PostgresServer(data_dir=data_dir) as second:
+        assert not second.initialised_cluster
+        with psycopg.connect(second.superuser_dsn) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchall() == [("survives a restart",)]
+        cluster = second.cluster_name
+    assert os.path.isfile(os.path.join(data_dir, "PG_VERSION"))
+    assert processes_with(cluster) == []
+
+
+def test_non_empty_directory_without_a_cluster_is_refused(shared_dir: str) -> None:
+    with open(os.path.join(shared_dir, "notes.txt"), "w") as fh:
+        fh.write("not a cluster")
+    with pytest.raises(PostgresError, match="not empty and holds no PostgreSQL cluster"):
+        PostgresServer(data_dir=shared_dir).start()
+    assert os.listdir(shared_dir) == ["notes.txt"]
+
+
+def test_cluster_of_another_major_version_is_refused(shared_dir: str) -> None:
+    with open(os.path.join(shared_dir, "PG_VERSION"), "w") as fh:
+        fh.write("9\n")
+    with pytest.raises(PostgresError, match="PostgreSQL 9 cluster"):
+        PostgresServer(data_dir=shared_dir).start()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="only root has to hand the data dir to another user")
+def test_data_dir_the_server_user_cannot_reach_is_refused_with_advice() -> None:
+    private = tempfile.mkdtemp(prefix="pss-private-", dir="/tmp")  # mode 0700, root-owned
+    try:
+        server = PostgresServer(data_dir=os.path.join(private, "cluster"))
+        with pytest.raises(PostgresError, match="cannot reach") as info:
+            server.start()
+        assert "chmod o+x" in str(info.value)
+        assert server.temp_dir is None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_startup_failure_reports_the_server_log_and_cleans_up() -> None:
+    server = PostgresServer(settings={"shared_buffers": "plenty"})
+    with pytest.raises(PostgresError, match="shared_buffers") as info:
+        server.start()
+    assert "server log" in str(info.value)
+    assert server.temp_dir is None
+    assert not server.running
+
+
+def test_taken_port_is_reported_and_another_server_there_is_not_mistaken_for_ours() -> None:
+    with PostgresServer() as first:
+        second = PostgresServer(port=first.port)
+        with pytest.raises(PostgresError, match="address in use"):
+            second.start()
+        assert second.temp_dir is None
+        with psycopg.connect(first.superuser_dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+_OWNER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from parlant_supabase_sync.local.postgres import PostgresServer
+    server = PostgresServer()
+    server.start()
+    print(server.cluster_name, server.temp_dir, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_postgres_goes_away_when_the_owning_process_dies(sig: signal.Signals) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER_SCRIPT], stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        cluster, temp_dir = owner.stdout.readline().split()
+        assert processes_with(cluster)
+        owner.send_signal(sig)
+        owner.wait(20)
+        assert wait_until(lambda: not processes_with(cluster)), processes_with(cluster)
+        assert wait_until(lambda: not os.path.exists(temp_dir))
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+def test_postgres_goes_away_when_its_supervisor_is_killed() -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        cluster = server.cluster_name
+        assert server.supervisor_pid is not None
+        os.kill(server.supervisor_pid, signal.SIGKILL)
+        assert wait_until(lambda: not processes_with(cluster)), processes_with(cluster)
+    finally:
+        server.stop()
+    assert server.temp_dir is None
