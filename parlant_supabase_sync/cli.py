@@ -219,6 +219,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         functions_only=args.functions_only,
         upgrade=args.upgrade,
         anon_policy=args.anon_policy,
+        schema=args.schema or os.environ.get("SUPABASE_SCHEMA") or "public",
     )
     for warning in warnings:
         sys.stderr.write(f"{PROG}: warning: {' '.join(warning.split())}\n")
@@ -316,7 +317,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             summary.append({"collection": name, "documents": n, "file": path or "<stdout>"})
     if out_path not in (None, "-"):
         for item in summary:
-            sys.stderr.write(f"exported {item['documents']} document(s) of {item['collection']} to {item['file']}\n")
+            sys.stderr.write(
+                f"exported {item['documents']} document(s) of {item['collection']} to {item['file']}\n"
+            )
     return 0
 
 
@@ -329,7 +332,7 @@ def _export_one(coll: Collection, path: str | None, *, page_size: int | None) ->
     if path is None or path == "-":
         stream = sys.stdout
     else:
-        stream = open(path, "w", encoding="utf-8", newline="\n")
+        stream = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
         close = True
     try:
         for doc in coll.rows(page_size=page_size):
@@ -352,12 +355,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
             report = coll.import_jsonl(sys.stdin, batch_size=args.batch_size)
         else:
             try:
-                stream = open(path, encoding="utf-8", newline="")
+                stream = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - with below
             except OSError as exc:
                 raise UsageError(f"cannot read {path}: {exc.strerror}") from None
             with stream:
                 report = coll.import_jsonl(
-                    stream, batch_size=args.batch_size, progress=_Progress(f"import {coll.name}", None)
+                    stream,
+                    batch_size=args.batch_size,
+                    progress=_Progress(f"import {coll.name}", None),
                 )
     _emit_object(report.as_dict(), _format(args) if _format(args) != "table" else "json")
     for problem in report.problems(limit=20):
@@ -407,15 +412,21 @@ def _connection_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection (default: environment)")
     group.add_argument(
-        "--url", default=argparse.SUPPRESS, metavar="URL",
+        "--url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
         help="project URL, e.g. https://<ref>.supabase.co (default: $SUPABASE_URL)",
     )
     group.add_argument(
-        "--key", default=argparse.SUPPRESS, metavar="KEY",
+        "--key",
+        default=argparse.SUPPRESS,
+        metavar="KEY",
         help="API key (discouraged: visible in the process list; prefer $SUPABASE_KEY)",
     )
     group.add_argument(
-        "--schema", default=argparse.SUPPRESS, metavar="NAME",
+        "--schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
         help="database schema exposed by the API (default: $SUPABASE_SCHEMA or public)",
     )
     return parent
@@ -424,19 +435,33 @@ def _connection_options() -> argparse.ArgumentParser:
 def _output_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("output").add_mutually_exclusive_group()
-    group.add_argument("--json", dest="format", action="store_const", const="json",
-                       help="JSON (default)")
-    group.add_argument("--nl", dest="format", action="store_const", const="nl",
-                       help="newline-delimited JSON, one document per line")
-    group.add_argument("--table", dest="format", action="store_const", const="table",
-                       help="an aligned table for humans")
+    group.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="JSON (default)"
+    )
+    group.add_argument(
+        "--nl",
+        dest="format",
+        action="store_const",
+        const="nl",
+        help="newline-delimited JSON, one document per line",
+    )
+    group.add_argument(
+        "--table",
+        dest="format",
+        action="store_const",
+        const="table",
+        help="an aligned table for humans",
+    )
     parent.set_defaults(format="json")
     return parent
 
 
 def _store_collection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", metavar="STORE",
-                   help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix, e.g. parlant_sessions_")
+    p.add_argument(
+        "store",
+        metavar="STORE",
+        help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix, e.g. parlant_sessions_",
+    )
     p.add_argument("collection", metavar="COLLECTION", help="collection name, e.g. events")
 
 
@@ -453,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             f"  {PROG} sql > schema.sql\n"
             f"  {PROG} check\n"
-            f"  {PROG} find sessions events --where '{{\"session_id\": {{\"$eq\": \"s1\"}}}}' --nl\n\n"
+            f'  {PROG} find sessions events --where \'{{"session_id": {{"$eq": "s1"}}}}\' --nl\n\n'
             "credentials come from SUPABASE_URL and SUPABASE_KEY; "
             f"run `{PROG} VERB --help` for each verb."
         ),
@@ -461,87 +486,164 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
 
-    def verb(name: str, help_text: str, examples: Sequence[str], parents: Sequence[argparse.ArgumentParser] = (), note: str = "") -> argparse.ArgumentParser:
-        epilog = "example" + ("s" if len(examples) > 1 else "") + ":\n" + "".join(
-            f"  {PROG} {e}\n" for e in examples
+    def verb(
+        name: str,
+        help_text: str,
+        examples: Sequence[str],
+        parents: Sequence[argparse.ArgumentParser] = (),
+        note: str = "",
+    ) -> argparse.ArgumentParser:
+        epilog = (
+            "example"
+            + ("s" if len(examples) > 1 else "")
+            + ":\n"
+            + "".join(f"  {PROG} {e}\n" for e in examples)
         )
         if note:
             epilog += "\n" + note
         return verbs.add_parser(
-            name, help=help_text, description=help_text, epilog=epilog,
-            formatter_class=_Formatter, parents=list(parents),
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=_Formatter,
+            parents=list(parents),
         )
 
     p = verb(
-        "sql", "print the SQL that creates the tables and functions",
-        ["sql > schema.sql", "sql --prefix acme_sessions_ --functions-only", "sql --upgrade > upgrade.sql"],
+        "sql",
+        "print the SQL that creates the tables and functions",
+        [
+            "sql > schema.sql",
+            "sql --prefix acme_sessions_ --functions-only",
+            "sql --upgrade > upgrade.sql",
+        ],
         note="Run the output once in the Supabase SQL editor (Dashboard → SQL Editor).",
     )
-    p.add_argument("--prefix", action="append", metavar="PREFIX",
-                   help=f"store key or table prefix; repeatable (default: {_DEFAULT_STORES_HELP})")
+    p.add_argument(
+        "--prefix",
+        action="append",
+        metavar="PREFIX",
+        help=f"store key or table prefix; repeatable (default: {_DEFAULT_STORES_HELP})",
+    )
     p.add_argument("--functions-only", action="store_true", help="only the SQL functions")
-    p.add_argument("--upgrade", action="store_true",
-                   help="the upgrade script for databases set up with the older adapter's SQL")
-    p.add_argument("--anon-policy", choices=("none", "allow-all", "per-customer"), default="none",
-                   help="row-level-security policy for the anon role (default: none)")
+    p.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="the upgrade script for databases set up with the older adapter's SQL",
+    )
+    p.add_argument(
+        "--anon-policy",
+        choices=("none", "allow-all", "per-customer"),
+        default="none",
+        help="row-level-security policy for the anon role (default: none)",
+    )
+    p.add_argument(
+        "--schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="database schema for the objects (default: $SUPABASE_SCHEMA or public)",
+    )
     p.set_defaults(func=_cmd_sql)
 
     p = verb(
-        "check", "check tables, functions and the key; say what to do next",
-        ["check", "check --table", "check --prefix acme_sessions_"], parents=[conn, out],
+        "check",
+        "check tables, functions and the key; say what to do next",
+        ["check", "check --table", "check --prefix acme_sessions_"],
+        parents=[conn, out],
         note="Exits with 1 when something is missing.",
     )
-    p.add_argument("--prefix", action="append", metavar="PREFIX",
-                   help=f"store key or table prefix; repeatable (default: {_DEFAULT_STORES_HELP})")
+    p.add_argument(
+        "--prefix",
+        action="append",
+        metavar="PREFIX",
+        help=f"store key or table prefix; repeatable (default: {_DEFAULT_STORES_HELP})",
+    )
     p.set_defaults(func=_cmd_check)
 
-    p = verb("ls", "list stores, collections, tables and document counts",
-             ["ls --table", "ls sessions"], parents=[conn, out])
-    p.add_argument("store", nargs="*", metavar="STORE", help="only these stores (default: the three Parlant stores)")
+    p = verb(
+        "ls",
+        "list stores, collections, tables and document counts",
+        ["ls --table", "ls sessions"],
+        parents=[conn, out],
+    )
+    p.add_argument(
+        "store",
+        nargs="*",
+        metavar="STORE",
+        help="only these stores (default: the three Parlant stores)",
+    )
     p.add_argument("--no-counts", action="store_true", help="skip the document counts")
     p.set_defaults(func=_cmd_ls)
 
-    p = verb("count", "count documents, optionally matching a filter",
-             ["count sessions events", "count sessions events --where '{\"deleted\": {\"$eq\": false}}'"],
-             parents=[conn, out])
+    p = verb(
+        "count",
+        "count documents, optionally matching a filter",
+        ["count sessions events", 'count sessions events --where \'{"deleted": {"$eq": false}}\''],
+        parents=[conn, out],
+    )
     _store_collection(p)
     p.add_argument("--where", metavar="JSON", help="a Parlant Where filter as JSON")
     p.set_defaults(func=_cmd_count)
 
     p = verb(
-        "find", "print documents matching a filter",
-        ["find sessions events --where '{\"session_id\": {\"$eq\": \"s1\"}}' --nl",
-         "find sessions sessions --limit 10 --sort creation_utc:desc --table"],
+        "find",
+        "print documents matching a filter",
+        [
+            'find sessions events --where \'{"session_id": {"$eq": "s1"}}\' --nl',
+            "find sessions sessions --limit 10 --sort creation_utc:desc --table",
+        ],
         parents=[conn, out],
         note="With --limit, the cursor of the next page is printed on stderr.",
     )
     _store_collection(p)
     p.add_argument("--where", metavar="JSON", help="a Parlant Where filter as JSON")
     p.add_argument("--limit", type=_non_negative_int, metavar="N", help="at most N documents")
-    p.add_argument("--sort", action="append", metavar="FIELD[:asc|desc]",
-                   help="sort key; repeatable (default: creation_utc, id ascending)")
-    p.add_argument("--cursor", metavar="CURSOR", help="continue after this cursor (from a previous --limit page)")
+    p.add_argument(
+        "--sort",
+        action="append",
+        metavar="FIELD[:asc|desc]",
+        help="sort key; repeatable (default: creation_utc, id ascending)",
+    )
+    p.add_argument(
+        "--cursor",
+        metavar="CURSOR",
+        help="continue after this cursor (from a previous --limit page)",
+    )
     p.set_defaults(func=_cmd_find)
 
-    p = verb("get", "print one document by id", ["get sessions sessions s-123"], parents=[conn, out])
+    p = verb(
+        "get", "print one document by id", ["get sessions sessions s-123"], parents=[conn, out]
+    )
     _store_collection(p)
     p.add_argument("id", metavar="ID", help="document id")
     p.set_defaults(func=_cmd_get)
 
     p = verb(
-        "export", "write collections as JSON lines (streamed page by page)",
+        "export",
+        "write collections as JSON lines (streamed page by page)",
         ["export sessions events > events.jsonl", "export sessions --output backup/sessions"],
         parents=[conn],
         note="Several collections (or none named: all of the store's) need --output DIR.",
     )
-    p.add_argument("store", metavar="STORE", help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix")
-    p.add_argument("collections", nargs="*", metavar="COLLECTION", help="collections (default: all)")
-    p.add_argument("-o", "--output", metavar="PATH", help="file (one collection) or directory (default: stdout)")
+    p.add_argument(
+        "store", metavar="STORE", help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix"
+    )
+    p.add_argument(
+        "collections", nargs="*", metavar="COLLECTION", help="collections (default: all)"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="file (one collection) or directory (default: stdout)",
+    )
     p.add_argument("--page-size", type=_positive_int, metavar="N", help="documents per request")
     p.set_defaults(func=_cmd_export)
 
     p = verb(
-        "import", "load JSON lines into a collection (idempotent, validated per batch)",
+        "import",
+        "load JSON lines into a collection (idempotent, validated per batch)",
         ["import sessions events events.jsonl", "import sessions events < events.jsonl"],
         parents=[conn, out],
         note=(
@@ -551,18 +653,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_collection(p)
     p.add_argument("file", nargs="?", metavar="FILE", help="JSON-lines file (default: stdin)")
-    p.add_argument("--batch-size", type=_positive_int, default=500, metavar="N",
-                   help="documents per request (default: 500)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="documents per request (default: 500)",
+    )
     p.set_defaults(func=_cmd_import)
 
     p = verb(
-        "failed", "list documents that failed migration, or restore them",
-        ["failed sessions", "failed sessions events --table",
-         "failed sessions events --restore ev-1 ev-2"],
+        "failed",
+        "list documents that failed migration, or restore them",
+        [
+            "failed sessions",
+            "failed sessions events --table",
+            "failed sessions events --restore ev-1 ev-2",
+        ],
         parents=[conn, out],
         note="--restore inserts the (fixed) documents into the main table, then removes them\nfrom the failed-migrations table.",
     )
-    p.add_argument("store", metavar="STORE", help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix")
+    p.add_argument(
+        "store", metavar="STORE", help=f"store key ({_DEFAULT_STORES_HELP}) or table prefix"
+    )
     p.add_argument("collection", nargs="?", metavar="COLLECTION", help="collection (default: all)")
     p.add_argument("--restore", nargs="+", metavar="ID", help="move these documents back")
     p.set_defaults(func=_cmd_failed)
@@ -571,7 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     local_verbs = p.add_subparsers(dest="local_verb", metavar="ACTION", parser_class=_Parser)
     local_verbs.required = True
     up = local_verbs.add_parser(
-        "up", help="start PostgreSQL and the gateway; print the environment; run until Ctrl-C",
+        "up",
+        help="start PostgreSQL and the gateway; print the environment; run until Ctrl-C",
         description="Start the local stand-in (PostgreSQL + PostgREST-protocol gateway).",
         epilog=f"example:\n  {PROG} local up\n\nOther options are passed to the launcher: `{PROG} local up -- --help`.",
         formatter_class=_Formatter,
@@ -579,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_cmd_local_up, passthrough=[])
 
     p = verb(
-        "demo", "run a Parlant scenario against Supabase (or the local stand-in) and report",
+        "demo",
+        "run a Parlant scenario against Supabase (or the local stand-in) and report",
         ["demo"],
         note=f"Other options are passed to the demo: `{PROG} demo -- --help`.",
     )
@@ -637,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 1
-    except Exception as exc:  # noqa: BLE001 - mapped to one line below, or re-raised
+    except Exception as exc:
         code = _expected_failure_code(exc)
         if code is None:
             raise

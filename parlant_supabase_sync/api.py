@@ -1,0 +1,1185 @@
+"""Synchronous inspection API for scripts, notebooks and the REPL (no event loop, no Parlant)::
+
+    from parlant_supabase_sync import connect
+    with connect() as db:                                   # SUPABASE_URL / SUPABASE_KEY from the environment
+        print(db.store("sessions").collection("events").count({"session_id": {"$eq": "s1"}}))
+
+`connect()` gives a `Connection`; `db.store(key_or_prefix)` a `Store`; `.collection(name)` a
+`Collection` with `find`, `find_one`, `count`, `get`, `insert`, `update`, `delete` and iteration
+over every document in pages. Filters are Parlant `Where` dicts. `db.stores()`/`db.tables()`
+tell which tables exist with one request. The `parlant-supabase-sync` CLI is a thin layer over
+this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._types import Cursor, FindResult, ObjectId, SortDirection
+from .ddl import FUNCTION_NAMES, MERGE_FUNCTION, REPORT_FUNCTION
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DuplicateDocument,
+    FunctionMissing,
+    InvalidDocument,
+    SupabaseSyncError,
+    TableMissing,
+    from_api_error,
+    from_transport_error,
+)
+from .naming import (
+    DEFAULT_STORES,
+    METADATA_COLLECTION,
+    TableNames,
+    table_names,
+    validate_prefix,
+)
+
+if TYPE_CHECKING:
+    import httpx
+    from typing_extensions import Self  # noqa: UP035 - Python 3.10 has no typing.Self
+
+    from .core import SyncDocumentCollection, SyncDocumentDatabase
+    from .settings import SupabaseSettings
+
+__all__ = [
+    "CheckReport",
+    "Collection",
+    "CollectionInfo",
+    "Connection",
+    "FailedDocument",
+    "ImportReport",
+    "OverviewRow",
+    "RestoreResult",
+    "SchemaReport",
+    "Store",
+    "StoreInfo",
+    "TableStatus",
+    "connect",
+    "decode_cursor",
+    "encode_cursor",
+    "schema_sql",
+]
+
+SortSpec = str | Sequence[tuple[str, str | SortDirection]] | None
+CursorLike = Cursor | str | None
+
+# The adapter's SQL functions (ARCHITECTURE.md, "SQL functions"); used when the report
+# function itself is missing and each object has to be probed.
+SCHEMA_REPORT_FUNCTION = REPORT_FUNCTION
+FUNCTIONS = FUNCTION_NAMES
+REQUIRED_FIELDS = ("id", "creation_utc", "version")
+_LOOKUP_CHUNK = 100
+
+
+class _Progress(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+
+
+# --- cursors -------------------------------------------------------------------------------
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """The cursor as Parlant's API spells it: base64 of ``creation_utc|id``."""
+    return base64.b64encode(f"{cursor.creation_utc}|{cursor.id}".encode()).decode()
+
+
+def decode_cursor(text: str) -> Cursor:
+    """Parse a cursor printed by `encode_cursor` (or Parlant's API); raises ConfigurationError."""
+    try:
+        creation_utc, doc_id = base64.b64decode(text.encode(), validate=True).decode().split("|", 1)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ConfigurationError(
+            f"invalid cursor {text!r}: pass the value printed after `--cursor` by a previous page"
+        ) from None
+    return Cursor(creation_utc=creation_utc, id=ObjectId(doc_id))
+
+
+def _cursor(value: CursorLike) -> Cursor | None:
+    if value is None or isinstance(value, Cursor):
+        return value
+    return decode_cursor(value)
+
+
+def _sort(spec: SortSpec) -> list[tuple[str, SortDirection]]:
+    if spec is None:
+        return []
+    items: Sequence[Any] = [spec] if isinstance(spec, str) else spec
+    result: list[tuple[str, SortDirection]] = []
+    for item in items:
+        if isinstance(item, str):
+            name, _, direction = item.partition(":")
+        else:
+            name, direction = item
+        if isinstance(direction, SortDirection):
+            result.append((name, direction))
+            continue
+        text = (direction or "asc").lower()
+        if not name or text not in ("asc", "desc"):
+            raise ConfigurationError(
+                f"invalid sort {item!r}: use 'field', 'field:asc' or 'field:desc'"
+            )
+        result.append((name, SortDirection.DESC if text == "desc" else SortDirection.ASC))
+    return result
+
+
+def _default_order(sort: list[tuple[str, SortDirection]]) -> SortDirection | None | bool:
+    """The direction when `sort` is the natural (creation_utc, id) order, else False."""
+    if not sort:
+        return None
+    directions = {d for _, d in sort}
+    names = [n for n, _ in sort]
+    if len(directions) == 1 and names in (["creation_utc"], ["creation_utc", "id"]):
+        return directions.pop()
+    return False
+
+
+def _canonical(document: Mapping[str, Any]) -> str:
+    # Python's == says True == 1; documents are compared as JSON text instead.
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_shape(document: Any) -> str | None:
+    """Why `document` cannot be stored as a Parlant document, or None if it can."""
+    if not isinstance(document, dict):
+        return f"not a JSON object (got {type(document).__name__})"
+    for name in REQUIRED_FIELDS:
+        if name not in document:
+            return f"missing {name!r}"
+        if not isinstance(document[name], str):
+            return f"{name!r} must be a string"
+    from .rows import validate_document
+
+    try:
+        validate_document(document)
+    except InvalidDocument as exc:
+        return str(exc)
+    return None
+
+
+# --- raw REST access (report RPC, failed-migration tables, bulk inserts) ------------------------
+
+
+class _Rest:
+    """The few PostgREST requests the core has no method for, over the shared HTTP client."""
+
+    def __init__(self, settings: SupabaseSettings, http: httpx.Client) -> None:
+        from .client import auth_headers
+
+        self._base = settings.rest_url
+        self._http = http
+        self._headers = {
+            **auth_headers(settings),
+            "Accept-Profile": settings.db_schema,
+            "Content-Profile": settings.db_schema,
+        }
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        prefer: str | None = None,
+        table: str | None = None,
+    ) -> httpx.Response:
+        import httpx
+
+        headers = dict(self._headers)
+        if prefer:
+            headers["Prefer"] = prefer
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                method,
+                f"{self._base}/{path}",
+                params=list(params),
+                content=content,
+                headers=headers,
+            )
+        except httpx.TransportError as exc:
+            raise from_transport_error(exc) from None
+        if response.status_code >= 400:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+            raise from_api_error(
+                payload if isinstance(payload, dict) else {"message": response.text[:200]},
+                response.status_code,
+                table=table,
+            )
+        return response
+
+    def rpc(self, function: str, args: Mapping[str, Any]) -> Any:
+        return self.request("POST", f"rpc/{function}", body=dict(args)).json()
+
+    def select(self, table: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        rows = self.request("GET", table, params=params, table=table).json()
+        return rows if isinstance(rows, list) else []
+
+    def count(self, table: str, params: Sequence[tuple[str, str]] = ()) -> int:
+        response = self.request(
+            "HEAD", table, params=[("select", "id"), *params], prefer="count=exact", table=table
+        )
+        total = response.headers.get("content-range", "*/0").rpartition("/")[2]
+        return int(total) if total.isdigit() else 0
+
+    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.request("POST", table, body=rows, prefer="return=minimal", table=table)
+
+    def delete(self, table: str, params: Sequence[tuple[str, str]]) -> None:
+        self.request("DELETE", table, params=params, prefer="return=minimal", table=table)
+
+
+def _in_list(values: Iterable[str]) -> str:
+    from .filters import quote
+
+    return "in.(" + ",".join(quote(v) for v in values) + ")"
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """Whether a table exists, was made by (or upgraded for) the adapter, and has RLS on.
+
+    `adapter`/`rls` are None when the database could not tell (no report function).
+    """
+
+    exists: bool
+    adapter: bool | None = None
+    rls: bool | None = None
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    """Tables and adapter functions present in the database (`functions_known` False: probed)."""
+
+    tables: dict[str, TableStatus]
+    functions: dict[str, bool]
+    from_report_function: bool = True
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection of a store and the state of its tables."""
+
+    name: str
+    table: str
+    failed_table: str | None
+    exists: bool
+    failed_exists: bool | None
+    adapter: bool | None
+    rls: bool | None
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """A store (table prefix) and its collections."""
+
+    key: str | None
+    prefix: str
+    collections: list[CollectionInfo]
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    """One line of `ls`."""
+
+    store: str
+    collection: str
+    table: str
+    exists: bool
+    documents: int | None
+    failed: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    """What `check` found, and the one next step."""
+
+    url: str
+    schema: str
+    key_kind: str
+    key_role: str | None
+    tables: dict[str, TableStatus]
+    functions: dict[str, bool]
+    missing_tables: list[str]
+    missing_functions: list[str]
+    not_upgraded: list[str]
+    notes: list[str]
+    next_step: str
+    ok: bool
+    prefixes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (never contains the key)."""
+        data = asdict(self)
+        data["tables"] = {name: asdict(status) for name, status in self.tables.items()}
+        return data
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per table and function, for the human-readable table."""
+        rows: list[dict[str, Any]] = [
+            {
+                "object": "key",
+                "name": self.key_kind,
+                "present": "",
+                "adapter": "",
+                "rls": "",
+                "detail": f"role {self.key_role or 'unknown'}",
+            }
+        ]
+        for name, status in self.tables.items():
+            rows.append(
+                {
+                    "object": "table",
+                    "name": name,
+                    "present": "yes" if status.exists else "MISSING",
+                    "adapter": _yes_no(status.adapter) if status.exists else "",
+                    "rls": _yes_no(status.rls) if status.exists else "",
+                    "detail": "",
+                }
+            )
+        for name, present in self.functions.items():
+            rows.append(
+                {
+                    "object": "function",
+                    "name": name,
+                    "present": "yes" if present else "MISSING",
+                    "adapter": "",
+                    "rls": "",
+                    "detail": "",
+                }
+            )
+        return rows
+
+
+def _yes_no(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
+
+
+@dataclass(frozen=True)
+class FailedDocument:
+    """A row of a failed-migrations table."""
+
+    collection: str
+    id: str | None
+    failed_utc: str | None
+    document: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """The outcome of restoring one failed document."""
+
+    id: str
+    restored: bool
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class ImportReport:
+    """Counts and problems of one `import_jsonl` run."""
+
+    inserted: int = 0
+    skipped_identical: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+    batches_refused: int = 0
+    stopped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every line was imported or already present unchanged."""
+        return not self.conflicts and not self.invalid and self.stopped is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+    def problems(self, limit: int = 20) -> list[str]:
+        """Human-readable problem lines (at most `limit`, then a count of the rest)."""
+        lines = [f"line {p['line']}: {p['error']}" for p in self.invalid]
+        lines += [
+            f"line {c['line']}: id {c['id']!r} already exists with different content (not imported)"
+            for c in self.conflicts
+        ]
+        if self.stopped:
+            lines.append(self.stopped)
+        if len(lines) > limit:
+            lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+        return lines
+
+    def summary(self) -> str:
+        """One line with the counts."""
+        text = (
+            f"imported {self.inserted}, skipped {self.skipped_identical} identical, "
+            f"{len(self.conflicts)} conflicting, {len(self.invalid)} invalid line(s)"
+        )
+        if self.invalid:
+            text += (
+                f"; {self.batches_refused} batch(es) with invalid lines were not written: fix the "
+                "lines and run the same import again (finished documents are skipped)"
+            )
+        return text
+
+
+# --- collections and stores ----------------------------------------------------------------
+
+
+def _identity_loader(document: dict[str, Any]) -> dict[str, Any] | None:
+    return document
+
+
+class Collection:
+    """One collection (table) of a store; every method is one or a few HTTP requests."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        names: TableNames = table_names(store.prefix, name)
+        self.table = names.main
+        self.failed_table = names.failed
+        self._core: SyncDocumentCollection | None = None
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r} table={self.table!r}>"
+
+    @property
+    def _rest(self) -> _Rest:
+        return self.store.connection._rest
+
+    @property
+    def core(self) -> SyncDocumentCollection:
+        """The core collection object (opened on first use)."""
+        if self._core is None:
+            self._core = self.store.database.get_collection(self.name, dict, _identity_loader)
+        return self._core
+
+    # reads
+
+    def find(
+        self,
+        where: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        cursor: CursorLike = None,
+        sort: SortSpec = None,
+    ) -> FindResult[dict[str, Any]]:
+        """One page of matches, ordered by (creation_utc, id) unless `sort` says otherwise.
+
+        `sort`: "field", "field:desc" or [(field, "asc"|"desc"|SortDirection), ...]; `cursor`
+        (a `Cursor` or its `encode_cursor` text) works with the default order only.
+        """
+        keys = _sort(sort)
+        direction = _default_order(keys)
+        parsed = _cursor(cursor)
+        if direction is not False:
+            assert not isinstance(direction, bool)
+            return self.core.find(
+                dict(where or {}), limit=limit, cursor=parsed, sort_direction=direction
+            )
+        if parsed is not None:
+            raise ConfigurationError(
+                "a cursor pages through the default (creation_utc, id) order only; drop the "
+                "sort or the cursor"
+            )
+        return self._find_sorted(dict(where or {}), limit, keys)
+
+    def find_one(
+        self, where: Mapping[str, Any] | None = None, sort: SortSpec = None
+    ) -> dict[str, Any] | None:
+        """The first match (by `sort`, when given), or None."""
+        keys = _sort(sort)
+        return self.core.find_one(dict(where or {}), sort=keys or None)
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        """The document with this id, or None."""
+        return self.core.find_one({"id": {"$eq": id}})
+
+    def count(self, where: Mapping[str, Any] | None = None) -> int:
+        """How many documents match (all when `where` is None)."""
+        return self.core.count(dict(where or {}))
+
+    def rows(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching document, fetched page by page (constant memory)."""
+        keys = _sort(sort)
+        direction = _default_order(keys)
+        if direction is None or direction is SortDirection.ASC:
+            yield from self.core.iter_documents(dict(where or {}), page_size=page_size)
+            return
+        yield from self._iter_sorted(
+            dict(where or {}), keys or [("creation_utc", SortDirection.DESC)], page_size
+        )
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.rows()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    # writes
+
+    def insert(self, document: Mapping[str, Any]) -> None:
+        """Insert one document; raises DuplicateDocument when the id exists."""
+        self.core.insert_one(dict(document))
+
+    def update(
+        self, where: Mapping[str, Any] | str, params: Mapping[str, Any], *, upsert: bool = False
+    ) -> dict[str, Any] | None:
+        """Merge `params` into the first match (a `Where`, or an id); returns the new document."""
+        result = self.core.update_one(_where(where), dict(params), upsert=upsert)
+        document: dict[str, Any] | None = result.updated_document
+        return document
+
+    def delete(self, where: Mapping[str, Any] | str) -> dict[str, Any] | None:
+        """Delete the first match (a `Where`, or an id); returns the deleted document or None."""
+        result = self.core.delete_one(_where(where))
+        document: dict[str, Any] | None = result.deleted_document
+        return document
+
+    def insert_many(self, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Insert documents in one request: all are written or none."""
+        from .rows import document_to_row
+
+        rows = [document_to_row(d) for d in documents]
+        if rows:
+            self._rest.insert(self.table, rows)
+
+    def import_jsonl(
+        self,
+        lines: Iterable[str],
+        *,
+        batch_size: int = 500,
+        progress: _Progress | None = None,
+    ) -> ImportReport:
+        """Load JSON lines: identical documents are skipped, different ones with a known id reported.
+
+        Each batch is validated fully before it is written (one request, all or nothing). A
+        batch with an invalid line is not written; later batches are still checked and written.
+        """
+        report = ImportReport()
+        seen: dict[str, str] = {}
+        batch: list[tuple[int, dict[str, Any]]] = []
+        batch_invalid = False
+
+        def flush() -> None:
+            nonlocal batch_invalid
+            if batch_invalid:
+                report.batches_refused += 1
+            elif batch:
+                self._import_batch(batch, report)
+                if progress is not None:
+                    progress.advance(len(batch))
+            batch.clear()
+            batch_invalid = False
+
+        number = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            document, error = _parse_line(line)
+            if error is None:
+                assert document is not None
+                doc_id = document["id"]
+                canonical = _canonical(document)
+                previous = seen.get(doc_id)
+                if previous is not None:
+                    if previous == canonical:
+                        report.skipped_identical += 1
+                    else:
+                        report.conflicts.append({"line": number, "id": doc_id})
+                    continue
+                seen[doc_id] = canonical
+                batch.append((number, document))
+            else:
+                report.invalid.append({"line": number, "error": error})
+                batch_invalid = True
+            if len(batch) >= batch_size or (batch_invalid and len(batch) + 1 >= batch_size):
+                flush()
+        flush()
+        return report
+
+    def _import_batch(self, batch: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
+        ids = [doc["id"] for _, doc in batch]
+        existing: dict[str, str] = {}
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            for row in self._rest.select(
+                self.table, [("select", "id,data"), ("id", _in_list(chunk))]
+            ):
+                existing[row["id"]] = _canonical(row["data"])
+        new: list[dict[str, Any]] = []
+        for number, doc in batch:
+            current = existing.get(doc["id"])
+            if current is None:
+                new.append(doc)
+            elif current == _canonical(doc):
+                report.skipped_identical += 1
+            else:
+                report.conflicts.append({"line": number, "id": doc["id"]})
+        self.insert_many(new)
+        report.inserted += len(new)
+
+    # failed migrations
+
+    def failed(self) -> Iterator[FailedDocument]:
+        """Rows of this collection's failed-migrations table (empty for `metadata`)."""
+        if self.failed_table is None:
+            return
+        offset = 0
+        page = self.store.connection.settings.page_size
+        while True:
+            rows = self._rest.select(
+                self.failed_table,
+                [
+                    ("select", "*"),
+                    ("order", "id.asc"),
+                    ("limit", str(page)),
+                    ("offset", str(offset)),
+                ],
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield FailedDocument(
+                    self.name, row.get("id"), row.get("failed_utc"), row.get("data")
+                )
+            offset += len(rows)
+
+    def restore_failed(self, ids: Iterable[str]) -> list[RestoreResult]:
+        """Move documents back from the failed-migrations table (after they were fixed).
+
+        Each is validated, inserted, and removed from the failed table only after the insert
+        succeeded. Parlant runs its migration loader over it at the next start.
+        """
+        if self.failed_table is None:
+            raise ConfigurationError("the metadata collection has no failed-migrations table")
+        return [self._restore_one(doc_id) for doc_id in dict.fromkeys(ids)]
+
+    def _restore_one(self, doc_id: str) -> RestoreResult:
+        assert self.failed_table is not None
+        rows = self._rest.select(self.failed_table, [("select", "*"), ("id", f"eq.{doc_id}")])
+        if not rows:
+            return RestoreResult(doc_id, False, f"not in {self.failed_table}")
+        versions = {
+            _canonical(r["data"]) if isinstance(r.get("data"), dict) else repr(r.get("data"))
+            for r in rows
+        }
+        if len(versions) > 1:
+            return RestoreResult(
+                doc_id,
+                False,
+                f"{len(rows)} different rows with this id in {self.failed_table}; delete the unwanted ones first",
+            )
+        document = rows[0].get("data")
+        problem = check_shape(document)
+        if problem is None and document["id"] != doc_id:
+            problem = f"its 'id' field is {document['id']!r}, not {doc_id!r}"
+        if problem is not None:
+            return RestoreResult(
+                doc_id, False, f"not restored: {problem}; fix the row in {self.failed_table} first"
+            )
+        current = self.get(doc_id)
+        if current is not None and _canonical(current) != _canonical(document):
+            return RestoreResult(
+                doc_id,
+                False,
+                f"{self.table} already holds a different document with this id; delete it first to restore",
+            )
+        if current is None:
+            try:
+                self.insert(document)
+            except DuplicateDocument:
+                return RestoreResult(
+                    doc_id, False, f"{self.table} got a document with this id meanwhile"
+                )
+        self._rest.delete(self.failed_table, [("id", f"eq.{doc_id}")])
+        return RestoreResult(
+            doc_id, True, "restored" if current is None else "already present; removed from failed"
+        )
+
+    # sorted listings (custom sort keys are not in the core's keyset paging)
+
+    def _sorted_params(
+        self, where: dict[str, Any], keys: list[tuple[str, SortDirection]]
+    ) -> list[tuple[str, str]]:
+        from .filters import encode_order, encode_where
+
+        last = keys[-1][1] if keys else None
+        return [("select", "data"), *encode_where(where), ("order", encode_order(keys, last))]
+
+    def _find_sorted(
+        self, where: dict[str, Any], limit: int | None, keys: list[tuple[str, SortDirection]]
+    ) -> FindResult[dict[str, Any]]:
+        from .filters import matches_nothing
+
+        if matches_nothing(where):
+            return FindResult(items=[], total_count=0, has_more=False)
+        total = self.count(where)
+        if limit is None:
+            items = list(self._iter_sorted(where, keys, None))
+            return FindResult(items=items, total_count=total, has_more=False)
+        items = []
+        if limit > 0:
+            rows = self._rest.select(
+                self.table, [*self._sorted_params(where, keys), ("limit", str(limit))]
+            )
+            items = [r["data"] for r in rows]
+        return FindResult(items=items, total_count=total, has_more=total > len(items))
+
+    def _iter_sorted(
+        self, where: dict[str, Any], keys: list[tuple[str, SortDirection]], page_size: int | None
+    ) -> Iterator[dict[str, Any]]:
+        from .filters import matches_nothing
+
+        if matches_nothing(where):
+            return
+        page = page_size or self.store.connection.settings.page_size
+        params = self._sorted_params(where, keys)
+        offset = 0
+        while True:
+            rows = self._rest.select(
+                self.table, [*params, ("limit", str(page)), ("offset", str(offset))]
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield row["data"]
+            offset += len(rows)
+
+
+def _where(where: Mapping[str, Any] | str) -> dict[str, Any]:
+    return {"id": {"$eq": where}} if isinstance(where, str) else dict(where)
+
+
+def _parse_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON (jsonb has no NaN/Infinity)")
+
+    try:
+        document = json.loads(line, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except ValueError as exc:
+        return None, str(exc)
+    problem = check_shape(document)
+    return (None, problem) if problem else (document, None)
+
+
+class Store:
+    """The collections under one table prefix (one Parlant store)."""
+
+    def __init__(
+        self, connection: Connection, key: str | None, prefix: str, collections: Sequence[str]
+    ) -> None:
+        self.connection = connection
+        self.key = key
+        self.prefix = prefix
+        self.collections: tuple[str, ...] = tuple(collections)
+        self._database: SyncDocumentDatabase | None = None
+        self._open: dict[str, Collection] = {}
+
+    def __repr__(self) -> str:
+        return f"<Store {self.key or self.prefix!r} prefix={self.prefix!r}>"
+
+    @property
+    def database(self) -> SyncDocumentDatabase:
+        """The core database for this prefix (created on first use, closed with the connection)."""
+        if self._database is None:
+            from .core import SyncDocumentDatabase
+
+            self._database = SyncDocumentDatabase(
+                self.connection.settings, table_prefix=self.prefix, http_client=self.connection.http
+            )
+        return self._database
+
+    def collection(self, name: str) -> Collection:
+        """A handle on one collection (no request until it is used)."""
+        if name not in self._open:
+            self._open[name] = Collection(self, name)
+        return self._open[name]
+
+    def __getitem__(self, name: str) -> Collection:
+        return self.collection(name)
+
+    def failed_collections(self) -> list[str]:
+        """The collections that have a failed-migrations table."""
+        return [c for c in self.collections if c != METADATA_COLLECTION]
+
+    def close(self) -> None:
+        """Close the core database (not the shared HTTP client)."""
+        if self._database is not None:
+            self._database.close()
+            self._database = None
+
+
+def _resolve_store(name: str) -> tuple[str | None, str, tuple[str, ...]]:
+    spec = DEFAULT_STORES.get(name)
+    if spec is not None:
+        return name, spec.prefix, spec.collections
+    if not name:
+        raise ConfigurationError(
+            "empty store name: use sessions, customers, context_variables or a table prefix"
+        )
+    if "=" in name:
+        # `myapp_=sessions`: a custom prefix for a known store whose name does not tell it.
+        prefix, _, key = name.partition("=")
+        if key not in DEFAULT_STORES:
+            raise ConfigurationError(
+                f"unknown store {key!r} in {name!r}: use PREFIX=STORE with STORE one of {', '.join(DEFAULT_STORES)}"
+            )
+        collections = DEFAULT_STORES[key].collections
+        validate_prefix(prefix, collections)
+        return None, prefix, collections
+    for key, spec in DEFAULT_STORES.items():
+        if spec.prefix == name:
+            return key, spec.prefix, spec.collections
+    try:
+        validate_prefix(name)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"unknown store {name!r}: use one of {', '.join(DEFAULT_STORES)} or a table prefix ({exc})"
+        ) from None
+    # A custom prefix names its store by its main collection (`acme_sessions_`, like the defaults).
+    for key, spec in DEFAULT_STORES.items():
+        if name.rstrip("_").endswith(spec.collections[0]):
+            return None, name, spec.collections
+    return None, name, ()
+
+
+class Connection:
+    """A connection to one Supabase project (one shared HTTP client); use as a context manager."""
+
+    def __init__(
+        self, settings: SupabaseSettings, *, http_client: httpx.Client | None = None
+    ) -> None:
+        self.settings = settings
+        self._owns_http = http_client is None
+        self.http: httpx.Client = http_client if http_client is not None else _build_http(settings)
+        self._rest = _Rest(settings, self.http)
+        self._stores: dict[str, Store] = {}
+
+    def __repr__(self) -> str:
+        return f"<Connection url={self.settings.url!r} schema={self.settings.db_schema!r}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every store and the HTTP client (if this connection created it)."""
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+        if self._owns_http:
+            self.http.close()
+
+    def store(self, name: str) -> Store:
+        """A store by key (`sessions`, `customers`, `context_variables`) or by table prefix."""
+        key, prefix, collections = _resolve_store(name)
+        if prefix not in self._stores:
+            self._stores[prefix] = Store(self, key, prefix, collections)
+        return self._stores[prefix]
+
+    def __getitem__(self, name: str) -> Store:
+        return self.store(name)
+
+    def schema_report(self, tables: Iterable[str]) -> SchemaReport:
+        """Which of `tables` and the adapter functions exist: one RPC (a probe per table if
+        the report function itself is missing, e.g. on a database set up by the older SQL)."""
+        names = list(dict.fromkeys(tables))
+        try:
+            raw = self._rest.rpc(SCHEMA_REPORT_FUNCTION, {"p_tables": names})
+        except FunctionMissing:
+            return self._probe(names)
+        raw_tables = raw.get("tables", {}) if isinstance(raw, dict) else {}
+        statuses = {
+            name: TableStatus(
+                exists=bool((raw_tables.get(name) or {}).get("exists")),
+                adapter=(raw_tables.get(name) or {}).get("adapter"),
+                rls=(raw_tables.get(name) or {}).get("rls"),
+            )
+            for name in names
+        }
+        functions = {name: True for name in FUNCTIONS}
+        if isinstance(raw, dict) and isinstance(raw.get("functions"), dict):
+            functions.update({str(k): bool(v) for k, v in raw["functions"].items()})
+        return SchemaReport(statuses, functions)
+
+    def _probe(self, names: list[str]) -> SchemaReport:
+        statuses: dict[str, TableStatus] = {}
+        for name in names:
+            try:
+                self._rest.request(
+                    "GET", name, params=[("select", "*"), ("limit", "0")], table=name
+                )
+                statuses[name] = TableStatus(exists=True)
+            except TableMissing:
+                statuses[name] = TableStatus(exists=False)
+        functions = {SCHEMA_REPORT_FUNCTION: False}
+        try:
+            # An empty table name is refused by the function itself (P0001) without writing.
+            self._rest.rpc(MERGE_FUNCTION, {"p_table": "", "p_id": "", "p_params": {}})
+            functions[MERGE_FUNCTION] = True
+        except FunctionMissing:
+            functions[MERGE_FUNCTION] = False
+        except AuthenticationError:
+            raise
+        except SupabaseSyncError:
+            functions[MERGE_FUNCTION] = True
+        return SchemaReport(statuses, functions, from_report_function=False)
+
+    def _store_list(self, names: Iterable[str] | None) -> list[Store]:
+        return [self.store(n) for n in (names or DEFAULT_STORES)]
+
+    def stores(self, names: Iterable[str] | None = None) -> list[StoreInfo]:
+        """The stores (default: the three Parlant stores), their collections and table state."""
+        stores = self._store_list(names)
+        report = self.schema_report(_tables_of(stores))
+        result = []
+        for store in stores:
+            infos = []
+            for name in store.collections:
+                pair = table_names(store.prefix, name)
+                main = report.tables[pair.main]
+                failed = report.tables.get(pair.failed) if pair.failed else None
+                infos.append(
+                    CollectionInfo(
+                        name,
+                        pair.main,
+                        pair.failed,
+                        main.exists,
+                        failed.exists if failed else None,
+                        main.adapter,
+                        main.rls,
+                    )
+                )
+            result.append(StoreInfo(store.key, store.prefix, infos))
+        return result
+
+    def tables(self, names: Iterable[str] | None = None) -> dict[str, TableStatus]:
+        """Every table of the stores (default: the three Parlant stores) → its state."""
+        return self.schema_report(_tables_of(self._store_list(names))).tables
+
+    def overview(
+        self, names: Iterable[str] | None = None, *, counts: bool = True
+    ) -> list[OverviewRow]:
+        """One row per collection with its document and failed-document counts (for `ls`)."""
+        rows = []
+        for info in self.stores(names):
+            label = info.key or info.prefix
+            for c in info.collections:
+                documents = self._rest.count(c.table) if counts and c.exists else None
+                failed = (
+                    self._rest.count(c.failed_table)
+                    if counts and c.failed_table and c.failed_exists
+                    else None
+                )
+                rows.append(OverviewRow(label, c.name, c.table, c.exists, documents, failed))
+        return rows
+
+    def check(self, names: Iterable[str] | None = None) -> CheckReport:
+        """Tables, functions and the key's role, with the one next step (for `check`)."""
+        from .settings import decode_key_role
+
+        info = decode_key_role(self.settings.key.get_secret_value())
+        notes: list[str] = []
+        if info.kind == "unknown":
+            notes.append(
+                "the key has an unknown format (neither sb_secret_/sb_publishable_ nor a JWT)"
+            )
+        elif info.kind == "legacy_jwt":
+            notes.append(
+                "legacy JWT key: Supabase deprecates these; prefer a secret key (sb_secret_…)"
+            )
+            if info.expired():
+                notes.append("the key's exp claim is in the past: it will be rejected")
+            if (
+                info.ref
+                and ".supabase.co" in self.settings.url
+                and f"//{info.ref}." not in self.settings.url
+            ):
+                notes.append(
+                    f"the key was issued for project {info.ref!r}, not the project in SUPABASE_URL"
+                )
+        stores = self._store_list(names)
+        report = self.schema_report(_tables_of(stores))
+        if not report.from_report_function:
+            notes.append("the report function is missing, so adapter/RLS state could not be read")
+        missing_tables = [n for n, s in report.tables.items() if not s.exists]
+        missing_functions = [n for n, ok in report.functions.items() if not ok]
+        not_upgraded = [n for n, s in report.tables.items() if s.exists and s.adapter is False]
+        prefix_options = "" if names is None else "".join(f" --prefix {s.prefix}" for s in stores)
+        server_key = info.role == "service_role"
+        if info.role in ("anon", "authenticated"):
+            next_step = (
+                f"the key runs as {info.role!r}, which the generated SQL grants nothing to: set "
+                "SUPABASE_KEY to the secret key (sb_secret_…) or the legacy service_role key"
+            )
+        elif missing_tables and len(missing_tables) == len(report.tables):
+            next_step = (
+                f"create the tables: run `parlant-supabase-sync sql{prefix_options} > schema.sql` and "
+                "execute schema.sql in the Supabase SQL editor"
+            )
+        elif not_upgraded or (
+            missing_functions and not missing_tables and not report.from_report_function
+        ):
+            next_step = (
+                f"upgrade the tables made by the older adapter's SQL: run `parlant-supabase-sync sql"
+                f"{prefix_options} --upgrade > upgrade.sql` and execute upgrade.sql in the Supabase SQL editor"
+            )
+        elif missing_tables:
+            next_step = (
+                f"create the missing tables ({', '.join(missing_tables)}): run `parlant-supabase-sync sql"
+                f"{prefix_options} > schema.sql` and execute schema.sql in the Supabase SQL editor "
+                "(it only creates what does not exist)"
+            )
+        elif missing_functions:
+            next_step = (
+                "create the SQL functions: run `parlant-supabase-sync sql --functions-only > functions.sql` "
+                "and execute functions.sql in the Supabase SQL editor"
+            )
+        elif not server_key:
+            next_step = (
+                f"the key's role is {info.role or 'unknown'!s}; use the secret key (sb_secret_…) or the "
+                "legacy service_role key so the adapter can reach the tables"
+            )
+        else:
+            next_step = "nothing to do: the database is ready"
+        ok = next_step.startswith("nothing to do")
+        return CheckReport(
+            url=self.settings.url,
+            schema=self.settings.db_schema,
+            key_kind=info.kind,
+            key_role=info.role,
+            tables=report.tables,
+            functions=report.functions,
+            missing_tables=missing_tables,
+            missing_functions=missing_functions,
+            not_upgraded=not_upgraded,
+            notes=notes,
+            next_step=next_step,
+            ok=ok,
+            prefixes=[s.prefix for s in stores],
+        )
+
+
+def _tables_of(stores: Iterable[Store]) -> list[str]:
+    from .naming import all_table_names
+
+    names: list[str] = []
+    for store in stores:
+        names.extend(all_table_names(store.prefix, store.collections))
+    return names
+
+
+def _build_http(settings: SupabaseSettings) -> httpx.Client:
+    from .client import build_http_client
+
+    return build_http_client(settings)
+
+
+def connect(
+    url: str | None = None,
+    key: str | None = None,
+    schema: str | None = None,
+    **settings: Any,
+) -> Connection:
+    """Connect to a Supabase project; arguments not given come from the environment
+    (SUPABASE_URL, SUPABASE_KEY, SUPABASE_SCHEMA, PARLANT_SUPABASE_*).
+
+    Extra keyword arguments are `SupabaseSettings` fields (e.g. `page_size=500`); pass
+    `http_client=` to share an `httpx.Client`.
+    """
+    from .settings import SupabaseSettings
+
+    http_client = settings.pop("http_client", None)
+    overrides = dict(settings)
+    if url is not None:
+        overrides["url"] = url
+    if key is not None:
+        overrides["key"] = key
+    if schema is not None:
+        overrides["db_schema"] = schema
+    return Connection(SupabaseSettings.from_env(**overrides), http_client=http_client)
+
+
+def schema_sql(
+    prefixes: Sequence[str] | None = None,
+    *,
+    functions_only: bool = False,
+    upgrade: bool = False,
+    anon_policy: str = "none",
+    schema: str = "public",
+) -> tuple[str, list[str]]:
+    """The SQL for `prefixes` (store keys or table prefixes; default: the three Parlant stores)
+    and the generator's warnings (e.g. for `anon_policy="allow-all"`)."""
+    from . import ddl
+
+    warnings = []
+    warning = ddl.anon_policy_warning(anon_policy)  # type: ignore[arg-type]  # validated inside
+    if warning:
+        warnings.append(warning)
+    if functions_only:
+        return ddl.generate_functions(schema=schema), warnings
+    stores = _store_layout(prefixes)
+    if upgrade:
+        return ddl.generate_upgrade(stores, schema=schema), warnings
+    text = ddl.generate_schema(
+        stores if stores is not None else ddl.default_stores(),
+        anon_policy,  # type: ignore[arg-type]
+        schema=schema,
+        include_functions=True,
+    )
+    return text, warnings
+
+
+def _store_layout(prefixes: Sequence[str] | None) -> dict[str, tuple[str, ...]] | None:
+    if not prefixes:
+        return None
+    layout: dict[str, tuple[str, ...]] = {}
+    for name in prefixes:
+        _, prefix, collections = _resolve_store(name)
+        if not collections:
+            raise ConfigurationError(
+                f"cannot tell which Parlant store prefix {prefix!r} is for: end it with the store's "
+                "main collection (e.g. acme_sessions_, acme_customers_, acme_variables_) or write "
+                f"{prefix}=sessions (or =customers, =context_variables)"
+            )
+        layout[prefix] = collections
+    return layout
