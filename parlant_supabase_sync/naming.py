@@ -1,0 +1,213 @@
+"""Table and index names: one table per collection, cut to 63 bytes exactly as PostgreSQL does."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from parlant_supabase_sync.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_STORES",
+    "FAILED_SUFFIX",
+    "MAX_IDENTIFIER_BYTES",
+    "MAX_PREFIX_LENGTH",
+    "METADATA_COLLECTION",
+    "StoreSpec",
+    "TableNames",
+    "all_table_names",
+    "failed_table_name",
+    "index_name",
+    "prefix_for_table",
+    "seed_index_name",
+    "table_name",
+    "table_names",
+    "tables_for",
+    "truncate_identifier",
+    "validate_prefix",
+]
+
+# NAMEDATALEN - 1: PostgreSQL silently cuts longer identifiers (with a NOTICE), so a table created
+# from a long name must be addressed through PostgREST by its cut name.
+MAX_IDENTIFIER_BYTES = 63
+MAX_PREFIX_LENGTH = 48
+FAILED_SUFFIX = "_failed_migrations"
+METADATA_COLLECTION = "metadata"
+
+_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def truncate_identifier(name: str) -> str:
+    """Cut `name` to 63 UTF-8 bytes at a character boundary, as PostgreSQL's parser does."""
+    encoded = name.encode("utf-8")
+    if len(encoded) <= MAX_IDENTIFIER_BYTES:
+        return name
+    return encoded[:MAX_IDENTIFIER_BYTES].decode("utf-8", errors="ignore")
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The tables behind one collection; `failed` is None for `metadata`."""
+
+    main: str
+    failed: str | None
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A Parlant store's default table prefix and the collections it opens."""
+
+    prefix: str
+    collections: tuple[str, ...]
+
+
+DEFAULT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
+    {
+        "sessions": StoreSpec(
+            "parlant_sessions_", ("sessions", "events", METADATA_COLLECTION)
+        ),
+        "customers": StoreSpec(
+            "parlant_customers_",
+            ("customers", "customer_tag_associations", METADATA_COLLECTION),
+        ),
+        "context_variables": StoreSpec(
+            "parlant_context_variables_",
+            ("variables", "variable_tag_associations", "values", METADATA_COLLECTION),
+        ),
+    }
+)
+
+
+def _check_collection(collection: str) -> None:
+    if not collection or "\x00" in collection:
+        raise ConfigurationError(
+            f"invalid collection name {collection!r}: it must be non-empty and contain no NUL"
+        )
+
+
+def _full_table_name(prefix: str, collection: str) -> str:
+    if prefix.rstrip("_").endswith(collection):
+        return prefix
+    return prefix + collection
+
+
+def table_name(prefix: str, collection: str) -> str:
+    """The main table of `collection` under `prefix` (already cut to 63 bytes)."""
+    _check_collection(collection)
+    return truncate_identifier(_full_table_name(prefix, collection))
+
+
+def failed_table_name(prefix: str, collection: str) -> str | None:
+    """The failed-migrations table of `collection`, or None for `metadata`."""
+    _check_collection(collection)
+    if collection == METADATA_COLLECTION:
+        return None
+    # Built from the uncut main name, as the seed SQL did; PostgreSQL then cut the whole name.
+    return truncate_identifier(_full_table_name(prefix, collection) + FAILED_SUFFIX)
+
+
+def table_names(prefix: str, collection: str) -> TableNames:
+    """Both tables of one collection."""
+    return TableNames(
+        table_name(prefix, collection), failed_table_name(prefix, collection)
+    )
+
+
+def tables_for(prefix: str, collections: Iterable[str]) -> list[TableNames]:
+    """`TableNames` for each collection, in order; refuses names that collide after cutting."""
+    result = [table_names(prefix, collection) for collection in collections]
+    _refuse_collisions(prefix, list(collections), result)
+    return result
+
+
+def all_table_names(prefix: str, collections: Iterable[str]) -> list[str]:
+    """Every table (main, then failed) for the collections, in order."""
+    names: list[str] = []
+    for pair in tables_for(prefix, collections):
+        names.append(pair.main)
+        if pair.failed is not None:
+            names.append(pair.failed)
+    return names
+
+
+def _refuse_collisions(
+    prefix: str, collections: list[str], pairs: list[TableNames]
+) -> None:
+    owner: dict[str, str] = {}
+    for collection, pair in zip(collections, pairs):
+        for kind, name in (
+            ("table", pair.main),
+            ("failed-migrations table", pair.failed),
+        ):
+            if name is None:
+                continue
+            label = f"the {kind} of collection {collection!r}"
+            previous = owner.get(name)
+            if previous is not None and previous != label:
+                raise ConfigurationError(
+                    f"table prefix {prefix!r} gives {previous} and {label} the same name "
+                    f"{name!r} (PostgreSQL cuts identifiers to {MAX_IDENTIFIER_BYTES} bytes); "
+                    "choose a shorter prefix"
+                )
+            owner[name] = label
+
+
+def _default_collections() -> list[str]:
+    seen: dict[str, None] = {}
+    for spec in DEFAULT_STORES.values():
+        seen.update(dict.fromkeys(spec.collections))
+    return list(seen)
+
+
+def validate_prefix(prefix: str, collections: Iterable[str] | None = None) -> str:
+    """Check a table prefix and return it unchanged.
+
+    Without `collections`, the prefix must work for every default store's collections.
+    Raises `ConfigurationError` saying what to change.
+    """
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise ConfigurationError(
+            f"invalid table prefix {prefix!r}: use ASCII letters, digits and underscores, "
+            "starting with a letter or underscore (e.g. 'parlant_sessions_')"
+        )
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        raise ConfigurationError(
+            f"table prefix {prefix!r} is {len(prefix)} characters long; use at most "
+            f"{MAX_PREFIX_LENGTH}"
+        )
+    tables_for(
+        prefix, _default_collections() if collections is None else list(collections)
+    )
+    return prefix
+
+
+def prefix_for_table(table: str) -> str | None:
+    """The default store prefix whose tables include `table`, if any."""
+    for spec in DEFAULT_STORES.values():
+        if table in all_table_names(spec.prefix, spec.collections):
+            return spec.prefix
+    return None
+
+
+def seed_index_name(table: str, suffix: str) -> str:
+    """An index name as the seed SQL spelled it: `idx_<table>_<suffix>`, cut by PostgreSQL."""
+    return truncate_identifier(f"idx_{table}_{suffix}")
+
+
+def index_name(table: str, suffix: str) -> str:
+    """A name for an index the adapter adds; never collides with a cut seed name.
+
+    Names that fit are `idx_<table>_<suffix>`; longer ones keep a readable head and end in a
+    hash of the full name, because plain cutting would make them equal to their neighbours.
+    """
+    full = f"idx_{table}_{suffix}"
+    if len(full.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
+        return full
+    digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:10]
+    head = truncate_identifier(full)
+    while len(f"{head}_{digest}".encode()) > MAX_IDENTIFIER_BYTES:
+        head = head[:-1]
+    return f"{head}_{digest}"
