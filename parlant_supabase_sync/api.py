@@ -454,10 +454,6 @@ class ImportReport:
 # --- collections and stores ----------------------------------------------------------------
 
 
-def _identity_loader(document: dict[str, Any]) -> dict[str, Any] | None:
-    return document
-
-
 class Collection:
     """One collection (table) of a store; every method is one or a few HTTP requests."""
 
@@ -478,9 +474,17 @@ class Collection:
 
     @property
     def core(self) -> SyncDocumentCollection:
-        """The core collection object (opened on first use)."""
+        """The core collection object (created on first use; sends no request)."""
         if self._core is None:
-            self._core = self.store.database.get_collection(self.name, dict, _identity_loader)
+            from .core import SyncDocumentCollection
+
+            # Not `get_collection`: its loader pass scans every document once per process,
+            # and inspecting must neither cost a full scan nor migrate anything. A missing
+            # table shows up as TableMissing on the first request instead.
+            database = self.store.database
+            self._core = SyncDocumentCollection(
+                database, self.name, dict, database.table_for(self.name)
+            )
         return self._core
 
     # reads
@@ -491,7 +495,7 @@ class Collection:
         limit: int | None = None,
         cursor: CursorLike = None,
         sort: SortSpec = None,
-    ) -> FindResult[dict[str, Any]]:
+    ) -> FindResult[Any]:
         """One page of matches, ordered by (creation_utc, id) unless `sort` says otherwise.
 
         `sort`: "field", "field:desc" or [(field, "asc"|"desc"|SortDirection), ...]; `cursor`
@@ -704,14 +708,15 @@ class Collection:
                 False,
                 f"{len(rows)} different rows with this id in {self.failed_table}; delete the unwanted ones first",
             )
-        document = rows[0].get("data")
-        problem = check_shape(document)
-        if problem is None and document["id"] != doc_id:
-            problem = f"its 'id' field is {document['id']!r}, not {doc_id!r}"
-        if problem is not None:
+        raw: Any = rows[0].get("data")
+        problem = check_shape(raw)
+        if problem is None and raw["id"] != doc_id:
+            problem = f"its 'id' field is {raw['id']!r}, not {doc_id!r}"
+        if problem is not None or not isinstance(raw, dict):
             return RestoreResult(
                 doc_id, False, f"not restored: {problem}; fix the row in {self.failed_table} first"
             )
+        document: dict[str, Any] = raw
         current = self.get(doc_id)
         if current is not None and _canonical(current) != _canonical(document):
             return RestoreResult(
@@ -743,7 +748,7 @@ class Collection:
 
     def _find_sorted(
         self, where: dict[str, Any], limit: int | None, keys: list[tuple[str, SortDirection]]
-    ) -> FindResult[dict[str, Any]]:
+    ) -> FindResult[Any]:
         from .filters import matches_nothing
 
         if matches_nothing(where):

@@ -300,6 +300,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
         store = conn.store(args.store)
         names = list(args.collections) or list(store.collections)
+        targets: list[tuple[str, str | None]]
         if len(names) > 1 or not args.collections:
             if out_path is None or out_path == "-":
                 raise UsageError(
@@ -307,7 +308,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     "collection); name one collection to write to stdout"
                 )
             os.makedirs(out_path, exist_ok=True)
-            targets = [(name, os.path.join(out_path, f"{name}.jsonl")) for name in names]
+            targets = [(n, os.path.join(out_path, f"{n}.jsonl")) for n in names]
         else:
             targets = [(names[0], out_path)]
         summary: list[dict[str, Any]] = []
@@ -407,9 +408,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # parser
 
 
-def _connection_options() -> argparse.ArgumentParser:
+def _connection_options() -> _Parser:
     # SUPPRESS lets the options appear before or after the verb without one overwriting the other.
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("connection (default: environment)")
     group.add_argument(
         "--url",
@@ -432,8 +433,8 @@ def _connection_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _output_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _output_options() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("output").add_mutually_exclusive_group()
     group.add_argument(
         "--json", dest="format", action="store_const", const="json", help="JSON (default)"
@@ -490,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         name: str,
         help_text: str,
         examples: Sequence[str],
-        parents: Sequence[argparse.ArgumentParser] = (),
+        parents: Sequence[_Parser] = (),
         note: str = "",
     ) -> argparse.ArgumentParser:
         epilog = (
