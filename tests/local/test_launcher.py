@@ -16,7 +16,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from parlant_supabase_sync.local.postgres import PostgresError, PostgresServer, find_bindir
+from parlant_supabase_sync.local.postgres import (
+    PostgresError,
+    PostgresServer,
+    find_bindir,
+)
 
 IS_ROOT = os.geteuid() == 0
 

@@ -1,0 +1,224 @@
+"""`LocalSupabase`: PostgreSQL + Supabase-like bootstrap + keys + PostgREST-protocol gateway."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+
+from .bootstrap import AUTHENTICATOR, bootstrap
+from .keys import KeySet
+from .postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+    from .requestlog import RequestLog
+
+__all__ = ["KEYS_FILE", "LocalSupabase", "LocalSupabaseError"]
+
+#: Name of the file (mode 0600, inside a given data dir) that keeps the keys across restarts.
+KEYS_FILE = "parlant-supabase-keys.json"
+
+
+class LocalSupabaseError(RuntimeError):
+    """The local stand-in is not running or could not start."""
+
+
+class LocalSupabase:
+    """A local Supabase stand-in: `with LocalSupabase() as sb: ...` then use `sb.url`, `sb.env()`.
+
+    `data_dir=None` uses a temporary cluster deleted on exit; a given `data_dir` is created or
+    reused (same data, same keys) and never deleted. `port=0` picks a free port for the API.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        data_dir: str | None = None,
+        max_rows: int = 1000,
+        legacy_keys_enabled: bool = True,
+    ) -> None:
+        self._port = port
+        self._data_dir = data_dir
+        self._max_rows = max_rows
+        self._legacy_keys_enabled = legacy_keys_enabled
+        self._postgres: PostgresServer | None = None
+        self._gateway: Gateway | None = None
+        self._keys: KeySet | None = None
+        self._lock = threading.Lock()
+
+    # ---- lifecycle
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start PostgreSQL, bootstrap it and start the gateway; returns once all are ready."""
+        with self._lock:
+            if self._postgres is not None:
+                raise LocalSupabaseError("this LocalSupabase is already started")
+            try:
+                self._start()
+            except BaseException:
+                self._stop_locked()
+                raise
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop the gateway, then PostgreSQL; delete what start() created. Idempotent."""
+        with self._lock:
+            self._stop_locked()
+        atexit.unregister(self.stop)
+
+    def _start(self) -> None:
+        import psycopg
+
+        from .engine import EngineConfig
+        from .gateway import Gateway, GatewayConfig
+
+        self._postgres = postgres = PostgresServer(data_dir=self._data_dir)
+        postgres.start()
+        with psycopg.connect(postgres.superuser_dsn, autocommit=True) as conn:
+            bootstrap(conn)
+        if self._data_dir is not None:
+            self._keys = KeySet.load_or_create(os.path.join(postgres.data_dir, KEYS_FILE))
+        else:
+            self._keys = KeySet.generate()
+        config = GatewayConfig(
+            database_url=postgres.dsn(AUTHENTICATOR),
+            jwt_secret=self._keys.jwt_secret,
+            api_keys=self._keys.api_keys(),
+            engine=EngineConfig(max_rows=self._max_rows),
+            legacy_keys_enabled=self._legacy_keys_enabled,
+        )
+        self._gateway = Gateway(config, host="127.0.0.1", port=self._port)
+        self._gateway.start()
+
+    def _stop_locked(self) -> None:
+        gateway, self._gateway = self._gateway, None
+        postgres, self._postgres = self._postgres, None
+        try:
+            if gateway is not None:
+                gateway.stop()
+        finally:
+            if postgres is not None:
+                postgres.stop()
+
+    # ---- what clients need
+
+    def _require_keys(self) -> KeySet:
+        if self._keys is None or self._gateway is None:
+            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+        return self._keys
+
+    def _require_gateway(self) -> Gateway:
+        if self._gateway is None:
+            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+        return self._gateway
+
+    def _require_postgres(self) -> PostgresServer:
+        if self._postgres is None:
+            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+        return self._postgres
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`; clients append `/rest/v1`."""
+        return self._require_gateway().url
+
+    @property
+    def service_role_key(self) -> str:
+        """Legacy service_role JWT (what `SUPABASE_KEY` usually holds)."""
+        return self._require_keys().service_role
+
+    @property
+    def anon_key(self) -> str:
+        """Legacy anon JWT."""
+        return self._require_keys().anon
+
+    @property
+    def secret_key(self) -> str:
+        """`sb_secret_…` (service_role)."""
+        return self._require_keys().secret
+
+    @property
+    def publishable_key(self) -> str:
+        """`sb_publishable_…` (anon)."""
+        return self._require_keys().publishable
+
+    @property
+    def jwt_secret(self) -> str:
+        return self._require_keys().jwt_secret
+
+    @property
+    def project_ref(self) -> str:
+        """The `ref` claim of the legacy keys."""
+        return self._require_keys().ref
+
+    @property
+    def database_url(self) -> str:
+        """Superuser DSN (trust authentication on 127.0.0.1)."""
+        return self._require_postgres().superuser_dsn
+
+    @property
+    def postgres(self) -> PostgresServer:
+        return self._require_postgres()
+
+    @property
+    def requests(self) -> RequestLog:
+        """Every API request the gateway answered (method, path, query, status)."""
+        return self._require_gateway().requests
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for clients, `local up`'s output as a dict."""
+        return {
+            "SUPABASE_URL": self.url,
+            "SUPABASE_KEY": self.service_role_key,
+            "SUPABASE_ANON_KEY": self.anon_key,
+            "SUPABASE_SECRET_KEY": self.secret_key,
+            "SUPABASE_PUBLISHABLE_KEY": self.publishable_key,
+            "DATABASE_URL": self.database_url,
+        }
+
+    def execute_sql(self, sql: str) -> None:
+        """Run `sql` (one or more statements, no parameters) as superuser, autocommit."""
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one statement run as superuser (for tests and the demo report)."""
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            cur = conn.execute(sql.encode(), params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def set_max_rows(self, n: int | None) -> None:
+        """Change the server's max-rows cap (None: unlimited) while running."""
+        self._require_gateway().set_max_rows(n)
+
+    def __repr__(self) -> str:
+        gateway = self._gateway
+        if gateway is None:
+            return "<LocalSupabase stopped>"
+        with contextlib.suppress(Exception):
+            return f"<LocalSupabase url={gateway.url}>"
+        return "<LocalSupabase>"
