@@ -1,0 +1,322 @@
+"""The SQL generator's text: names, collations, indexes, policies, grants, functions, quoting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from parlant_supabase_sync import ddl
+from parlant_supabase_sync.errors import ConfigurationError
+from parlant_supabase_sync.naming import (
+    DEFAULT_STORES,
+    MAX_IDENTIFIER_BYTES,
+    all_table_names,
+)
+
+# Every index the seed SQL created, as PostgreSQL stored the names.
+SEED_INDEXES = [
+    *(
+        f"idx_{prefix}_{suffix}"
+        for prefix in (
+            "parlant_sessions_",
+            "parlant_customers_",
+            "parlant_context_variables_",
+        )
+        for suffix in (
+            "creation_utc",
+            "session_id",
+            "customer_id",
+            "agent_id",
+            "data_gin",
+        )
+    ),
+    "idx_parlant_sessions_metadata_creation_utc",
+    "idx_parlant_customers_metadata_creation_utc",
+    "idx_parlant_context_variables_metadata_creation_utc",
+    "idx_parlant_sessions_events_creation_utc",
+    "idx_parlant_sessions_events_session_id",
+    "idx_parlant_sessions_events_data_gin",
+    "idx_parlant_customers_customer_tag_associations_creation_utc",
+    "idx_parlant_customers_customer_tag_associations_data_gin",
+    "idx_parlant_context_variables_variable_tag_associations_creatio",
+    "idx_parlant_context_variables_variable_tag_associations_data_gi",
+    "idx_parlant_context_variables_values_creation_utc",
+    "idx_parlant_context_variables_values_data_gin",
+]
+
+ALL_SQL = ddl.generate_schema(ddl.default_stores(), include_functions=True)
+
+
+def uncommented(sql: str) -> str:
+    return "\n".join(
+        line for line in sql.splitlines() if not line.lstrip().startswith("--")
+    )
+
+
+def created_indexes(sql: str) -> dict[str, str]:
+    return dict(
+        re.findall(r'CREATE INDEX IF NOT EXISTS "([^"]+)" ON (.*);', uncommented(sql))
+    )
+
+
+def test_quote_ident_doubles_quotes_and_refuses_what_postgresql_would_cut() -> None:
+    assert ddl.quote_ident("plain") == '"plain"'
+    assert ddl.quote_ident('we"ird') == '"we""ird"'
+    with pytest.raises(ConfigurationError, match="63 bytes"):
+        ddl.quote_ident("x" * 64)
+    with pytest.raises(ConfigurationError):
+        ddl.quote_ident("")
+
+
+def test_quote_literal_doubles_single_quotes() -> None:
+    assert ddl.quote_literal("it's") == "'it''s'"
+    with pytest.raises(ConfigurationError):
+        ddl.quote_literal("nul\x00")
+
+
+def test_schema_creates_every_seed_table() -> None:
+    for spec in DEFAULT_STORES.values():
+        for table in all_table_names(spec.prefix, spec.collections):
+            assert f'CREATE TABLE IF NOT EXISTS "public"."{table}" (' in ALL_SQL
+
+
+def test_schema_creates_the_seed_indexes_under_the_seed_names() -> None:
+    indexes = created_indexes(ALL_SQL)
+    for name in SEED_INDEXES:
+        assert name[:MAX_IDENTIFIER_BYTES] in indexes, name
+    assert indexes["idx_parlant_sessions__session_id"].endswith(
+        'USING btree ("session_id") WHERE ("session_id" IS NOT NULL)'
+    )
+    assert indexes["idx_parlant_sessions_events_data_gin"].endswith(
+        'USING gin ("data")'
+    )
+
+
+def test_schema_adds_the_indexes_parlant_asks_for() -> None:
+    definitions = list(created_indexes(ALL_SQL).values())
+
+    def on(table: str, columns: str) -> bool:
+        return f'"public"."{table}" USING btree ({columns})' in definitions
+
+    for spec in DEFAULT_STORES.values():
+        for collection in spec.collections:
+            table = all_table_names(spec.prefix, [collection])[0]
+            assert on(table, '"creation_utc", "id"'), table
+    assert on("parlant_sessions_", '"agent_id", "creation_utc", "id"')
+    assert on("parlant_sessions_", '"customer_id", "creation_utc", "id"')
+    assert on("parlant_sessions_events", '"session_id", ("data" -> \'offset\')')
+    assert on(
+        "parlant_sessions_events",
+        '"session_id", ("data" -> \'deleted\'), ("data" -> \'offset\')',
+    )
+    assert on("parlant_customers_customer_tag_associations", '"customer_id"')
+    assert on("parlant_customers_customer_tag_associations", "(\"data\" -> 'tag_id')")
+    assert on(
+        "parlant_context_variables_variable_tag_associations",
+        "(\"data\" -> 'variable_id')",
+    )
+    assert on(
+        "parlant_context_variables_variable_tag_associations", "(\"data\" -> 'tag_id')"
+    )
+    assert on(
+        "parlant_context_variables_values",
+        "(\"data\" -> 'variable_id'), (\"data\" -> 'key')",
+    )
+
+
+def test_no_unique_index_and_the_reason_is_written_down() -> None:
+    assert "UNIQUE INDEX" not in uncommented(ALL_SQL)
+    assert "Not UNIQUE" in Path(ddl.__file__).read_text()
+
+
+def test_relation_names_are_unique_and_fit() -> None:
+    text = uncommented(ALL_SQL)
+    tables = re.findall(r'CREATE TABLE IF NOT EXISTS "public"\."([^"]+)"', text)
+    names = tables + list(created_indexes(ALL_SQL))
+    assert len(names) == len(set(names))
+    assert all(len(name.encode()) <= MAX_IDENTIFIER_BYTES for name in names)
+
+
+def test_text_columns_use_the_c_collation() -> None:
+    for column in ddl.MIRRORED_COLUMNS:
+        assert f'"{column}" text COLLATE "C"' in ALL_SQL
+    assert '"id" text COLLATE "C" NOT NULL PRIMARY KEY' in ALL_SQL
+    assert "\"data\" jsonb NOT NULL DEFAULT '{}'::jsonb" in ALL_SQL
+
+
+def test_failed_tables_keep_the_seed_shape_plus_failed_utc() -> None:
+    block = ALL_SQL.split(
+        'CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_events_failed_migrations" ('
+    )[1]
+    block = block.split(");")[0]
+    columns = [line.strip().split()[0] for line in block.strip().splitlines()]
+    assert columns == ['"id"', '"data"', '"failed_utc"']
+    assert "PRIMARY KEY" not in block
+
+
+def test_every_table_has_rls_a_comment_and_a_service_role_grant() -> None:
+    for spec in DEFAULT_STORES.values():
+        for collection in spec.collections:
+            for table in all_table_names(spec.prefix, [collection]):
+                target = f'"public"."{table}"'
+                assert f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY;" in ALL_SQL
+                assert (
+                    f"COMMENT ON TABLE {target} IS 'parlant-supabase-sync " in ALL_SQL
+                )
+                assert (
+                    f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {target} TO "service_role";'
+                    in ALL_SQL
+                )
+
+
+def test_default_anon_policy_creates_no_policy_and_grants_nothing_to_anon() -> None:
+    text = uncommented(ALL_SQL)
+    assert "CREATE POLICY" not in text
+    assert '"anon"' not in text and '"authenticated"' not in text
+    assert ddl.anon_policy_warning("none") is None
+    # The per-customer example is there, commented out.
+    assert "-- " in ALL_SQL and "customers read their own rows" in ALL_SQL
+
+
+def test_allow_all_reproduces_the_seed_policies_and_warns() -> None:
+    sql = ddl.generate_schema(ddl.default_stores(), "allow-all")
+    for spec in DEFAULT_STORES.values():
+        for table in all_table_names(spec.prefix, spec.collections):
+            policy = f"Allow all operations on {table}".encode()[
+                :MAX_IDENTIFIER_BYTES
+            ].decode()
+            assert f'CREATE POLICY "{policy}" ON "public"."{table}"' in sql
+            assert (
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."{table}" TO "anon", "authenticated";'
+                in sql
+            )
+    assert "FOR ALL USING (true) WITH CHECK (true)" in sql
+    warning = ddl.anon_policy_warning("allow-all")
+    assert warning is not None and "anon" in warning
+    assert warning in sql
+
+
+def test_per_customer_policy_only_on_tables_with_customer_rows() -> None:
+    sql = uncommented(ddl.generate_schema(ddl.default_stores(), "per-customer"))
+    policies = re.findall(r'CREATE POLICY "[^"]+" ON "public"\."([^"]+)"', sql)
+    assert policies == [
+        "parlant_sessions_",
+        "parlant_customers_customer_tag_associations",
+    ]
+    assert '(SELECT "auth"."uid"())::text = "customer_id"' in sql
+    assert 'FOR SELECT TO "authenticated"' in sql
+
+
+def test_policies_are_created_only_when_missing() -> None:
+    sql = ddl.generate_schema({"parlant_sessions_": ["sessions"]}, "allow-all")
+    assert "IF NOT EXISTS (\n        SELECT 1 FROM pg_catalog.pg_policies" in sql
+
+
+def test_unknown_anon_policy_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="allow-all"):
+        ddl.generate_schema(ddl.default_stores(), "public")  # type: ignore[arg-type]
+
+
+def test_functions_have_the_contract_signatures() -> None:
+    sql = ddl.generate_functions()
+    assert (
+        'CREATE OR REPLACE FUNCTION "public"."parlant_merge_document"(\n'
+        "    p_table text,\n    p_id text,\n    p_params jsonb,\n    p_upsert boolean DEFAULT false\n"
+        ") RETURNS jsonb\nLANGUAGE plpgsql\nVOLATILE\nSECURITY INVOKER\n"
+    ) in sql
+    assert (
+        'CREATE OR REPLACE FUNCTION "public"."parlant_schema_report"(p_tables text[])\n'
+        "RETURNS jsonb\nLANGUAGE sql\nSTABLE\nSECURITY INVOKER\n"
+    ) in sql
+    assert "search_path" not in uncommented(sql)
+    assert "format('%I.%I', current_schema(), p_table)" in sql
+    assert (
+        'GRANT EXECUTE ON FUNCTION "public"."parlant_merge_document"(text, text, jsonb, boolean) TO "service_role";'
+        in sql
+    )
+    assert (
+        'GRANT EXECUTE ON FUNCTION "public"."parlant_schema_report"(text[]) TO "service_role";'
+        in sql
+    )
+
+
+def test_merge_recomputes_every_mirrored_column_from_the_merged_document() -> None:
+    sql = ddl.generate_functions()
+    for column in ddl.MIRRORED_COLUMNS:
+        assert (
+            f"CASE WHEN jsonb_typeof((t.\"data\" || $2) -> '{column}') = 'string' "
+            f"THEN (t.\"data\" || $2) ->> '{column}' END"
+        ) in sql
+
+
+def test_upgrade_drops_nothing_and_fixes_collation_idempotently() -> None:
+    sql = ddl.generate_upgrade()
+    text = uncommented(sql)
+    assert "DROP " not in text
+    assert 'DROP POLICY IF EXISTS "Allow all operations on parlant_sessions_"' in sql
+    assert "a.attcollation <> v_c" in text
+    assert 'ALTER COLUMN %I TYPE text COLLATE "C"' in text
+    assert 'ADD COLUMN IF NOT EXISTS "failed_utc" text COLLATE "C";' in text
+    assert "CREATE OR REPLACE FUNCTION" in text
+    assert "CREATE TABLE IF NOT EXISTS" in text
+
+
+def test_every_generated_file_says_how_to_regenerate() -> None:
+    for content in ddl.generated_files().values():
+        assert content.startswith("-- Generated by parlant-supabase-sync")
+        assert "python -m parlant_supabase_sync.ddl --write sql/" in content
+        assert "parlant-supabase-sync sql" in content
+
+
+def test_all_sql_holds_the_three_stores_and_the_functions() -> None:
+    files = ddl.generated_files()
+    assert set(files) == {
+        "parlant_sessions_.sql",
+        "parlant_customers_.sql",
+        "parlant_context_variables_.sql",
+        "functions.sql",
+        "all.sql",
+        "upgrade_from_seed.sql",
+    }
+    assert "parlant_merge_document" in files["all.sql"]
+    assert "parlant_merge_document" not in files["parlant_sessions_.sql"]
+
+
+def test_custom_prefix_and_schema_are_quoted() -> None:
+    sql = ddl.generate_schema({"My_App_": ["sessions", "metadata"]}, "allow-all", schema="it's\"x")
+    assert 'CREATE TABLE IF NOT EXISTS "it\'s""x"."My_App_sessions" (' in sql
+    assert "WHERE schemaname = 'it''s\"x'" in sql
+
+
+def test_dollar_quotes_never_clash_with_the_content() -> None:
+    sql = ddl.generate_upgrade(schema="x$do$y")
+    assert "DO $do_$" in sql
+
+
+def test_long_custom_prefix_gets_distinct_index_names() -> None:
+    prefix = "p" * 37
+    sql = ddl.generate_schema({prefix: ["variable_tag_associations", "events"]})
+    names = list(created_indexes(sql))
+    assert len(names) == len(set(names))
+    assert all(len(name.encode()) <= MAX_IDENTIFIER_BYTES for name in names)
+
+
+def test_colliding_prefix_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="shorter"):
+        ddl.generate_schema({"p" * 45: ["variable_tag_associations"]})
+
+
+def test_generator_entry_point_writes_and_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ddl.main(["--check", str(tmp_path)]) == 1
+    assert ddl.main(["--write", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ddl.generated_files()
+    )
+    assert ddl.main(["--check", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert ddl.main([]) == 0
+    assert capsys.readouterr().out == ddl.generated_files()["all.sql"]
