@@ -90,6 +90,7 @@ def run_local_up(argv: Sequence[str]) -> int:
 
 def _serve(args: argparse.Namespace, stopping: threading.Event) -> int:
     try:
+        from .gateway import GatewayError
         from .postgres import PostgresError
         from .stack import LocalSupabase, LocalSupabaseError
     except ImportError as exc:
@@ -101,12 +102,16 @@ def _serve(args: argparse.Namespace, stopping: threading.Event) -> int:
     try:
         try:
             stack.start()
-        except (PostgresError, LocalSupabaseError, OSError) as exc:
+        except (PostgresError, LocalSupabaseError, GatewayError, OSError) as exc:
             print(f"local up: could not start: {exc}", file=sys.stderr)
             return 1
         env = stack.env()
-        sys.stdout.write("".join(f"{name}={env[name]}\n" for name in _ENV_ORDER) + "ready\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write("".join(f"{name}={env[name]}\n" for name in _ENV_ORDER) + "ready\n")
+            sys.stdout.flush()
+        except OSError as exc:
+            print(f"local up: cannot write to stdout ({exc}); stopping", file=sys.stderr)
+            return 1
         print(f"local up: API at {stack.url}/rest/v1, PostgreSQL at 127.0.0.1:"
               f"{stack.postgres.port} (data dir {stack.postgres.data_dir}); "
               "stop with Ctrl-C or SIGTERM", file=sys.stderr, flush=True)

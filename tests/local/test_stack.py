@@ -173,14 +173,6 @@ def test_anon_statement_timeout_applies_when_the_role_setting_is_used(
 # ------------------------------------------------------------------------------------------
 # LocalSupabase (needs the gateway)
 
-gateway_available = pytest.mark.skipif(
-    not os.path.exists(os.path.join(
-        os.path.dirname(__import__("parlant_supabase_sync.local").__file__), "gateway.py")),
-    reason="local/gateway.py not written yet",
-)
-
-
-@gateway_available
 def test_local_supabase_env_has_all_client_settings(local_supabase: Any) -> None:
     env = local_supabase.env()
     assert list(env) == [
@@ -197,7 +189,6 @@ def test_local_supabase_env_has_all_client_settings(local_supabase: Any) -> None
     assert env["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
 
 
-@gateway_available
 def test_local_supabase_repr_shows_no_keys(local_supabase: Any) -> None:
     text = repr(local_supabase) + str(local_supabase)
     for secret in (
@@ -207,7 +198,6 @@ def test_local_supabase_repr_shows_no_keys(local_supabase: Any) -> None:
         assert secret not in text
 
 
-@gateway_available
 def test_rest_api_serves_a_new_table_to_every_service_key(local_supabase: Any) -> None:
     local_supabase.execute_sql(
         "CREATE TABLE IF NOT EXISTS stack_smoke (id text PRIMARY KEY, n int);"
@@ -229,7 +219,6 @@ def test_rest_api_serves_a_new_table_to_every_service_key(local_supabase: Any) -
     assert local_supabase.requests.count(method="GET", path_contains="stack_smoke") == 2
 
 
-@gateway_available
 def test_max_rows_can_be_changed_while_running(local_supabase: Any) -> None:
     local_supabase.execute_sql(
         "CREATE TABLE IF NOT EXISTS stack_many (n int PRIMARY KEY);"
@@ -247,7 +236,6 @@ def test_max_rows_can_be_changed_while_running(local_supabase: Any) -> None:
     assert len(uncapped.json()) == 10
 
 
-@gateway_available
 def test_local_supabase_env_fixture_exports_the_variables(local_supabase_env: dict[str, str]) -> None:
     for name, value in local_supabase_env.items():
         assert os.environ[name] == value
@@ -264,7 +252,6 @@ def shared_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@gateway_available
 def test_reused_data_dir_keeps_data_and_keys_and_is_not_deleted(shared_dir: str) -> None:
     from parlant_supabase_sync.local import LocalSupabase
     from parlant_supabase_sync.local.stack import KEYS_FILE
@@ -288,7 +275,6 @@ def test_reused_data_dir_keeps_data_and_keys_and_is_not_deleted(shared_dir: str)
     assert os.path.isfile(os.path.join(data_dir, "PG_VERSION"))
 
 
-@gateway_available
 def test_stopped_local_supabase_leaves_nothing_behind() -> None:
     from parlant_supabase_sync.local import LocalSupabase
 
@@ -370,7 +356,6 @@ def local_up() -> Iterator[type[LocalUp]]:
         up.close()
 
 
-@gateway_available
 def test_local_up_prints_exactly_the_documented_lines_and_serves_them(
     local_up: type[LocalUp],
 ) -> None:
@@ -393,7 +378,6 @@ def test_local_up_prints_exactly_the_documented_lines_and_serves_them(
         assert up.env[name] not in stderr
 
 
-@gateway_available
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
                          ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_interrupted_local_up_leaves_no_postgres_and_no_temp_dir(
@@ -408,7 +392,6 @@ def test_interrupted_local_up_leaves_no_postgres_and_no_temp_dir(
     assert wait_until(lambda: not os.path.exists(up.temp_dir))
 
 
-@gateway_available
 def test_local_up_reuses_its_data_dir_with_the_same_keys(
     local_up: type[LocalUp], shared_dir: str,
 ) -> None:
