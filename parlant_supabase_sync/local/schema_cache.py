@@ -1,0 +1,195 @@
+"""Catalog look-ups standing in for PostgREST's schema cache.
+
+PostgREST caches the catalog and needs `NOTIFY pgrst, 'reload schema'` after DDL; the stand-in
+reads pg_catalog on every request instead (a few sub-millisecond queries), so tables and
+functions created by tests or by `ensure` calls are visible immediately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type() output: valid SQL type syntax, safe to splice
+    base_type: str  # type name after unwrapping domains (json/jsonb/tsvector checks)
+    default: str | None  # pg_get_expr() of the default, SQL produced by PostgreSQL itself
+    generated: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    kind: str
+    columns: tuple[Column, ...]
+    pk: tuple[str, ...]
+
+    def column(self, name: str) -> Column | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    has_default: bool
+    variadic: bool
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    params: tuple[Param, ...]  # IN / INOUT / VARIADIC parameters in order
+    return_type: str
+    returns_set: bool
+    returns_void: bool
+    returns_composite: bool  # row type, composite type, OUT/TABLE parameters
+    volatile: bool
+    return_columns: tuple[str, ...]
+
+
+_TABLE_SQL = """
+select c.relkind::text,
+  coalesce((
+    select json_agg(json_build_object(
+        'name', a.attname,
+        'type', format_type(a.atttypid, a.atttypmod),
+        'base', coalesce(bt.typname, t.typname),
+        'default', pg_get_expr(d.adbin, d.adrelid),
+        'generated', a.attgenerated <> '' or a.attidentity = 'a')
+      order by a.attnum)
+    from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+    left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::json),
+  coalesce((
+    select json_agg(a.attname order by k.ord)
+    from pg_index i
+    cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+    where i.indrelid = c.oid and i.indisprimary), '[]'::json)
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+_TABLE_NAMES_SQL = """
+select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'f', 'p')
+"""
+
+_FUNCTIONS_SQL = """
+select p.oid,
+  coalesce(p.proargnames, array[]::text[]),
+  coalesce(p.proargmodes::text[], array[]::text[]),
+  coalesce((select array_agg(format_type(x, null) order by o)
+            from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality u(x, o)), array[]::text[]),
+  p.pronargdefaults,
+  p.pronargs,
+  format_type(p.prorettype, null),
+  p.proretset,
+  p.prorettype = 'void'::regtype,
+  rt.typtype::text,
+  p.provolatile::text,
+  coalesce((select array_agg(a.attname::text order by a.attnum) from pg_attribute a
+            where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), array[]::text[])
+from pg_proc p
+join pg_namespace n on n.oid = p.pronamespace
+join pg_type rt on rt.oid = p.prorettype
+where n.nspname = %s and p.proname = %s and p.prokind = 'f'
+order by p.oid
+"""
+
+_FUNCTION_NAMES_SQL = """
+select distinct p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+where n.nspname = %s and p.prokind = 'f'
+"""
+
+
+def lookup_table(conn: psycopg.Connection[Any], schema: str, name: str) -> Table | None:
+    row = conn.execute(_TABLE_SQL, (schema, name)).fetchone()
+    if row is None:
+        return None
+    kind, cols, pk = row
+    columns = tuple(
+        Column(c["name"], c["type"], c["base"], c["default"], bool(c["generated"])) for c in cols
+    )
+    return Table(schema, name, kind, columns, tuple(pk))
+
+
+def table_names(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(_TABLE_NAMES_SQL, (schema,)).fetchall()]
+
+
+def function_names(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(_FUNCTION_NAMES_SQL, (schema,)).fetchall()]
+
+
+def lookup_functions(conn: psycopg.Connection[Any], schema: str, name: str) -> list[Function]:
+    out: list[Function] = []
+    for row in conn.execute(_FUNCTIONS_SQL, (schema, name)).fetchall():
+        (_oid, argnames, argmodes, argtypes, ndefaults, nargs, rettype, retset, retvoid, rettyptype, volatile, relcols) = row
+        modes = list(argmodes) or ["i"] * len(argtypes)
+        names = list(argnames) + [""] * (len(argtypes) - len(argnames))
+        in_params: list[tuple[str, str, bool]] = []
+        out_names: list[str] = []
+        for pname, pmode, ptype in zip(names, modes, argtypes):
+            if pmode in ("i", "b", "v"):
+                in_params.append((pname, ptype, pmode == "v"))
+            if pmode in ("o", "b", "t"):
+                out_names.append(pname)
+        first_default = nargs - ndefaults
+        params = tuple(
+            Param(pname, ptype, idx >= first_default, variadic) for idx, (pname, ptype, variadic) in enumerate(in_params)
+        )
+        composite = rettyptype == "c" or (rettype == "record" and bool(out_names))
+        return_columns = tuple(relcols) if rettyptype == "c" else tuple(out_names)
+        out.append(
+            Function(
+                schema,
+                name,
+                params,
+                rettype,
+                bool(retset),
+                bool(retvoid),
+                composite,
+                volatile == "v",
+                return_columns,
+            )
+        )
+    return out
+
+
+def _levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def closest(name: str, candidates: list[str], threshold: float = 0.75) -> str | None:
+    """Best fuzzy match scoring at least `threshold` (PostgREST's "Perhaps you meant" hints)."""
+    best: tuple[float, str] | None = None
+    lowered = name.lower()
+    for cand in candidates:
+        longest = max(len(lowered), len(cand))
+        if longest == 0:
+            continue
+        score = 1 - _levenshtein(lowered, cand.lower()) / longest
+        if score >= threshold and (best is None or score > best[0]):
+            best = (score, cand)
+    return best[1] if best else None
