@@ -1,0 +1,411 @@
+"""Every verb of the installed `parlant-supabase-sync` script against the local stand-in."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+from cli_helpers import RunCli, StoreTables, event, run_script
+
+from parlant_supabase_sync.local.stack import LocalSupabase
+
+VERBS = [
+    ["sql"], ["check"], ["ls"], ["count"], ["find"], ["get"], ["export"], ["import"],
+    ["failed"], ["local"], ["local", "up"], ["demo"],
+]  # fmt: skip
+
+
+def assert_one_line_error(err: str) -> None:
+    assert err.count("\n") == 1, err
+    assert err.startswith("parlant-supabase-sync"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_every_verb_prints_help_with_an_example(cli: RunCli, verb: list[str]) -> None:
+    result = cli(*verb, "--help")
+    assert result.code == 0
+    assert "usage: parlant-supabase-sync" in result.out
+    assert "example" in result.out and f"parlant-supabase-sync {verb[0]}" in result.out
+    assert result.err == ""
+
+
+def test_python_dash_m_runs_the_same_cli(cli_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "parlant_supabase_sync", "sql", "--functions-only"],
+        check=False, env=cli_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "parlant_schema_report" in done.stdout
+
+
+# --- check / ls ----------------------------------------------------------------------------
+
+
+def test_check_reports_missing_tables_and_says_to_run_sql(cli: RunCli, adapter_functions: None) -> None:
+    result = cli("check", "--prefix", "nothere_sessions_")
+    assert result.code == 1
+    report = result.json()
+    assert report["key_role"] == "service_role" and report["key_kind"] == "legacy_jwt"
+    assert "nothere_sessions_events" in report["missing_tables"]
+    assert report["missing_functions"] == []
+    assert "parlant-supabase-sync sql --prefix nothere_sessions_ > schema.sql" in report["next_step"]
+    assert_one_line_error(result.err)
+
+
+def test_check_on_a_ready_store_exits_0_and_shows_rls(
+    cli: RunCli, cli_env: dict[str, str], make_store: Callable[[], StoreTables]
+) -> None:
+    store = make_store()
+    result = cli("check", "--prefix", store.prefix)
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["ok"] is True and report["next_step"].startswith("nothing to do")
+    events = report["tables"][store.table("events")]
+    assert events == {"exists": True, "adapter": True, "rls": True}
+    # The secret key (here given with --key) works as well as the legacy service_role JWT.
+    secret = cli_env["SUPABASE_SECRET_KEY"]
+    table = cli("check", "--prefix", store.prefix, "--table", "--key", secret)
+    assert table.code == 0 and "next step: nothing to do" in table.out
+    assert store.table("events") in table.out and "secret" in table.out
+    assert secret not in table.out + table.err
+
+
+def test_check_on_seed_created_tables_says_to_run_the_upgrade(
+    cli: RunCli, local_supabase: LocalSupabase, adapter_functions: None
+) -> None:
+    prefix = "seedcli_sessions_"
+    tables = [prefix, f"{prefix}events", f"{prefix}metadata", f"{prefix}_failed_migrations",
+              f"{prefix}events_failed_migrations"]  # fmt: skip
+    sql = ""
+    for name in tables:
+        if name.endswith("_failed_migrations"):
+            sql += f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT, data JSONB DEFAULT \'{{}}\'::jsonb);'
+        else:
+            sql += (
+                f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT NOT NULL PRIMARY KEY, version TEXT, '
+                "creation_utc TEXT, session_id TEXT, customer_id TEXT, agent_id TEXT, "
+                "data JSONB NOT NULL DEFAULT '{}'::jsonb);"
+            )
+        sql += f'GRANT ALL ON "{name}" TO service_role;'
+    local_supabase.execute_sql(sql)
+    try:
+        result = cli("check", "--prefix", prefix)
+        assert result.code == 1
+        assert f"sql --prefix {prefix} --upgrade" in result.json()["next_step"]
+        assert "--upgrade" in result.err
+    finally:
+        local_supabase.execute_sql("".join(f'DROP TABLE "{n}";' for n in tables))
+
+
+def test_check_with_the_anon_key_says_to_use_a_server_key(
+    cli: RunCli, cli_env: dict[str, str], make_store: Callable[[], StoreTables]
+) -> None:
+    store = make_store()
+    result = cli("check", "--prefix", store.prefix, env={"SUPABASE_KEY": cli_env["SUPABASE_ANON_KEY"]})
+    assert result.code == 1
+    assert result.json()["key_role"] == "anon"
+    assert "secret key" in result.err
+    assert cli_env["SUPABASE_ANON_KEY"] not in result.out + result.err
+
+
+def test_ls_lists_collections_tables_and_counts(cli: RunCli, make_store: Callable[[], StoreTables]) -> None:
+    store = make_store()
+    store.insert_sql("events", [event(i) for i in range(7)])
+    store.insert_sql("sessions", [{"id": "s1", "version": "0.9.0", "creation_utc": "t"}])
+    rows = cli("ls", store.prefix).json()
+    by_collection = {row["collection"]: row for row in rows}
+    assert by_collection["events"] == {
+        "store": store.prefix, "collection": "events", "table": store.table("events"),
+        "exists": True, "documents": 7, "failed": 0,
+    }  # fmt: skip
+    assert by_collection["sessions"]["documents"] == 1
+    assert by_collection["metadata"]["failed"] is None
+    table = cli("ls", store.prefix, "--table")
+    assert table.code == 0 and store.table("events") in table.out
+
+
+# --- count / find / get ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def events_store(make_store: Callable[[], StoreTables]) -> StoreTables:
+    store = make_store()
+    store.insert_sql("events", [event(i, session="s1" if i < 30 else "s2") for i in range(40)])
+    return store
+
+
+def test_count_with_and_without_a_filter(cli: RunCli, events_store: StoreTables) -> None:
+    p = events_store.prefix
+    assert cli("count", p, "events").out == "40\n"
+    assert cli("count", p, "events", "--where", '{"session_id": {"$eq": "s2"}}').out == "10\n"
+    # typed jsonb comparisons: offset is a number, deleted a boolean
+    assert cli("count", p, "events", "--where", '{"offset": {"$gte": 9}}').out == "31\n"
+    assert cli("count", p, "events", "--where", '{"deleted": {"$eq": true}}').out == "4\n"
+
+
+def test_find_with_where_prints_json_array_or_lines(cli: RunCli, events_store: StoreTables) -> None:
+    p = events_store.prefix
+    where = '{"session_id": {"$eq": "s2"}, "offset": {"$lt": 33}}'
+    docs = cli("find", p, "events", "--where", where).json()
+    assert [d["offset"] for d in docs] == [30, 31, 32]
+    assert docs[0] == event(30, session="s2")
+    lines = cli("find", p, "events", "--where", where, "--nl").lines()
+    assert lines == docs
+    table = cli("find", p, "events", "--where", where, "--table")
+    assert table.code == 0 and "ev-000031" in table.out
+
+
+def test_find_pages_with_limit_and_the_printed_cursor(cli: RunCli, events_store: StoreTables) -> None:
+    p = events_store.prefix
+    first = cli("find", p, "events", "--limit", "15")
+    assert [d["offset"] for d in first.json()] == list(range(15))
+    cursor = first.err.split("--cursor ")[1].strip()
+    second = cli("find", p, "events", "--limit", "30", "--cursor", cursor)
+    assert [d["offset"] for d in second.json()] == list(range(15, 40))
+    assert second.err == ""  # last page: no cursor
+
+
+def test_find_sorts_by_a_document_field(cli: RunCli, events_store: StoreTables) -> None:
+    docs = cli("find", events_store.prefix, "events", "--sort", "offset:desc", "--limit", "3").json()
+    assert [d["offset"] for d in docs] == [39, 38, 37]
+    every = cli("find", events_store.prefix, "events", "--sort", "offset:desc", "--nl").lines()
+    assert [d["offset"] for d in every] == list(range(39, -1, -1))
+
+
+def test_get_prints_one_document_or_exits_1(cli: RunCli, events_store: StoreTables) -> None:
+    found = cli("get", events_store.prefix, "events", "ev-000005")
+    assert found.code == 0 and found.json() == event(5)
+    missing = cli("get", events_store.prefix, "events", "nope")
+    assert missing.code == 1 and "no document with id 'nope'" in missing.err
+    assert_one_line_error(missing.err)
+
+
+# --- expected failures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ("{oops", "--where is not valid JSON"),
+        ('"text"', "must be a JSON object"),
+        ('{"a": {"$regex": "x"}}', "$regex"),
+    ],
+)
+def test_bad_filters_exit_2_with_one_line(
+    cli: RunCli, events_store: StoreTables, where: str, fragment: str
+) -> None:
+    result = cli("find", events_store.prefix, "events", "--where", where)
+    assert result.code == 2
+    assert fragment in result.err and result.out == ""
+    assert_one_line_error(result.err)
+
+
+def test_missing_table_says_how_to_create_it(cli: RunCli, adapter_functions: None) -> None:
+    result = cli("count", "absent_sessions_", "events")
+    assert result.code == 1
+    assert "absent_sessions_events" in result.err and "parlant-supabase-sync sql" in result.err
+    assert_one_line_error(result.err)
+
+
+def test_a_wrong_key_is_reported_without_printing_it(cli: RunCli, events_store: StoreTables) -> None:
+    wrong = "sb_secret_WrongWrongWrongWrongWr_abcdefgh"
+    result = cli("count", events_store.prefix, "events", env={"SUPABASE_KEY": wrong})
+    assert result.code == 1
+    assert "API key" in result.err and "SUPABASE_KEY" in result.err
+    assert "WrongWrong" not in result.err + result.out
+    assert_one_line_error(result.err)
+
+
+def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int) -> None:
+    result = cli("ls", env={"SUPABASE_URL": f"http://127.0.0.1:{closed_port}"})
+    assert result.code == 1
+    assert "could not reach Supabase" in result.err
+    assert_one_line_error(result.err)
+
+
+def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
+    result = cli("ls", env={"SUPABASE_URL": "", "SUPABASE_KEY": ""})
+    assert result.code == 2
+    assert "SUPABASE_URL is not set" in result.err
+    assert_one_line_error(result.err)
+
+
+# --- export / import -------------------------------------------------------------------------
+
+
+def test_export_writes_every_document_as_json_lines(cli: RunCli, events_store: StoreTables, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = cli("export", events_store.prefix, "events")
+    assert out.code == 0
+    assert out.lines() == [event(i, session="s1" if i < 30 else "s2") for i in range(40)]
+    folder = tmp_path / "backup"
+    result = cli("export", events_store.prefix, "--output", str(folder))
+    assert result.code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["events.jsonl", "metadata.jsonl", "sessions.jsonl"]
+    assert len((folder / "events.jsonl").read_text().splitlines()) == 40
+    several = cli("export", events_store.prefix, "events", "sessions")
+    assert several.code == 2 and "--output DIR" in several.err
+
+
+@pytest.mark.slow
+def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
+    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    source, target = make_store(), make_store()
+    source.insert_sql("events", [event(i, session=f"s{i % 7}") for i in range(5000)])
+    local_supabase.set_max_rows(1000)  # Supabase's default cap: export must page past it
+    dump = tmp_path / "events.jsonl"
+    assert cli("export", source.prefix, "events", "-o", str(dump)).code == 0
+    assert len(dump.read_text().splitlines()) == 5000
+
+    first = cli("import", target.prefix, "events", str(dump))
+    assert first.code == 0, first.err
+    assert first.json()["inserted"] == 5000
+    again = cli("export", target.prefix, "events", "-o", str(tmp_path / "again.jsonl"))
+    assert again.code == 0
+    assert (tmp_path / "again.jsonl").read_bytes() == dump.read_bytes()
+
+    rerun = cli("import", target.prefix, "events", str(dump))
+    assert rerun.code == 0
+    assert rerun.json()["inserted"] == 0 and rerun.json()["skipped_identical"] == 5000
+    assert target.count_rows(target.table("events")) == 5000
+
+
+def test_import_reports_a_different_document_with_an_existing_id(
+    cli: RunCli, events_store: StoreTables
+) -> None:
+    changed = event(3, session="s1", kind="status")
+    lines = [json.dumps(event(2)), json.dumps(changed), json.dumps(event(100))]
+    result = cli("import", events_store.prefix, "events", input="\n".join(lines) + "\n")
+    assert result.code == 1
+    report = result.json()
+    assert report["inserted"] == 1 and report["skipped_identical"] == 1
+    assert report["conflicts"] == [{"line": 2, "id": "ev-000003"}]
+    assert "line 2: id 'ev-000003' already exists with different content" in result.err
+    assert cli("get", events_store.prefix, "events", "ev-000003").json()["kind"] == "message"
+
+
+def test_import_refuses_batches_with_invalid_lines_and_names_them(
+    cli: RunCli, make_store: Callable[[], StoreTables], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    lines = [json.dumps(event(i)) for i in range(9)]
+    lines[4] = '{"id": "ev-000004", "version": "0.9.0"}'  # no creation_utc
+    lines[5] = json.dumps(event(5)).replace('"kind": "message"', '"kind": "a\\u0000b"')
+    lines[7] = json.dumps(event(7)).replace('"offset": 7', '"offset": NaN')
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli("import", store.prefix, "events", str(path), "--batch-size", "3")
+    assert result.code == 1
+    report = result.json()
+    assert [p["line"] for p in report["invalid"]] == [5, 6, 8]
+    assert "missing 'creation_utc'" in report["invalid"][0]["error"]
+    # batch 1 (lines 1-3) was written; batches 2 and 3 held invalid lines: nothing of them
+    assert report["inserted"] == 3 and report["batches_refused"] == 2
+    ids = {d["id"] for d in cli("find", store.prefix, "events").json()}
+    assert ids == {"ev-000000", "ev-000001", "ev-000002"}
+    assert "line 5: missing 'creation_utc'" in result.err
+
+    fixed = [json.dumps(event(i)) for i in range(9)]
+    path.write_text("\n".join(fixed) + "\n")
+    rerun = cli("import", store.prefix, "events", str(path), "--batch-size", "3")
+    assert rerun.code == 0
+    assert rerun.json()["inserted"] == 6 and rerun.json()["skipped_identical"] == 3
+
+
+# --- failed migrations -----------------------------------------------------------------------
+
+
+def test_failed_lists_and_restores_fixed_documents(
+    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
+) -> None:
+    store = make_store()
+    failed = store.failed_table("events")
+    good = event(1)
+    broken = {"id": "ev-broken", "version": "0.8.0"}  # still lacks creation_utc
+    local_supabase.execute_sql(
+        f"INSERT INTO \"{failed}\" (id, data, failed_utc) VALUES "
+        f"('ev-000001', '{json.dumps(good)}'::jsonb, '2025-02-01T00:00:00+00:00'),"
+        f"('ev-broken', '{json.dumps(broken)}'::jsonb, NULL)"
+    )
+    listed = cli("failed", store.prefix).json()
+    assert {(d["collection"], d["id"]) for d in listed} == {("events", "ev-000001"), ("events", "ev-broken")}
+    assert next(d for d in listed if d["id"] == "ev-000001")["document"] == good
+
+    result = cli("failed", store.prefix, "events", "--restore", "ev-000001", "ev-broken", "ev-none")
+    assert result.code == 1
+    outcome = {d["id"]: d for d in result.json()}
+    assert outcome["ev-000001"]["restored"] is True
+    assert outcome["ev-broken"]["restored"] is False and "creation_utc" in outcome["ev-broken"]["message"]
+    assert outcome["ev-none"]["restored"] is False
+    assert cli("get", store.prefix, "events", "ev-000001").json() == good
+    remaining = [d["id"] for d in cli("failed", store.prefix, "events").json()]
+    assert remaining == ["ev-broken"]
+
+    needs_collection = cli("failed", store.prefix, "--restore", "x")
+    assert needs_collection.code == 2
+
+
+def test_failed_restore_refuses_to_overwrite_a_different_document(
+    cli: RunCli, events_store: StoreTables, local_supabase: LocalSupabase
+) -> None:
+    failed = events_store.failed_table("events")
+    other = event(2, kind="status")
+    local_supabase.execute_sql(
+        f"INSERT INTO \"{failed}\" (id, data) VALUES ('ev-000002', '{json.dumps(other)}'::jsonb)"
+    )
+    result = cli("failed", events_store.prefix, "events", "--restore", "ev-000002")
+    assert result.code == 1 and "different document" in result.err
+    assert events_store.count_rows(failed) == 1
+    assert cli("get", events_store.prefix, "events", "ev-000002").json() == event(2)
+
+
+def test_cursor_printed_by_find_is_parlants_api_format(cli: RunCli, events_store: StoreTables) -> None:
+    first = cli("find", events_store.prefix, "events", "--limit", "1")
+    cursor = first.err.split("--cursor ")[1].strip()
+    assert base64.b64decode(cursor).decode() == f"{event(0)['creation_utc']}|ev-000000"
+
+
+# --- local up / demo -------------------------------------------------------------------------
+
+
+def test_local_up_prints_the_environment_then_ready_and_stops_on_sigint(
+    cli_env: dict[str, str],
+) -> None:
+    import signal
+    import subprocess
+
+    from cli_helpers import SCRIPT
+
+    proc = subprocess.Popen(
+        [str(SCRIPT), "local", "up"], env=cli_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.strip() == "ready":
+                break
+        env = dict(line.split("=", 1) for line in lines[:-1])
+        assert lines[-1] == "ready"
+        assert env["SUPABASE_URL"].startswith("http://127.0.0.1:")
+        assert env["SUPABASE_SECRET_KEY"].startswith("sb_secret_")
+        ls = run_script(["ls", "--no-counts"], {**cli_env, **env})
+        assert ls.code == 0 and all(row["exists"] is False for row in ls.json())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0
+
+
+def test_demo_verb_hands_its_arguments_to_the_demo(cli: RunCli) -> None:
+    pytest.importorskip("parlant_supabase_sync.demo")
+    result = cli("demo", "--", "--help")
+    assert result.code == 0
+    assert "usage:" in result.out
