@@ -35,7 +35,7 @@ from parlant.core.persistence.document_database import (
     TDocument,
     UpdateResult,
 )
-from typing_extensions import Self, override
+from typing_extensions import Self, override  # noqa: UP035  (typing.Self is 3.11+)
 
 from parlant_supabase_sync.cache import MetadataCache
 from parlant_supabase_sync.core import SyncDocumentCollection, SyncDocumentDatabase
@@ -74,7 +74,7 @@ def _stdlib_logger(logger: Logger | logging.Logger) -> logging.Logger:
     if isinstance(logger, logging.Logger):
         return logger
     # Not registered with logging's manager: one per database, gone with it.
-    adapted = logging.Logger("parlant_supabase_sync")
+    adapted = logging.Logger("parlant_supabase_sync")  # noqa: LOG001 - deliberately unregistered
     adapted.setLevel(logging.DEBUG)
     adapted.propagate = False
     adapted.addHandler(_ParlantLogHandler(logger))
@@ -108,7 +108,11 @@ class SupabaseDocumentDatabase(DocumentDatabase):
             metadata_cache=metadata_cache,
             logger=_stdlib_logger(logger),
         )
-        self._limiter = limiter if limiter is not None else anyio.CapacityLimiter(settings.max_workers)
+        self._limiter = (
+            limiter
+            if limiter is not None
+            else anyio.CapacityLimiter(settings.max_workers)
+        )
 
     @property
     def core(self) -> SyncDocumentDatabase:
@@ -120,7 +124,9 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         return self._limiter
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+        return await anyio.to_thread.run_sync(
+            functools.partial(fn, *args), limiter=self._limiter
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -141,7 +147,9 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         name: str,
         schema: type[TDocument],
     ) -> SupabaseDocumentCollection[TDocument]:
-        return SupabaseDocumentCollection(self, await self._run(self._core.create_collection, name, schema))
+        return SupabaseDocumentCollection(
+            self, await self._run(self._core.create_collection, name, schema)
+        )
 
     @override
     async def get_collection(
@@ -150,7 +158,12 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         schema: type[TDocument],
         document_loader: Callable[[BaseDocument], Awaitable[TDocument | None]],
     ) -> SupabaseDocumentCollection[TDocument]:
-        return SupabaseDocumentCollection(self, await self._run(self._core.get_collection, name, schema, _in_loop(document_loader)))
+        return SupabaseDocumentCollection(
+            self,
+            await self._run(
+                self._core.get_collection, name, schema, _in_loop(document_loader)
+            ),
+        )
 
     @override
     async def get_or_create_collection(
@@ -159,7 +172,15 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         schema: type[TDocument],
         document_loader: Callable[[BaseDocument], Awaitable[TDocument | None]],
     ) -> SupabaseDocumentCollection[TDocument]:
-        return SupabaseDocumentCollection(self, await self._run(self._core.get_or_create_collection, name, schema, _in_loop(document_loader)))
+        return SupabaseDocumentCollection(
+            self,
+            await self._run(
+                self._core.get_or_create_collection,
+                name,
+                schema,
+                _in_loop(document_loader),
+            ),
+        )
 
     @override
     async def delete_collection(self, name: str) -> None:
@@ -170,13 +191,16 @@ def _in_loop(
     document_loader: Callable[[BaseDocument], Awaitable[TDocument | None]],
 ) -> Callable[[BaseDocument], TDocument | None]:
     # The core calls the loader from its worker thread; the coroutine runs back on the event loop.
-    return functools.partial(anyio.from_thread.run, document_loader)
+    # mypy's partial plugin cannot follow anyio's TypeVarTuple signature.
+    return functools.partial(anyio.from_thread.run, document_loader)  # type: ignore[arg-type]
 
 
 class SupabaseDocumentCollection(DocumentCollection[TDocument], Generic[TDocument]):
     """One Parlant collection (one table); every method is one hop to the core collection."""
 
-    def __init__(self, database: SupabaseDocumentDatabase, core: SyncDocumentCollection) -> None:
+    def __init__(
+        self, database: SupabaseDocumentDatabase, core: SyncDocumentCollection
+    ) -> None:
         self._database = database
         self._core = core
 
@@ -192,7 +216,12 @@ class SupabaseDocumentCollection(DocumentCollection[TDocument], Generic[TDocumen
         cursor: Cursor | None = None,
         sort_direction: SortDirection | None = None,
     ) -> FindResult[TDocument]:
-        return cast(FindResult[TDocument], await self._database._run(self._core.find, filters, limit, cursor, sort_direction))
+        return cast(
+            FindResult[TDocument],
+            await self._database._run(
+                self._core.find, filters, limit, cursor, sort_direction
+            ),
+        )
 
     @override
     async def find_one(
@@ -200,7 +229,10 @@ class SupabaseDocumentCollection(DocumentCollection[TDocument], Generic[TDocumen
         filters: Where,
         sort: CollectionSort | None = None,
     ) -> TDocument | None:
-        return cast("TDocument | None", await self._database._run(self._core.find_one, filters, sort))
+        return cast(
+            "TDocument | None",
+            await self._database._run(self._core.find_one, filters, sort),
+        )
 
     @override
     async def ensure_indexes(self, indexes: Sequence[CollectionIndex]) -> None:
@@ -217,8 +249,14 @@ class SupabaseDocumentCollection(DocumentCollection[TDocument], Generic[TDocumen
         params: TDocument,
         upsert: bool = False,
     ) -> UpdateResult[TDocument]:
-        return cast(UpdateResult[TDocument], await self._database._run(self._core.update_one, filters, params, upsert))
+        return cast(
+            UpdateResult[TDocument],
+            await self._database._run(self._core.update_one, filters, params, upsert),
+        )
 
     @override
     async def delete_one(self, filters: Where) -> DeleteResult[TDocument]:
-        return cast(DeleteResult[TDocument], await self._database._run(self._core.delete_one, filters))
+        return cast(
+            DeleteResult[TDocument],
+            await self._database._run(self._core.delete_one, filters),
+        )

@@ -114,7 +114,11 @@ async def supabase_stores(
     settings = settings if settings is not None else SupabaseSettings.from_env()
     log = logger if logger is not None else logging.getLogger("parlant_supabase_sync")
     ids = id_generator if id_generator is not None else IdGenerator()
-    cache = metadata_cache if metadata_cache is not None else MetadataCache(settings.metadata_cache_ttl)
+    cache = (
+        metadata_cache
+        if metadata_cache is not None
+        else MetadataCache(settings.metadata_cache_ttl)
+    )
     limiter = anyio.CapacityLimiter(settings.max_workers)
     async with AsyncExitStack() as stack:
         http_client = build_http_client(settings)
@@ -141,7 +145,9 @@ async def supabase_stores(
             CustomerDocumentStore(ids, customer_db, allow_migration=allow_migration)
         )
         variables = await stack.enter_async_context(
-            ContextVariableDocumentStore(ids, variable_db, allow_migration=allow_migration)
+            ContextVariableDocumentStore(
+                ids, variable_db, allow_migration=allow_migration
+            )
         )
         yield SupabaseStores(
             sessions=sessions,
@@ -154,4 +160,3 @@ async def supabase_stores(
             limiter=limiter,
             metadata_cache=cache,
         )
-

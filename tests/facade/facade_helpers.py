@@ -94,6 +94,9 @@ def no_new_busy_threads() -> Iterator[None]:
         while frame is not None:
             stack.append(frame.f_code.co_filename)
             frame = frame.f_back
-        if any("parlant_supabase_sync" in f or "/httpx/" in f or "/httpcore/" in f for f in stack):
+        if any(
+            "parlant_supabase_sync" in f or "/httpx/" in f or "/httpcore/" in f
+            for f in stack
+        ):
             busy.append(thread.name)
     assert busy == [], f"worker threads still running adapter or HTTP code: {busy}"

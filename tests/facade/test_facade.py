@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import textwrap
 import threading
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
@@ -53,8 +54,12 @@ def doc(i: int, **fields: Any) -> Doc:
 
 
 @pytest.fixture
-async def database(settings: SupabaseSettings) -> AsyncIterator[SupabaseDocumentDatabase]:
-    async with SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings) as db:
+async def database(
+    settings: SupabaseSettings,
+) -> AsyncIterator[SupabaseDocumentDatabase]:
+    async with SupabaseDocumentDatabase(
+        RecordingLogger(), FACADE_PREFIX, settings
+    ) as db:
         yield db
 
 
@@ -63,17 +68,26 @@ async def database(settings: SupabaseSettings) -> AsyncIterator[SupabaseDocument
 
 @pytest.mark.parametrize(
     "cls, base",
-    [(SupabaseDocumentDatabase, DocumentDatabase), (SupabaseDocumentCollection, DocumentCollection)],
+    [
+        (SupabaseDocumentDatabase, DocumentDatabase),
+        (SupabaseDocumentCollection, DocumentCollection),
+    ],
 )
-def test_every_interface_method_is_implemented_and_marked_override(cls: type, base: type) -> None:
+def test_every_interface_method_is_implemented_and_marked_override(
+    cls: type, base: type
+) -> None:
     assert not getattr(cls, "__abstractmethods__", frozenset())
     for name in base.__abstractmethods__:
         method = getattr(cls, name)
         assert method is not getattr(base, name), name
-        assert getattr(method, "__override__", False), f"{cls.__name__}.{name} lacks @override"
+        assert getattr(method, "__override__", False), (
+            f"{cls.__name__}.{name} lacks @override"
+        )
 
 
-def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_liners() -> None:
+def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_liners() -> (
+    None
+):
     tree = ast.parse(inspect.getsource(facade))
     crossings = [
         node
@@ -82,14 +96,27 @@ def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_lin
     ]
     assert len(crossings) == 1
     for cls in (SupabaseDocumentDatabase, SupabaseDocumentCollection):
-        for name in ("find", "find_one", "insert_one", "update_one", "delete_one", "ensure_indexes",
-                     "create_collection", "get_collection", "get_or_create_collection",
-                     "delete_collection"):
+        for name in (
+            "find",
+            "find_one",
+            "insert_one",
+            "update_one",
+            "delete_one",
+            "ensure_indexes",
+            "create_collection",
+            "get_collection",
+            "get_or_create_collection",
+            "delete_collection",
+        ):
             if not hasattr(cls, name):
                 continue
-            function = ast.parse(inspect.getsource(getattr(cls, name)).strip()).body[0]
+            function = ast.parse(
+                textwrap.dedent(inspect.getsource(getattr(cls, name)))
+            ).body[0]
             assert isinstance(function, ast.AsyncFunctionDef)
-            assert len(function.body) == 1, f"{cls.__name__}.{name} has logic beyond the hop"
+            assert len(function.body) == 1, (
+                f"{cls.__name__}.{name} has logic beyond the hop"
+            )
 
 
 def test_find_one_accepts_sort_as_parlant_3_3_requires() -> None:
@@ -108,7 +135,9 @@ async def test_aenter_returns_the_database_itself(settings: SupabaseSettings) ->
 async def test_documents_round_trip_through_the_worker_thread(
     database: SupabaseDocumentDatabase,
 ) -> None:
-    docs = await database.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
+    docs = await database.get_or_create_collection(
+        "docs", Doc, identity_loader_for(Doc)
+    )
     assert isinstance(docs, SupabaseDocumentCollection)
     await docs.ensure_indexes([])
     for i in range(12):
@@ -130,7 +159,9 @@ async def test_documents_round_trip_through_the_worker_thread(
 async def test_document_loader_coroutine_runs_on_the_event_loop_thread(
     database: SupabaseDocumentDatabase, settings: SupabaseSettings
 ) -> None:
-    docs = await database.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
+    docs = await database.get_or_create_collection(
+        "docs", Doc, identity_loader_for(Doc)
+    )
     for i in range(3):
         await docs.insert_one(doc(i, n=i))
     loop_thread = threading.get_ident()
@@ -138,11 +169,15 @@ async def test_document_loader_coroutine_runs_on_the_event_loop_thread(
 
     async def loader(document: BaseDocument) -> Doc | None:
         seen_threads.add(threading.get_ident())
-        await anyio.lowlevel.checkpoint()  # a real await: only possible on the event loop
+        await (
+            anyio.lowlevel.checkpoint()
+        )  # a real await: only possible on the event loop
         return Doc(**document)  # type: ignore[typeddict-item]
 
     # A fresh database: the core runs a collection's loader once per database.
-    async with SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings) as fresh:
+    async with SupabaseDocumentDatabase(
+        RecordingLogger(), FACADE_PREFIX, settings
+    ) as fresh:
         await fresh.get_or_create_collection("docs", Doc, loader)
     assert seen_threads == {loop_thread}
 
@@ -155,10 +190,20 @@ async def test_limiter_defaults_to_max_workers_and_can_be_shared(
     shared = anyio.CapacityLimiter(2)
     client = build_http_client(settings)
     try:
-        a = SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings,
-                                     http_client=client, limiter=shared)
-        b = SupabaseDocumentDatabase(RecordingLogger(), "parlant_sessions_", settings,
-                                     http_client=client, limiter=shared)
+        a = SupabaseDocumentDatabase(
+            RecordingLogger(),
+            FACADE_PREFIX,
+            settings,
+            http_client=client,
+            limiter=shared,
+        )
+        b = SupabaseDocumentDatabase(
+            RecordingLogger(),
+            "parlant_sessions_",
+            settings,
+            http_client=client,
+            limiter=shared,
+        )
         async with a, b:
             assert a.limiter is b.limiter is shared
         # Neither database owned the client, so neither closed it.
@@ -169,7 +214,9 @@ async def test_limiter_defaults_to_max_workers_and_can_be_shared(
         pass
 
 
-async def test_at_most_max_workers_calls_run_at_once(settings: SupabaseSettings) -> None:
+async def test_at_most_max_workers_calls_run_at_once(
+    settings: SupabaseSettings,
+) -> None:
     limiter = anyio.CapacityLimiter(3)
     async with SupabaseDocumentDatabase(
         RecordingLogger(), FACADE_PREFIX, settings, limiter=limiter
@@ -197,8 +244,12 @@ async def test_core_log_records_reach_the_parlant_logger() -> None:
     adapted.info("i")
     adapted.warning("w %s", "x")
     adapted.error("e")
-    assert parlant_logger.messages == [("debug", "d"), ("info", "i"), ("warning", "w x"),
-                                       ("error", "e")]
+    assert parlant_logger.messages == [
+        ("debug", "d"),
+        ("info", "i"),
+        ("warning", "w x"),
+        ("error", "e"),
+    ]
     stdlib = logging.getLogger("some.app")
     assert facade._stdlib_logger(stdlib) is stdlib
 
@@ -215,9 +266,15 @@ async def test_cancelled_updates_are_all_or_nothing_and_leak_no_token_or_thread(
     try:
         with no_new_busy_threads():
             async with SupabaseDocumentDatabase(
-                RecordingLogger(), FACADE_PREFIX, settings, http_client=client, limiter=limiter
+                RecordingLogger(),
+                FACADE_PREFIX,
+                settings,
+                http_client=client,
+                limiter=limiter,
             ) as db:
-                docs = await db.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
+                docs = await db.get_or_create_collection(
+                    "docs", Doc, identity_loader_for(Doc)
+                )
                 for i in range(count):
                     await docs.insert_one(doc(i, n=i, a=0, b=0))
                 completed = 0
@@ -251,21 +308,29 @@ async def test_cancelled_updates_are_all_or_nothing_and_leak_no_token_or_thread(
     assert client._transport._pool.connections == []  # type: ignore[attr-defined]
 
 
-async def test_exit_closes_the_http_client_the_database_created(settings: SupabaseSettings) -> None:
+async def test_exit_closes_the_http_client_the_database_created(
+    settings: SupabaseSettings,
+) -> None:
     with no_new_busy_threads():
-        async with SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings) as db:
-            docs = await db.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
+        async with SupabaseDocumentDatabase(
+            RecordingLogger(), FACADE_PREFIX, settings
+        ) as db:
+            docs = await db.get_or_create_collection(
+                "docs", Doc, identity_loader_for(Doc)
+            )
             await docs.insert_one(doc(1, n=1))
-            client: httpx.Client = db.core.http_client
+            client: httpx.Client = db.core._http
             assert not client.is_closed
         assert client.is_closed
         assert db.limiter.borrowed_tokens == 0
 
 
-async def test_exit_still_closes_when_the_owner_is_cancelled(settings: SupabaseSettings) -> None:
+async def test_exit_still_closes_when_the_owner_is_cancelled(
+    settings: SupabaseSettings,
+) -> None:
     db = SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings)
     with anyio.CancelScope() as scope:
         async with db:
             scope.cancel()
             await anyio.sleep(1)
-    assert db.core.http_client.is_closed
+    assert db.core._http.is_closed

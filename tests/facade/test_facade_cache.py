@@ -34,7 +34,9 @@ class Table:
         return [dict(d) for d in self.docs]
 
 
-def meta(doc_id: str, version: str = "0.9.0", created: str = "2026-01-01T00:00:00+00:00") -> Doc:
+def meta(
+    doc_id: str, version: str = "0.9.0", created: str = "2026-01-01T00:00:00+00:00"
+) -> Doc:
     return {"id": doc_id, "creation_utc": created, "version": version}
 
 
@@ -214,7 +216,10 @@ def test_concurrent_threads_never_see_a_lost_write() -> None:
                 name = f"t{j % 4}"
                 if j % 10 == n % 10:
                     with cache.writing(DB, name) as write, lock:
-                        doc = dict(server[name][0], version=str(int(server[name][0]["version"]) + 1))
+                        doc = dict(
+                            server[name][0],
+                            version=str(int(server[name][0]["version"]) + 1),
+                        )
                         server[name] = [doc]
                         write.replaced("m", doc)
                     # A read after our own write never returns an older version.

@@ -37,9 +37,12 @@ def metadata_reads(supabase: LocalSupabase) -> int:
 
 
 async def start_session_store(settings: SupabaseSettings, cache: MetadataCache) -> None:
-    async with SupabaseDocumentDatabase(
-        RecordingLogger(), PREFIX, settings, metadata_cache=cache
-    ) as db, SessionDocumentStore(db, allow_migration=False):
+    async with (
+        SupabaseDocumentDatabase(
+            RecordingLogger(), PREFIX, settings, metadata_cache=cache
+        ) as db,
+        SessionDocumentStore(db, allow_migration=False),
+    ):
         pass
 
 
@@ -113,4 +116,9 @@ async def test_namespaces_do_not_share_cached_metadata(
             "metadata", MetadataDocument, identity_loader_for(MetadataDocument)
         )
         assert await metadata.find({}) is not None
-    assert supabase.requests.count(method="GET", path_contains="parlant_customers_metadata") >= 1
+    assert (
+        supabase.requests.count(
+            method="GET", path_contains="parlant_customers_metadata"
+        )
+        >= 1
+    )

@@ -37,16 +37,22 @@ async def wait_ready(client: httpx.AsyncClient, deadline: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def settled_events(client: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+async def settled_events(
+    client: httpx.AsyncClient, session_id: str
+) -> list[dict[str, Any]]:
     """Events once the engine has stopped adding status events (it fails fast without an LLM)."""
     previous: list[dict[str, Any]] | None = None
     for _ in range(100):
         response = await client.get(f"/sessions/{session_id}/events")
         response.raise_for_status()
         events = response.json()
-        if previous is not None and events == previous and any(
-            e["kind"] == "status" and e["data"].get("status") in ("error", "ready")
-            for e in events
+        if (
+            previous is not None
+            and events == previous
+            and any(
+                e["kind"] == "status" and e["data"].get("status") in ("error", "ready")
+                for e in events
+            )
         ):
             return list(events)
         previous = events
@@ -57,39 +63,74 @@ async def settled_events(client: httpx.AsyncClient, session_id: str) -> list[dic
 async def create(client: httpx.AsyncClient) -> dict[str, Any]:
     tag = (await client.post("/tags", json={"name": "vip"})).raise_for_status().json()
     customer = (
-        await client.post(
-            "/customers",
-            json={"name": "Ada", "metadata": {"email": "ada@example.test"}, "tags": [tag["id"]]},
+        (
+            await client.post(
+                "/customers",
+                json={
+                    "name": "Ada",
+                    "metadata": {"email": "ada@example.test"},
+                    "tags": [tag["id"]],
+                },
+            )
         )
-    ).raise_for_status().json()
+        .raise_for_status()
+        .json()
+    )
     session = (
-        await client.post(
-            "/sessions",
-            json={"agent_id": AGENT_ID, "customer_id": customer["id"], "title": "scenario"},
+        (
+            await client.post(
+                "/sessions",
+                json={
+                    "agent_id": AGENT_ID,
+                    "customer_id": customer["id"],
+                    "title": "scenario",
+                },
+            )
         )
-    ).raise_for_status().json()
+        .raise_for_status()
+        .json()
+    )
     for i in range(3):
         (
             await client.post(
                 f"/sessions/{session['id']}/events",
-                json={"kind": "message", "source": "human_agent", "message": f"hello {i}",
-                      "participant": {"display_name": "Grace"}},
+                json={
+                    "kind": "message",
+                    "source": "human_agent",
+                    "message": f"hello {i}",
+                    "participant": {"display_name": "Grace"},
+                },
             )
         ).raise_for_status()
     (
         await client.post(
             f"/sessions/{session['id']}/events",
-            json={"kind": "message", "source": "customer", "message": "hi, I need help"},
+            json={
+                "kind": "message",
+                "source": "customer",
+                "message": "hi, I need help",
+            },
         )
     ).raise_for_status()
     variable = (
-        await client.post("/context-variables", json={"name": "plan", "description": "plan"})
-    ).raise_for_status().json()
-    value = (
-        await client.put(
-            f"/context-variables/{variable['id']}/{customer['id']}", json={"data": {"tier": 3}}
+        (
+            await client.post(
+                "/context-variables", json={"name": "plan", "description": "plan"}
+            )
         )
-    ).raise_for_status().json()
+        .raise_for_status()
+        .json()
+    )
+    value = (
+        (
+            await client.put(
+                f"/context-variables/{variable['id']}/{customer['id']}",
+                json={"data": {"tier": 3}},
+            )
+        )
+        .raise_for_status()
+        .json()
+    )
     return {
         "customer": customer,
         "session": session,
@@ -104,13 +145,21 @@ async def read(client: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, 
     session_id = created["session"]["id"]
     variable_id = created["variable"]["id"]
     return {
-        "customer": (await client.get(f"/customers/{customer_id}")).raise_for_status().json(),
-        "session": (await client.get(f"/sessions/{session_id}")).raise_for_status().json(),
-        "events": (await client.get(f"/sessions/{session_id}/events")).raise_for_status().json(),
-        "variable": (await client.get(f"/context-variables/{variable_id}")).raise_for_status().json(),
-        "value": (
-            await client.get(f"/context-variables/{variable_id}/{customer_id}")
-        ).raise_for_status().json(),
+        "customer": (await client.get(f"/customers/{customer_id}"))
+        .raise_for_status()
+        .json(),
+        "session": (await client.get(f"/sessions/{session_id}"))
+        .raise_for_status()
+        .json(),
+        "events": (await client.get(f"/sessions/{session_id}/events"))
+        .raise_for_status()
+        .json(),
+        "variable": (await client.get(f"/context-variables/{variable_id}"))
+        .raise_for_status()
+        .json(),
+        "value": (await client.get(f"/context-variables/{variable_id}/{customer_id}"))
+        .raise_for_status()
+        .json(),
     }
 
 
@@ -135,18 +184,24 @@ async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
                 customer_store=stores.customers,
                 variable_store=stores.variables,
             ) as server:
-                await server.create_agent(name="Scenario", description="test agent", id=AGENT_ID)
+                await server.create_agent(
+                    name="Scenario", description="test agent", id=AGENT_ID
+                )
                 agent_ready.set()
 
         server_task = asyncio.create_task(serve())
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", timeout=30
+            ) as client:
                 await wait_ready(client)
                 await agent_ready.wait()
                 if phase == "create":
                     result = await create(client)
                 else:
-                    result = await read(client, json.loads(state_path.read_text())["created"])
+                    result = await read(
+                        client, json.loads(state_path.read_text())["created"]
+                    )
         finally:
             server_task.cancel()
             try:
@@ -159,4 +214,6 @@ async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])))
+    asyncio.run(
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+    )

@@ -53,11 +53,15 @@ class StubNLPService(NLPService):
         return False
 
     @override
-    async def get_schematic_generator(self, t: type[T], hints: Any = None) -> SchematicGenerator[T]:
+    async def get_schematic_generator(
+        self, t: type[T], hints: Any = None
+    ) -> SchematicGenerator[T]:
         return RefusingSchematicGenerator[t]()  # type: ignore[valid-type]
 
     @override
-    async def get_streaming_text_generator(self, hints: Any = None) -> StreamingTextGenerator:
+    async def get_streaming_text_generator(
+        self, hints: Any = None
+    ) -> StreamingTextGenerator:
         raise NotImplementedError("the test NLP service does not stream")
 
     @override
