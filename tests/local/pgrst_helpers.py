@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -21,7 +21,7 @@ import psycopg
 REST_PREFIX = "/rest/v1"
 OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 
-Query = Union[str, Sequence[tuple[str, str]]]
+Query = str | Sequence[tuple[str, str]]
 
 
 class _Unset:

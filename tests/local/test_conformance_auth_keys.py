@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-
 from pgrst_helpers import (
     Rest,
     assert_error,

@@ -9,8 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from pgrst_helpers import Rest, all_ids, assert_error, ids, ok_json, reset_rows, wait_until_visible, without
+from pgrst_helpers import (
+    Rest,
+    all_ids,
+    assert_error,
+    ids,
+    ok_json,
+    reset_rows,
+    wait_until_visible,
+    without,
+)
 
 TABLE = "conf_filt_docs"
 RESERVED = "conf_filt_reserved"

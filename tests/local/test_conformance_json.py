@@ -6,8 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from pgrst_helpers import Rest, assert_error, ids, ok_json, ordered_ids, reset_rows, wait_until_visible
+from pgrst_helpers import (
+    Rest,
+    assert_error,
+    ids,
+    ok_json,
+    ordered_ids,
+    reset_rows,
+    wait_until_visible,
+)
 
 TABLE = "conf_json_docs"
 P = f"/{TABLE}"

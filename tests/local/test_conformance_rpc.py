@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from pgrst_helpers import (
     Rest,
     assert_empty_body,

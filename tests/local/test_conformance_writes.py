@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from pgrst_helpers import (
     OBJECT_MEDIA_TYPE,
     Rest,
@@ -20,7 +19,6 @@ from pgrst_helpers import (
     ordered_ids,
     prefs_applied,
     reset_rows,
-    sql_ids,
     sql_rows,
     wait_until_visible,
 )
