@@ -131,21 +131,31 @@ class RequestStats:
         self._calls: dict[str, int] = {}
         self._requests: dict[str, int] = {}
         self._seconds: dict[str, float] = {}
+        self._current = threading.local()
 
     def record_request(self, operation: str) -> None:
+        """Count one HTTP request, under the public operation in progress on this thread."""
+        current = getattr(self._current, "operation", None)
+        name = current or operation
         with self._lock:
-            self._requests[operation] = self._requests.get(operation, 0) + 1
+            self._requests[name] = self._requests.get(name, 0) + 1
 
     @contextmanager
     def timed(self, operation: str) -> Iterator[None]:
+        """Time one call of ``operation``; requests sent meanwhile are counted under it."""
+        outer = getattr(self._current, "operation", None)
+        if outer is None:
+            self._current.operation = operation
         start = time.perf_counter()
         try:
             yield
         finally:
             elapsed = time.perf_counter() - start
-            with self._lock:
-                self._calls[operation] = self._calls.get(operation, 0) + 1
-                self._seconds[operation] = self._seconds.get(operation, 0.0) + elapsed
+            if outer is None:
+                self._current.operation = None
+                with self._lock:
+                    self._calls[operation] = self._calls.get(operation, 0) + 1
+                    self._seconds[operation] = self._seconds.get(operation, 0.0) + elapsed
 
     @property
     def total_requests(self) -> int:
