@@ -290,3 +290,35 @@ def all_ids(n: int) -> list[int]:
 
 def without(ids_: Iterable[int], *exclude: int) -> list[int]:
     return sorted(set(ids_) - set(exclude))
+
+
+def raw_request(base_url: str, method: str, target: str, headers: Sequence[tuple[str, str]],
+                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request over a plain socket, for header values httpx refuses to send
+    (e.g. ``Authorization: Bearer `` with a trailing space)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    lines = [f"{method} {REST_PREFIX}{target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+             f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    resp_headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        resp_headers[name.strip().lower()] = value.strip()
+    return status, resp_headers, payload

@@ -19,6 +19,7 @@ from pgrst_helpers import (
     ids,
     mint_jwt,
     ok_json,
+    raw_request,
     reset_rows,
     sql_rows,
     user_jwt,
@@ -139,8 +140,15 @@ class TestJwtErrors:
         assert resp.headers.get("www-authenticate") == (
             f'Bearer error="invalid_token", error_description="{message}"')
 
-    def test_empty_token(self, stack: Any, http: httpx.Client) -> None:
-        self.check(stack, http, "", "PGRST301", "Empty JWT is sent in Authorization header")
+    def test_empty_token(self, stack: Any) -> None:
+        # httpx refuses a header value with a trailing blank, so this one goes over a raw socket.
+        message = "Empty JWT is sent in Authorization header"
+        status, headers, body = raw_request(
+            stack.url, "GET", f"/{NOTES}",
+            [("apikey", stack.service_role_key), ("Authorization", "Bearer ")])
+        assert status == 401, body
+        assert json.loads(body) == {"code": "PGRST301", "message": message, "details": None, "hint": None}
+        assert headers.get("www-authenticate") == f'Bearer error="invalid_token", error_description="{message}"'
 
     def test_two_parts(self, stack: Any, http: httpx.Client) -> None:
         self.check(stack, http, "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9", "PGRST301",

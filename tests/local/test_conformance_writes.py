@@ -346,10 +346,15 @@ class TestPut:
         assert_error(resp, 400, "PGRST115", message="Payload values do not match URL in primary key column(s)")
         assert db(stack)[2]["title"] == "two" and db(stack)[1]["title"] == "one"
 
-    @pytest.mark.parametrize("query", ["id=eq.1&limit=1", "id=eq.1&offset=0"])
+    @pytest.mark.parametrize("query", ["id=eq.1&limit=1", "id=eq.1&offset=2", "id=eq.1&limit=0"])
     def test_put_with_limit_or_offset_is_pgrst114(self, rest: Rest, query: str) -> None:
+        # ApiRequest.hs getRanges: PGRST114 when the range differs from allRange, so `offset=0`
+        # alone (which is allRange) is accepted.
         assert_error(rest.put(P, query, json_body={"id": 1}), 400, "PGRST114",
                      message="limit/offset querystring parameters are not allowed for PUT")
+
+    def test_put_with_offset_zero_is_accepted(self, rest: Rest) -> None:
+        assert rest.put(P, "id=eq.1&offset=0", json_body={"id": 1, "title": "z"}).status_code == 204
 
     def test_put_uses_only_the_first_array_element(self, rest: Rest, stack: Any) -> None:
         resp = rest.put(P, "id=eq.5", json_body=[{"id": 5, "title": "first"}, {"id": 6, "title": "second"}])
