@@ -28,6 +28,7 @@ from .errors import (
     DuplicateDocument,
     FunctionMissing,
     InvalidDocument,
+    PermissionDenied,
     SupabaseSyncError,
     TableMissing,
     from_api_error,
@@ -539,14 +540,15 @@ class Collection:
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every matching document, fetched page by page (constant memory)."""
+        from .filters import encode_where
+
         keys = _sort(sort)
         direction = _default_order(keys)
+        filters = dict(where or {})
+        encode_where(filters)  # a bad filter raises here, not at the first next()
         if direction is None or direction is SortDirection.ASC:
-            yield from self.core.iter_documents(dict(where or {}), page_size=page_size)
-            return
-        yield from self._iter_sorted(
-            dict(where or {}), keys or [("creation_utc", SortDirection.DESC)], page_size
-        )
+            return self.core.iter_documents(filters, page_size=page_size)
+        return self._iter_sorted(filters, keys or [("creation_utc", SortDirection.DESC)], page_size)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.rows()
@@ -1043,8 +1045,15 @@ class Connection:
                     f"the key was issued for project {info.ref!r}, not the project in SUPABASE_URL"
                 )
         stores = self._store_list(names)
-        report = self.schema_report(_tables_of(stores))
-        if not report.from_report_function:
+        try:
+            report = self.schema_report(_tables_of(stores))
+        except PermissionDenied:
+            if info.role == "service_role":
+                raise
+            # A browser-role key may not even call the report function; the key is the problem.
+            notes.append(f"the {info.role or 'unknown'} role may not read the schema report")
+            report = SchemaReport({}, {}, from_report_function=False)
+        if not report.from_report_function and report.tables:
             notes.append("the report function is missing, so adapter/RLS state could not be read")
         missing_tables = [n for n, s in report.tables.items() if not s.exists]
         missing_functions = [n for n, ok in report.functions.items() if not ok]

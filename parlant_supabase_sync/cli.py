@@ -81,11 +81,11 @@ def _emit_rows(rows: Iterable[Mapping[str, Any]], fmt: str, out: IO[str] | None 
             out.write(_dumps(row) + "\n")
             count += 1
         return count
-    out.write("[")
+    # The bracket waits for the first row, so a failing first request prints nothing.
     for row in rows:
-        out.write(("\n " if count == 0 else ",\n ") + json.dumps(row, ensure_ascii=False))
+        out.write(("[\n " if count == 0 else ",\n ") + json.dumps(row, ensure_ascii=False))
         count += 1
-    out.write("\n]\n" if count else "]\n")
+    out.write("\n]\n" if count else "[]\n")
     return count
 
 
