@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -283,8 +284,10 @@ def _tail(path: str, lines: int = 25) -> str:
 # supervisor
 
 # Runs as `python -I -c _SUPERVISOR <json>`; kept free of project imports so it works whatever
-# sys.path the parent had. Its stdin is a pipe from the parent: EOF (parent stopped us, or died)
-# means shut PostgreSQL down.
+# sys.path the parent had. Runs one command (initdb, postgres) with the config's uid, output to
+# a log file. Its stdin is a pipe from the parent: EOF (parent stopped us, or died) means send
+# the child `stop_signal`, SIGKILL it after `kill_after` s, then delete the `remove` paths.
+# Exits with the child's exit code (128 + signal number if it was killed).
 _SUPERVISOR = r"""
 import ctypes, json, os, shutil, signal, subprocess, sys, threading
 cfg = json.loads(sys.argv[1])
@@ -298,7 +301,7 @@ if sys.platform.startswith("linux"):
 
 def child_setup():
     if libc is not None:
-        libc.prctl(1, signal.SIGINT, 0, 0, 0)  # PR_SET_PDEATHSIG: fast shutdown if we die
+        libc.prctl(1, cfg["stop_signal"], 0, 0, 0)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
 
@@ -339,7 +342,7 @@ def shutdown(*_):
         stopping.append(1)
     if proc.poll() is None:
         try:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(cfg["stop_signal"])
         except OSError:
             pass
     timer = threading.Timer(cfg["kill_after"], kill_all)
@@ -363,7 +366,7 @@ rc = proc.wait()
 if stopping:
     for path in cfg["remove"]:
         shutil.rmtree(path, ignore_errors=True)
-sys.exit(0 if stopping else (rc if rc > 0 else 1))
+sys.exit(rc if rc >= 0 else 128 - rc)
 """
 
 
@@ -591,16 +594,6 @@ class PostgresServer:
         }
         return env
 
-    def _run_as(self, argv: Sequence[str], user: _OsUser, cwd: str) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
-        if user.uid != os.geteuid():
-            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
-        result: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
-            list(argv), capture_output=True, text=True, cwd=cwd, env=self._child_env(),
-            timeout=300, check=False, **kwargs,
-        )
-        return result
-
     def _initdb(self, data_dir: str, user: _OsUser, bindir: str, version: int) -> None:
         if os.path.exists(data_dir):
             if os.listdir(data_dir):
@@ -624,16 +617,65 @@ class PostgresServer:
                 os.path.join(bindir, "initdb"), "-D", data_dir, "-U", _SUPERUSER, "-E", "UTF8",
                 "--auth=trust", "--no-sync", "--no-instructions", *locale_args,
             ]
-            result = self._run_as(argv, user, self._temp_dir or "/")
-            if result.returncode == 0:
+            log = os.path.join(self._temp_dir or "/", "initdb.log")
+            supervisor = self._supervise(argv, user, log, signal.SIGTERM)
+            try:
+                returncode = supervisor.wait(300)
+            except subprocess.TimeoutExpired:
+                raise PostgresError(
+                    f"initdb did not finish within 300 s; its log:\n{_tail(log)}"
+                ) from None
+            finally:
+                self._release(supervisor)
+            if returncode == 0:
                 return
-            failures.append(f"{' '.join(locale_args)}: {result.stderr.strip()[-2000:]}")
+            failures.append(f"{' '.join(locale_args)}: {_tail(log, 12)}")
+            os.unlink(log)
             # initdb removes what it created on failure, but leaves a pre-existing dir's contents.
             for entry in os.listdir(data_dir):
                 shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
         raise PostgresError(
             "initdb failed for every locale tried:\n" + "\n".join(failures)
         )
+
+    def _supervise(
+        self, argv: Sequence[str], user: _OsUser, log: str, stop_signal: int
+    ) -> subprocess.Popen[bytes]:
+        if not os.path.exists(log):
+            open(log, "ab").close()
+        config = {
+            "argv": list(argv),
+            "uid": user.uid if user.uid != os.geteuid() else None,
+            "gid": user.gid,
+            "log": log,
+            "cwd": self._temp_dir,
+            "env": self._child_env(),
+            "stop_signal": int(stop_signal),
+            "kill_after": self._stop_timeout,
+            # Deleted by the supervisor if we go away first (e.g. SIGKILL). Never a user-given
+            # data dir: that one lives outside our temp dir.
+            "remove": [self._temp_dir] if self._temp_dir else [],
+        }
+        return subprocess.Popen(
+            [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            start_new_session=True, close_fds=True, cwd=self._temp_dir,
+        )
+
+    def _release(self, supervisor: subprocess.Popen[bytes]) -> None:
+        """Close our pipe ends (asks it to stop its command) and wait for it; if even its own
+        deadline passes, kill its process group (it is the leader, so the group id cannot have
+        been reused while it is unreaped)."""
+        for stream in (supervisor.stdin, supervisor.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            supervisor.wait(self._stop_timeout + 5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
 
     def _launch(self, data_dir: str, user: _OsUser, bindir: str) -> None:
         settings = dict(self._settings)
@@ -643,24 +685,7 @@ class PostgresServer:
         argv = [os.path.join(bindir, "postgres"), "-D", data_dir]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
-        remove = [self._temp_dir] if self._temp_dir else []
-        config = {
-            "argv": argv,
-            "uid": user.uid if user.uid != os.geteuid() else None,
-            "gid": user.gid,
-            "log": self.log_path,
-            "cwd": self._temp_dir,
-            "env": self._child_env(),
-            "kill_after": self._stop_timeout,
-            # The supervisor deletes our temp dir once postgres is gone (it outlives us if we
-            # are SIGKILLed). Never a user-given data dir: that one lives outside the temp dir.
-            "remove": remove,
-        }
-        self._supervisor = subprocess.Popen(
-            [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-            start_new_session=True, close_fds=True, cwd=self._temp_dir,
-        )
+        self._supervisor = self._supervise(argv, user, self.log_path, signal.SIGINT)
         assert self._supervisor.stdout is not None
         line = self._read_line(self._supervisor.stdout, timeout=30.0)
         if not line.strip().isdigit():
@@ -713,19 +738,7 @@ class PostgresServer:
         supervisor = self._supervisor
         if supervisor is None:
             return
-        if supervisor.stdin is not None:
-            with contextlib.suppress(OSError):
-                supervisor.stdin.close()
-        try:
-            supervisor.wait(self._stop_timeout + 5)
-        except subprocess.TimeoutExpired:
-            # The supervisor's own deadline passed too: kill the whole group (it is the leader,
-            # so the group id cannot have been reused while it is unreaped).
-            with contextlib.suppress(OSError):
-                os.killpg(supervisor.pid, 9)
-            supervisor.wait()
-        if supervisor.stdout is not None:
-            supervisor.stdout.close()
+        self._release(supervisor)
         self._supervisor = None
         postmaster, self._postmaster_pid = self._postmaster_pid, None
         # A supervisor that exited normally has reaped postgres (and its pid may be reused).
