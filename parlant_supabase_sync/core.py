@@ -683,7 +683,8 @@ class SyncDocumentCollection:
             where = _filters.encode_where(filters)
             pinned = _filters.id_pinned(filters)
             if not _filters.matches_nothing(filters):
-                for _ in range(3):
+                # Each lost race means another caller removed a match, so this ends.
+                while True:
                     target = (
                         pinned if pinned is not None else self._first_id("update_one", where)
                     )
@@ -722,7 +723,8 @@ class SyncDocumentCollection:
             where = _filters.encode_where(filters)
             pinned = _filters.id_pinned(filters)
             if not _filters.matches_nothing(filters):
-                for _ in range(3):
+                # Each lost race means another caller removed a match, so this ends.
+                while True:
                     known: Document | None = None
                     if pinned is not None:
                         target: str | None = pinned
