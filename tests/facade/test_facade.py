@@ -5,10 +5,11 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import secrets
 import textwrap
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import anyio.lowlevel
@@ -24,13 +25,16 @@ from parlant.core.persistence.document_database import (
     identity_loader_for,
 )
 
-from parlant_supabase_sync import facade
+from parlant_supabase_sync import ddl, facade
 from parlant_supabase_sync.client import build_http_client
 from parlant_supabase_sync.facade import (
     SupabaseDocumentCollection,
     SupabaseDocumentDatabase,
 )
 from parlant_supabase_sync.settings import SupabaseSettings
+
+if TYPE_CHECKING:
+    from parlant_supabase_sync.local import LocalSupabase
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +53,7 @@ def doc(i: int, **fields: Any) -> Doc:
         id=ObjectId(f"d{i:04d}"),
         version=Version.String("1.0.0"),
         creation_utc=f"2026-01-01T00:00:{i % 60:02d}.{i:06d}+00:00",
-        **fields,
+        **{"a": 0, "b": 0, "n": i, **fields},  # type: ignore[typeddict-item]
     )
 
 
@@ -157,13 +161,15 @@ async def test_documents_round_trip_through_the_worker_thread(
 
 
 async def test_document_loader_coroutine_runs_on_the_event_loop_thread(
-    database: SupabaseDocumentDatabase, settings: SupabaseSettings
+    supabase: LocalSupabase, settings: SupabaseSettings
 ) -> None:
-    docs = await database.get_or_create_collection(
-        "docs", Doc, identity_loader_for(Doc)
-    )
-    for i in range(3):
-        await docs.insert_one(doc(i, n=i))
+    # The core runs a collection's loader once per process and table: use tables of our own.
+    prefix = f"pss_load_{secrets.token_hex(4)}_"
+    supabase.execute_sql(ddl.generate_schema({prefix: ("docs", "metadata")}))
+    async with SupabaseDocumentDatabase(RecordingLogger(), prefix, settings) as db:
+        docs = await db.create_collection("docs", Doc)
+        for i in range(3):
+            await docs.insert_one(doc(i))
     loop_thread = threading.get_ident()
     seen_threads: set[int] = set()
 
@@ -172,14 +178,12 @@ async def test_document_loader_coroutine_runs_on_the_event_loop_thread(
         await (
             anyio.lowlevel.checkpoint()
         )  # a real await: only possible on the event loop
-        return Doc(**document)  # type: ignore[typeddict-item]
+        return Doc(**{**document, "n": 100})  # type: ignore[typeddict-item]
 
-    # A fresh database: the core runs a collection's loader once per database.
-    async with SupabaseDocumentDatabase(
-        RecordingLogger(), FACADE_PREFIX, settings
-    ) as fresh:
-        await fresh.get_or_create_collection("docs", Doc, loader)
-    assert seen_threads == {loop_thread}
+    async with SupabaseDocumentDatabase(RecordingLogger(), prefix, settings) as fresh:
+        migrated = await fresh.get_or_create_collection("docs", Doc, loader)
+        assert seen_threads == {loop_thread}
+        assert [d["n"] for d in await migrated.find({})] == [100, 100, 100]
 
 
 async def test_limiter_defaults_to_max_workers_and_can_be_shared(
