@@ -587,12 +587,13 @@ class PostgresServer:
             )
 
     def _child_env(self) -> dict[str, str]:
-        env = {
+        # A minimal environment: the caller's PG* variables (PGDATA, PGPORT…) must not leak in.
+        utf8 = [n for n in _available_locales() if n.lower().replace("-", "") == "c.utf8"]
+        return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8" if "C.utf8" in _available_locales() else "C",
+            "LANG": utf8[0] if utf8 else "C",
             "TZ": "UTC",
         }
-        return env
 
     def _initdb(self, data_dir: str, user: _OsUser, bindir: str, version: int) -> None:
         if os.path.exists(data_dir):

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -412,3 +413,33 @@ def test_local_up_rejects_a_bad_port_before_starting_anything() -> None:
     from parlant_supabase_sync.local.cli_up import run_local_up
 
     assert run_local_up(["--port", "70000"]) == 2
+
+
+def test_failed_start_stops_postgres_and_keeps_a_given_data_dir(shared_dir: str) -> None:
+    from parlant_supabase_sync.local import LocalSupabase
+    from parlant_supabase_sync.local.gateway import GatewayError
+
+    data_dir = os.path.join(shared_dir, "project")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        stack = LocalSupabase(port=taken.getsockname()[1], data_dir=data_dir)
+        with pytest.raises(GatewayError):
+            stack.start()
+    assert "stopped" in repr(stack)
+    assert processes_with(data_dir) == []
+    assert os.path.isfile(os.path.join(data_dir, "PG_VERSION"))
+
+
+def test_local_up_exits_1_with_a_message_when_the_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = subprocess.run(
+            [sys.executable, "-m", "parlant_supabase_sync.local.cli_up",
+             "--port", str(taken.getsockname()[1])],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("local up: could not start:")
