@@ -438,7 +438,7 @@ def test_local_up_exits_1_with_a_message_when_the_port_is_taken() -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "parlant_supabase_sync.local.cli_up",
              "--port", str(taken.getsockname()[1])],
-            capture_output=True, text=True, timeout=120,
+            check=False, capture_output=True, text=True, timeout=120,
         )
     assert proc.returncode == 1
     assert proc.stdout == ""
