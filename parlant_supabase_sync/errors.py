@@ -298,7 +298,9 @@ def from_api_error(
     ):
         return TransientError(
             f"temporary failure{where}: {summary}; the request may be retried",
-            maybe_applied=code not in _TRANSIENT_PGRST,
+            # PostgREST rolls back before answering with an error code; a bare 502/504 from
+            # the gateway can arrive after the database committed.
+            maybe_applied=code is None and status in (502, 503, 504),
             **fields,
         )
     if status == 401:

@@ -227,6 +227,22 @@ class SupabaseSettings(_Model):
     page_size: int = Field(default=1000, ge=1, le=10000)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
+    if TYPE_CHECKING:
+        # The key may be passed as a plain str (validated into SecretStr); say so to type checkers.
+        def __init__(
+            self,
+            *,
+            url: str,
+            key: str | SecretStr,
+            db_schema: str = ...,
+            timeouts: Timeouts | Mapping[str, float] = ...,
+            max_workers: int = ...,
+            http_pool_size: int = ...,
+            metadata_cache_ttl: float = ...,
+            page_size: int = ...,
+            retry: RetryPolicy | Mapping[str, Any] = ...,
+        ) -> None: ...
+
     @field_validator("url", mode="before")
     @classmethod
     def _check_url(cls, value: object) -> str:

@@ -285,7 +285,9 @@ def test_all_sql_holds_the_three_stores_and_the_functions() -> None:
 
 
 def test_custom_prefix_and_schema_are_quoted() -> None:
-    sql = ddl.generate_schema({"My_App_": ["sessions", "metadata"]}, "allow-all", schema="it's\"x")
+    sql = ddl.generate_schema(
+        {"My_App_": ["sessions", "metadata"]}, "allow-all", schema="it's\"x"
+    )
     assert 'CREATE TABLE IF NOT EXISTS "it\'s""x"."My_App_sessions" (' in sql
     assert "WHERE schemaname = 'it''s\"x'" in sql
 

@@ -250,21 +250,21 @@ def test_errors_pickle_with_their_fields() -> None:
 
 
 def test_value_error_family() -> None:
-    for cls in (
+    value_errors: list[type[SupabaseSyncError]] = [
         ConfigurationError,
         DuplicateDocument,
         UnsupportedFilter,
         InvalidDocument,
-    ):
-        assert issubclass(cls, ValueError) and issubclass(cls, SupabaseSyncError)
-    for cls in (
+    ]
+    others: list[type[SupabaseSyncError]] = [
         PermissionDenied,
         AuthenticationError,
         TransientError,
         RequestError,
         SchemaMissing,
-    ):
-        assert not issubclass(cls, ValueError)
+    ]
+    assert all(issubclass(cls, ValueError) for cls in value_errors)
+    assert not any(issubclass(cls, ValueError) for cls in others)
 
 
 def request() -> httpx.Request:
@@ -300,3 +300,10 @@ def test_unsupported_protocol_is_a_configuration_error() -> None:
     error = from_transport_error(httpx.UnsupportedProtocol("no scheme"))
     assert isinstance(error, ConfigurationError)
     assert "SUPABASE_URL" in str(error)
+
+
+def test_only_codeless_gateway_failures_may_have_been_applied() -> None:
+    assert from_api_error(None, 504).maybe_applied is True  # type: ignore[attr-defined]
+    rolled_back = from_api_error(body("40001", "could not serialize access"), 500)
+    assert rolled_back.maybe_applied is False  # type: ignore[attr-defined]
+    assert from_api_error(body("PGRST003", "pool timeout"), 504).maybe_applied is False  # type: ignore[attr-defined]

@@ -235,7 +235,7 @@ def test_timeouts_convert_to_httpx() -> None:
 def test_settings_are_immutable_and_picklable() -> None:
     settings = SupabaseSettings(url="https://x.supabase.co", key=SECRET)
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises its own frozen-instance error
-        settings.page_size = 5  # type: ignore[misc]
+        settings.page_size = 5
     assert pickle.loads(pickle.dumps(settings)) == settings
 
 
