@@ -281,10 +281,9 @@ def _content_type(headers: Mapping[str, str]) -> str:
     return ct.split(";", 1)[0].strip().lower()
 
 
-def _parse_payload(request: ApiRequest, columns: list[str] | None, *, is_rpc: bool) -> Payload:
+def _parse_payload(headers: Mapping[str, str], body: bytes, columns: list[str] | None, *, is_rpc: bool) -> Payload:
     """PostgREST's `getPayload` (ApiRequest/Payload.hs)."""
-    ctype = _content_type(request.headers)
-    body = request.body
+    ctype = _content_type(headers)
     if ctype in ("application/json", SINGULAR_MEDIA, "application/vnd.pgrst.object"):
         if columns is not None:
             text = body.decode("utf-8", errors="replace")
@@ -350,7 +349,8 @@ class _Request:
         self.req = request
         self.config = config
         self.method = request.method.upper()
-        self.headers = request.headers
+        # The contract promises lower-cased names; normalising again costs nothing.
+        self.headers: dict[str, str] = {k.lower(): v for k, v in request.headers.items()}
 
     # Stage 1: everything PostgREST validates before touching the schema cache.
     def run(self) -> ApiResponse:
@@ -391,7 +391,7 @@ class _Request:
         self.payload: Payload | None = None
         if (kind == "table" and self.method in ("POST", "PATCH", "PUT")) or (kind == "rpc" and self.method == "POST"):
             cols = self.q.columns if self.method in ("POST", "PATCH") else None
-            self.payload = _parse_payload(self.req, cols, is_rpc=kind == "rpc")
+            self.payload = _parse_payload(self.headers, self.req.body, cols, is_rpc=kind == "rpc")
         # Begin: the access mode goes first; a POST /rpc of a non-volatile function switches
         # to READ ONLY after the catalog look-up (allowed: only the opposite switch is not).
         self._exec(raw("SET TRANSACTION READ WRITE" if is_write else "SET TRANSACTION READ ONLY"))
@@ -438,17 +438,18 @@ class _Request:
         req = self.req
         claims = dict(req.claims)
         claims.setdefault("role", req.role)
-        headers = {k.lower(): v for k, v in req.headers.items() if k.lower() != "cookie"}
+        headers = {k: v for k, v in self.headers.items() if k != "cookie"}
         cookies: dict[str, str] = {}
-        raw_cookie = req.headers.get("cookie")
+        raw_cookie = self.headers.get("cookie")
         if raw_cookie:
             for part in raw_cookie.split(";"):
                 if "=" in part:
                     k, v = part.split("=", 1)
                     cookies[k.strip()] = v.strip()
         search_path = ", ".join(_quote_ident(s) for s in (self.schema, *self.config.extra_search_path))
-        settings: list[tuple[str, str]] = [
-            ("search_path", search_path),
+        settings: list[tuple[str, str]] = [("search_path", search_path)]
+        settings.extend(schema_cache.role_settings(self.conn, req.role))
+        settings += [
             ("role", req.role),
             ("request.jwt.claims", json.dumps(claims, separators=(",", ":"))),
             ("request.method", self.method),

@@ -373,11 +373,12 @@ def _op_expr(p: _P, fld: Field, in_tree: bool) -> Filter:
 # --- entry points ----------------------------------------------------------------------------
 
 
-def _fail_to_error(label: str, text: str, fail: _Fail) -> GrammarError:
+def _fail_to_error(label: str, text: str, fail: _Fail, parsed: str | None = None) -> GrammarError:
     # Parsec reports 1-based columns; details mimic its "unexpected ... expecting ..." text.
+    source = text if parsed is None else parsed
     column = fail.pos + 1
-    if fail.pos < len(text):
-        unexpected = f'unexpected "{text[fail.pos]}"'
+    if fail.pos < len(source):
+        unexpected = f'unexpected "{source[fail.pos]}"'
     else:
         unexpected = "unexpected end of input"
     return GrammarError(f'"{label} ({text})" (line 1, column {column})', f"{unexpected} expecting {fail.expected}")
@@ -412,10 +413,17 @@ def parse_filter_value(fld: Field, value: str) -> Filter:
 
 
 def try_parse_filter_value(fld: Field, value: str) -> Filter | None:
-    """For `GET /rpc`: a value that is not a filter is a function argument."""
+    """For `GET /rpc`: a value that is not a filter is a function argument.
+
+    PostgREST writes this as `pOpExpr <|> pure NoOpExpr`: Parsec only falls back when the
+    filter parser failed without consuming input, and `not.`, `in.` and `is.` are consumed
+    before the rest is checked — so `x=in.abc` is a 400, not the argument "in.abc".
+    """
     try:
         return parse_filter_value(fld, value)
     except GrammarError:
+        if value.startswith(("not.", "in.", "is.")):
+            raise
         return None
 
 
@@ -466,7 +474,8 @@ def parse_logic(key: str, value: str) -> tuple[tuple[str, ...], LogicTree]:
     try:
         tree = _logic_tree(p)
     except _Fail as f:
-        raise _fail_to_error("failed to parse logic tree", value, _Fail(max(0, f.pos - (len(text) - len(value))), f.expected)) from None
+        # Parsec reports the position within `op <> value` while the label shows only the value.
+        raise _fail_to_error("failed to parse logic tree", value, f, text) from None
     if not isinstance(tree, LogicTree):  # pragma: no cover - keyword forms always give a tree
         raise GrammarError(f'"failed to parse logic tree ({value})" (line 1, column 1)', "unexpected filter")
     return embed, tree

@@ -171,6 +171,28 @@ def lookup_functions(conn: psycopg.Connection[Any], schema: str, name: str) -> l
     return out
 
 
+_ROLE_SETTINGS_SQL = """
+select split_part(cfg, '=', 1), substr(cfg, strpos(cfg, '=') + 1)
+from pg_db_role_setting s
+join pg_roles r on r.oid = s.setrole
+cross join lateral unnest(s.setconfig) cfg
+left join pg_settings ps on ps.name = split_part(cfg, '=', 1)
+where r.rolname = %s
+  and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+  and (ps.context = 'user' or (ps.name is null and strpos(split_part(cfg, '=', 1), '.') > 0))
+order by s.setdatabase
+"""
+
+
+def role_settings(conn: psycopg.Connection[Any], role: str) -> list[tuple[str, str]]:
+    """`ALTER ROLE ... SET` values of `role`: SET ROLE does not apply them, PostgREST does.
+
+    Database-specific values come last so they win. Only settings an ordinary role may change
+    are returned (e.g. Supabase's `statement_timeout` for anon/authenticated).
+    """
+    return [(k, v) for k, v in conn.execute(_ROLE_SETTINGS_SQL, (role,)).fetchall()]
+
+
 def _levenshtein(a: str, b: str) -> int:
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
