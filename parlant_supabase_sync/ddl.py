@@ -406,13 +406,13 @@ def _policies(schema: str, tables: Sequence[_Table], anon_policy: AnonPolicy) ->
         )
         return "\n\n".join([header] + [_allow_all(schema, table) for table in tables])
     customer_tables = _customer_tables(tables)
-    if not customer_tables:
-        return ""
-    statements = "\n\n".join(_per_customer(schema, table) for table in customer_tables)
     intro = (
         "-- Row-level security is enabled with no policy for anon/authenticated: only the\n"
         "-- secret (sb_secret_…) or service_role key, which bypasses RLS, can use these tables.\n"
     )
+    if not customer_tables:
+        return intro.rstrip("\n")
+    statements = "\n\n".join(_per_customer(schema, table) for table in customer_tables)
     if anon_policy == "per-customer":
         return (
             intro

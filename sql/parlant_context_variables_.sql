@@ -114,3 +114,8 @@ ALTER TABLE "public"."parlant_context_variables_metadata" ENABLE ROW LEVEL SECUR
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_creation_utc" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_by_creation_utc_id" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc", "id");
+
+-- ---- row-level security policies -------------------------------------------------------------
+
+-- Row-level security is enabled with no policy for anon/authenticated: only the
+-- secret (sb_secret_…) or service_role key, which bypasses RLS, can use these tables.
