@@ -76,7 +76,10 @@ def test_server_keeps_customers_sessions_events_and_values_across_a_restart(
         e["kind"] == "status" and e["source"] == "ai_agent" for e in read["events"]
     )
     assert read["value"]["data"] == {"tier": 3}
-    assert read["variable"]["id"] == created["variable"]["id"]
+    assert read["variable"]["context_variable"] == created["variable"]
+    assert read["variable"]["key_value_pairs"][created["customer"]["id"]]["data"] == {
+        "tier": 3
+    }
 
     leftovers = {p.name for p in home.rglob("*.json")}
     assert not leftovers & {"sessions.json", "customers.json", "context_variables.json"}

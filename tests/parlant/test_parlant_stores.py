@@ -122,9 +122,11 @@ async def test_each_store_writes_its_version_in_its_own_namespace(
         )
     }
     assert versions == {
-        "parlant_sessions_": [(SessionDocumentStore.VERSION,)],
-        "parlant_customers_": [(CustomerDocumentStore.VERSION,)],
-        "parlant_context_variables_": [(ContextVariableDocumentStore.VERSION,)],
+        "parlant_sessions_": [(SessionDocumentStore.VERSION.to_string(),)],
+        "parlant_customers_": [(CustomerDocumentStore.VERSION.to_string(),)],
+        "parlant_context_variables_": [
+            (ContextVariableDocumentStore.VERSION.to_string(),)
+        ],
     }
 
 
