@@ -779,6 +779,13 @@ class Gateway:
         with self._lock:
             if self._server is not None:
                 raise GatewayError("this Gateway is already started")
+            # One direct attempt first: libpq's reason (refused, no such role, …) beats a pool timeout.
+            problem = _probe_database(self._config.database_url)
+            if problem is not None:
+                raise GatewayError(
+                    f"the gateway could not connect to PostgreSQL: {problem}; check that the server "
+                    "is running and that database_url names the authenticator login role"
+                )
             pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
                 self._config.database_url,
                 min_size=self._config.pool_size,
@@ -795,9 +802,10 @@ class Gateway:
             except psycopg_pool.PoolTimeout:
                 pool.close()
                 raise GatewayError(
-                    "the gateway could not connect to PostgreSQL: "
-                    f"{_probe_database(self._config.database_url)}; check that the server is "
-                    "running and that database_url names the authenticator login role"
+                    f"the gateway could not open {self._config.pool_size} connections to PostgreSQL "
+                    f"within {max(self._config.pool_timeout, 5.0):.0f} s: "
+                    f"{_probe_database(self._config.database_url) or 'no error reported'}; lower "
+                    "pool_size or raise the server's max_connections"
                 ) from None
             try:
                 server = _Server((self._host, self._requested_port), self)
@@ -969,7 +977,8 @@ class Gateway:
         stats = pool.get_stats()
         if stats.get("pool_size", 0) < pool.max_size:
             # The pool could not even open its connections: the database is unreachable.
-            return PgrstError(503, "PGRST000", "Database connection error.", _probe_database(self._config.database_url))
+            problem = _probe_database(self._config.database_url) or "the pool could not open its connections"
+            return PgrstError(503, "PGRST000", "Database connection error.", problem)
         return PgrstError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
 
     def _check_pool_soon(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]]) -> None:
@@ -989,11 +998,11 @@ class Gateway:
         threading.Thread(target=check, name="gateway-pool-check", daemon=True).start()
 
 
-def _probe_database(dsn: str) -> str:
-    """libpq's own words for why `dsn` cannot be reached (never includes a password)."""
+def _probe_database(dsn: str) -> str | None:
+    """None if `dsn` accepts a connection, else libpq's reason (which never quotes a password)."""
     try:
-        with psycopg.connect(dsn, connect_timeout=3):
-            return "the database accepts connections again"
+        with psycopg.connect(dsn, connect_timeout=5):
+            return None
     except psycopg.Error as exc:
         return str(exc).strip() or type(exc).__name__
 
