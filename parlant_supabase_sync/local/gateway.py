@@ -119,6 +119,19 @@ class GatewayConfig:
     # PostgREST's db-pool-acquisition-timeout: how long a request waits for a connection.
     pool_timeout: float = 10.0
 
+    def __repr__(self) -> str:
+        return (
+            f"GatewayConfig(database_url={_hide_password(self.database_url)!r}, engine={self.engine!r}, "
+            f"legacy_keys_enabled={self.legacy_keys_enabled}, kong_mode={self.kong_mode}, "
+            f"pool_size={self.pool_size}, pool_timeout={self.pool_timeout})"
+        )
+
+
+def _hide_password(dsn: str) -> str:
+    """`postgresql://user:secret@host/db` → `postgresql://user:***@host/db`; key=value DSNs too."""
+    dsn = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+
 
 # --------------------------------------------------------------------------------------------
 # responses
@@ -530,7 +543,8 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Never echo the request line back (it may hold a key) and answer in JSON.
         self.close_connection = True
-        self._send(_gateway_reply(code, {"message": HTTPStatus(code).phrase}), head_only=False)
+        status = int(code)
+        self._send(_gateway_reply(status, {"message": HTTPStatus(status).phrase}), head_only=False)
 
     def handle_one_request(self) -> None:
         try:
@@ -867,10 +881,14 @@ class Gateway:
             raw_path, raw_query = split.path or "/", split.query
         else:
             raw_path, _, raw_query = target.partition("?")
-        if raw_path == REST_PREFIX or raw_path.startswith(REST_PREFIX + "/"):
-            reply = self._rest(method, raw_path[len(REST_PREFIX):] or "/", raw_query, handler, body)
-        else:
-            reply = _gateway_reply(404, _NO_ROUTE)
+        try:
+            if raw_path == REST_PREFIX or raw_path.startswith(REST_PREFIX + "/"):
+                reply = self._rest(method, raw_path[len(REST_PREFIX):] or "/", raw_query, handler, body)
+            else:
+                reply = _gateway_reply(404, _NO_ROUTE)
+        except Exception as exc:  # a bug in the gateway itself: still answer like PostgREST
+            logger.exception("the gateway failed on %s %s", method, raw_path)
+            reply = _pgrst_reply(_internal_error(exc))
         self.requests.record(method, raw_path, _redact_query(raw_query), reply.status)
         logger.debug("%s %s -> %d", method, raw_path, reply.status)
         handler._send(reply, head_only=method == "HEAD")

@@ -21,7 +21,12 @@ import pytest
 from parlant_supabase_sync.local.bootstrap import AUTHENTICATOR
 from parlant_supabase_sync.local.engine import ApiRequest, ApiResponse, EngineConfig
 from parlant_supabase_sync.local.errors import PgrstError
-from parlant_supabase_sync.local.gateway import ApiKeys, Gateway, GatewayConfig, GatewayError
+from parlant_supabase_sync.local.gateway import (
+    ApiKeys,
+    Gateway,
+    GatewayConfig,
+    GatewayError,
+)
 from parlant_supabase_sync.local.requestlog import LoggedRequest, RequestLog
 
 Executor = Callable[[psycopg.Connection[Any], ApiRequest, EngineConfig], ApiResponse]
