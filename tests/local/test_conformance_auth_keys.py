@@ -64,15 +64,25 @@ create or replace function public.conf_auth_whoami() returns jsonb
       'claims', nullif(current_setting('request.jwt.claims', true), '')::jsonb,
       'method', current_setting('request.method', true),
       'path', current_setting('request.path', true),
-      'headers', nullif(current_setting('request.headers', true), '')::jsonb);
+      'headers', nullif(current_setting('request.headers', true), '')::jsonb,
+      'cookies', nullif(current_setting('request.cookies', true), '')::jsonb,
+      'timeout', current_setting('statement_timeout'),
+      'tz', current_setting('TimeZone'));
   end $$;
 create or replace function public.conf_auth_helpers() returns jsonb
   language plpgsql stable as $$
   begin
     return jsonb_build_object('uid', auth.uid(), 'role', auth.role(), 'jwt', auth.jwt());
   end $$;
-grant execute on function public.conf_auth_whoami(), public.conf_auth_helpers()
-  to anon, authenticated, service_role;
+create or replace function public.conf_auth_sleep(seconds float) returns int
+  language plpgsql volatile as $$ begin perform pg_sleep(seconds); return 1; end $$;
+drop table if exists public.conf_auth_dropbox;
+create table public.conf_auth_dropbox (id int primary key, body text);
+revoke all on table public.conf_auth_dropbox from anon, authenticated;
+grant insert on table public.conf_auth_dropbox to anon, authenticated;
+grant all on table public.conf_auth_dropbox to service_role;
+grant execute on function public.conf_auth_whoami(), public.conf_auth_helpers(),
+  public.conf_auth_sleep(float) to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
 """
 
@@ -252,6 +262,32 @@ class TestRoleSwitching:
         assert "prefer" in headers
         assert all(name == name.lower() for name in headers)
 
+    def test_cookies_go_to_request_cookies_not_request_headers(self, service: Rest) -> None:
+        me = whoami(service, headers={"Cookie": "a=b; c=d"})
+        assert me["cookies"] == {"a": "b", "c": "d"}
+        assert "cookie" not in me["headers"]
+
+    def test_role_settings_apply_per_request(self, stack: Any, http: httpx.Client) -> None:
+        # ALTER ROLE ... SET statement_timeout (Supabase: anon 3s, authenticated 8s)
+        anon = as_key(stack, http, stack.anon_key, bearer=stack.anon_key)
+        user = as_key(stack, http, stack.anon_key, bearer=user_jwt(stack.jwt_secret, U1))
+        assert whoami(anon)["timeout"] == "3s"
+        assert whoami(user)["timeout"] == "8s"
+
+    def test_anon_statement_timeout_is_500_57014(self, stack: Any, http: httpx.Client) -> None:
+        anon = as_key(stack, http, stack.anon_key, bearer=stack.anon_key)
+        resp = anon.post("/rpc/conf_auth_sleep", json_body={"seconds": 3.5})
+        assert_error(resp, 500, "57014", message="canceling statement due to statement timeout")
+
+    def test_timezone_preference(self, service: Rest) -> None:
+        resp = service.post("/rpc/conf_auth_whoami", json_body={}, prefer="timezone=America/Los_Angeles")
+        assert ok_json(resp)["tz"] == "America/Los_Angeles"
+        assert "timezone=America/Los_Angeles" in [p.strip() for p in resp.headers["preference-applied"].split(",")]
+
+    def test_non_bearer_scheme_is_anonymous(self, stack: Any, http: httpx.Client) -> None:
+        rest = as_key(stack, http, stack.anon_key, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+        assert role_of(rest) == "anon"
+
     def test_get_sets_request_method_get(self, service: Rest) -> None:
         assert ok_json(service.get("/rpc/conf_auth_whoami"))["method"] == "GET"
 
@@ -293,6 +329,21 @@ class TestPrivileges:
         token = mint_jwt(stack.jwt_secret, {"role": "anon", "sub": U1})
         resp = as_key(stack, http, stack.service_role_key, bearer=token).get(f"/{SECRET_T}")
         assert_error(resp, 401, "42501")
+
+    def test_insert_without_select_privilege_works_minimal(self, stack: Any, http: httpx.Client) -> None:
+        stack.execute_sql("truncate public.conf_auth_dropbox;")
+        user = as_key(stack, http, stack.anon_key, bearer=user_jwt(stack.jwt_secret, U1))
+        assert user.post("/conf_auth_dropbox", json_body={"id": 1, "body": "x"}).status_code == 201
+
+    def test_representation_needs_select_privilege_and_rolls_back(self, stack: Any, http: httpx.Client) -> None:
+        stack.execute_sql("truncate public.conf_auth_dropbox;")
+        user = as_key(stack, http, stack.anon_key, bearer=user_jwt(stack.jwt_secret, U1))
+        resp = user.post("/conf_auth_dropbox", json_body={"id": 2, "body": "x"}, prefer="return=representation")
+        assert_error(resp, 403, "42501")
+        anon = as_key(stack, http, stack.anon_key, bearer=stack.anon_key)
+        resp = anon.post("/conf_auth_dropbox", json_body={"id": 3, "body": "x"}, prefer="return=representation")
+        assert_error(resp, 401, "42501")
+        assert sql_rows(stack.database_url, "select count(*) from public.conf_auth_dropbox") == [(0,)]
 
     def test_service_role_has_the_grant(self, service: Rest) -> None:
         assert ids(service.get(f"/{SECRET_T}")) == [1]

@@ -40,6 +40,9 @@ create table public.{FOOD} (id int primary key);
 drop table if exists public."{SPACED}";
 create table public."{SPACED}" (id int primary key);
 insert into public."{SPACED}" values (1);
+drop table if exists public.conf_err_deferred;
+create table public.conf_err_deferred (id int primary key, u int unique deferrable initially deferred);
+grant all on table public.conf_err_deferred to anon, authenticated, service_role;
 grant all on table public.{TABLE}, public.{PARENT}, public.{FOOD}, public."{SPACED}"
   to anon, authenticated, service_role;
 
@@ -248,6 +251,12 @@ class TestRouting:
         assert resp.headers.get("allow") == "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"
 
 
+def test_filter_on_a_resource_not_embedded_is_pgrst108(rest: Rest) -> None:
+    assert_error(rest.get(P, "parent.id=eq.1"), 400, "PGRST108",
+                 message="'parent' is not an embedded resource in this request",
+                 hint="Verify that 'parent' is included in the 'select' query parameter.")
+
+
 class TestSchemaProfiles:
     def test_unknown_accept_profile_is_pgrst106(self, rest: Rest) -> None:
         assert_error(rest.get(P, headers={"Accept-Profile": "tenant3"}), 406, "PGRST106",
@@ -257,6 +266,10 @@ class TestSchemaProfiles:
     def test_unknown_content_profile_is_pgrst106_for_writes(self, rest: Rest) -> None:
         assert_error(rest.post(P, json_body={"title": "x"}, headers={"Content-Profile": "tenant3"}),
                      406, "PGRST106", message="Invalid schema: tenant3")
+
+    def test_accept_profile_is_ignored_on_writes(self, rest: Rest) -> None:
+        resp = rest.post(P, json_body={"title": "x"}, headers={"Accept-Profile": "tenant3"})
+        assert resp.status_code == 201, resp.text
 
     def test_content_profile_is_ignored_on_reads(self, rest: Rest) -> None:
         assert rest.get(P, headers={"Content-Profile": "tenant3"}).status_code == 200
@@ -310,6 +323,11 @@ class TestTransactions:
         assert ok_json(resp, 201)[0]["id"] == 60
         assert not any(p.startswith("tx=") for p in prefs_applied(resp))
         assert 60 in sql_ids(stack.database_url, TABLE)
+
+    def test_deferred_constraint_violation_is_still_a_normal_error(self, stack: Any, rest: Rest) -> None:
+        resp = rest.post("/conf_err_deferred", json_body=[{"id": 1, "u": 1}, {"id": 2, "u": 1}])
+        assert_error(resp, 409, "23505")
+        assert sql_rows(stack.database_url, "select count(*) from public.conf_err_deferred") == [(0,)]
 
     def test_tx_preference_is_not_an_invalid_preference(self, rest: Rest) -> None:
         resp = rest.get(P, prefer="handling=strict, tx=rollback")

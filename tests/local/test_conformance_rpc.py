@@ -82,6 +82,22 @@ create or replace function public.conf_rpc_ov(x int) returns text language sql i
 create or replace function public.conf_rpc_ov(x text) returns text language sql immutable as $$ select 'text' $$;
 create or replace function public.conf_rpc_sum(arr int[]) returns int
   language sql immutable as $$ select sum(v)::int from unnest(arr) v $$;
+create or replace function public.conf_rpc_pgrst() returns void
+  language plpgsql as $$ begin
+    raise sqlstate 'PGRST' using
+      message = '{{"code":"123","message":"ABC","details":"DEF","hint":"XYZ"}}',
+      detail = '{{"status":332,"headers":{{"X-Header":"str"}}}}';
+  end $$;
+create or replace function public.conf_rpc_pgrst_bad() returns void
+  language plpgsql as $$ begin raise sqlstate 'PGRST' using message = 'INVALID', detail = '{{}}'; end $$;
+create or replace function public.conf_rpc_bad_headers() returns int
+  language plpgsql as $$ begin
+    perform set_config('response.headers', '{{"X-Conf": "yes"}}', true); return 1;
+  end $$;
+create or replace function public.conf_rpc_bad_status() returns int
+  language plpgsql as $$ begin perform set_config('response.status', 'abc', true); return 1; end $$;
+create or replace function public.conf_rpc_text(text) returns text
+  language sql immutable as $$ select 'got ' || $1 $$;
 create or replace function public.conf_rpc_ping() returns int language sql immutable as $$ select 1 $$;
 grant execute on all functions in schema public to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
@@ -291,6 +307,32 @@ class TestErrorsAndCustomResponses:
         resp = rpc(rest, "conf_rpc_headers")
         assert resp.status_code == 200
         assert resp.headers.get("x-conf") == "yes"
+
+
+class TestFullResponseControl:
+    def test_raise_sqlstate_pgrst_sets_code_status_and_headers(self, rest: Rest) -> None:
+        # PostgREST test/spec/Feature/Query/ErrorSpec.hs "works with sqlstate PGRST custom error".
+        resp = rpc(rest, "conf_rpc_pgrst")
+        assert_error(resp, 332, "123", message="ABC", details="DEF", hint="XYZ")
+        assert resp.headers.get("x-header") == "str"
+
+    def test_unparsable_pgrst_payload_is_pgrst121(self, rest: Rest) -> None:
+        assert_error(rpc(rest, "conf_rpc_pgrst_bad"), 500, "PGRST121",
+                     message="Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+                     details="Invalid JSON value for MESSAGE: 'INVALID'")
+
+    def test_invalid_response_headers_guc_is_pgrst111(self, rest: Rest) -> None:
+        assert_error(rpc(rest, "conf_rpc_bad_headers"), 500, "PGRST111",
+                     message="response.headers guc must be a JSON array composed of objects with a "
+                             "single key and a string value")
+
+    def test_invalid_response_status_guc_is_pgrst112(self, rest: Rest) -> None:
+        assert_error(rpc(rest, "conf_rpc_bad_status"), 500, "PGRST112",
+                     message="response.status guc must be a valid status code")
+
+    def test_single_unnamed_text_parameter_takes_a_text_plain_body(self, rest: Rest) -> None:
+        resp = rest.post("/rpc/conf_rpc_text", content=b"hello", headers={"Content-Type": "text/plain"})
+        assert ok_json(resp) == "got hello"
 
 
 class TestMaxAffectedOnRpc:

@@ -32,6 +32,10 @@ create table public.{TABLE} (
   "first-name" text, "my col" text, "a.b" int
 );
 grant all on table public.{TABLE} to anon, authenticated, service_role;
+drop table if exists public.conf_sor_big;
+create table public.conf_sor_big (id int primary key);
+insert into public.conf_sor_big select generate_series(1, 1005);
+grant all on table public.conf_sor_big to anon, authenticated, service_role;
 drop table if exists public.{MUT};
 create table public.{MUT} (id int primary key, v int);
 grant all on table public.{MUT} to anon, authenticated, service_role;
@@ -250,7 +254,23 @@ def test_offset_past_the_count_is_416(rest: Rest) -> None:
     assert content_range(resp) == "*/15"
 
 
+def test_content_location_lists_the_params_sorted(rest: Rest) -> None:
+    resp = rest.get(P, "select=id&order=id&id=eq.1")
+    assert resp.headers.get("content-location") == f"/{TABLE}?id=eq.1&order=id&select=id"
+
+
 # --- §6.5 db-max-rows -------------------------------------------------------------------------
+
+
+def test_supabase_default_max_rows_is_1000(rest: Rest) -> None:
+    resp = rest.get("/conf_sor_big", "select=id&order=id")
+    assert resp.status_code == 200
+    assert len(resp.json()) == 1000
+    assert content_range(resp) == "0-999/*"
+    resp = rest.get("/conf_sor_big", "select=id&order=id", prefer="count=exact")
+    assert resp.status_code == 206
+    assert content_range(resp) == "0-999/1005"
+
 
 
 @pytest.fixture
