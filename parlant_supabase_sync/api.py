@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -146,6 +147,25 @@ def _canonical(document: Mapping[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _digest(document: Mapping[str, Any]) -> bytes:
+    return hashlib.blake2b(_canonical(document).encode(), digest_size=16).digest()
+
+
+@dataclass
+class _Batch:
+    """The lines of one import batch, until it is written or refused."""
+
+    lines: int = 0
+    invalid: bool = False
+    duplicates: int = 0
+    documents: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    added_ids: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
 def check_shape(document: Any) -> str | None:
     """Why `document` cannot be stored as a Parlant document, or None if it can."""
     if not isinstance(document, dict):
@@ -256,12 +276,14 @@ def _in_list(values: Iterable[str]) -> str:
 class TableStatus:
     """Whether a table exists, was made by (or upgraded for) the adapter, and has RLS on.
 
-    `adapter`/`rls` are None when the database could not tell (no report function).
+    `access`: the key's role may select/insert/update/delete. None when the database could
+    not tell (no report function).
     """
 
     exists: bool
     adapter: bool | None = None
     rls: bool | None = None
+    access: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +346,7 @@ class CheckReport:
     missing_tables: list[str]
     missing_functions: list[str]
     not_upgraded: list[str]
+    no_access: list[str]
     notes: list[str]
     next_step: str
     ok: bool
@@ -593,47 +616,51 @@ class Collection:
     ) -> ImportReport:
         """Load JSON lines: identical documents are skipped, different ones with a known id reported.
 
-        Each batch is validated fully before it is written (one request, all or nothing). A
-        batch with an invalid line is not written; later batches are still checked and written.
+        Lines are taken in batches of `batch_size`; each batch is validated fully before it is
+        written (one request: all or nothing). A batch holding an invalid line is not written;
+        later batches are still checked and written, so a re-run after fixing the lines
+        finishes the job (documents already imported are skipped).
         """
         report = ImportReport()
-        seen: dict[str, str] = {}
-        batch: list[tuple[int, dict[str, Any]]] = []
-        batch_invalid = False
+        # id → digest of the document as first seen in a written batch (or the current one);
+        # digests keep memory per document small.
+        seen: dict[str, bytes] = {}
+        state = _Batch()
 
         def flush() -> None:
-            nonlocal batch_invalid
-            if batch_invalid:
+            if state.invalid:
                 report.batches_refused += 1
-            elif batch:
-                self._import_batch(batch, report)
+                for doc_id in state.added_ids:
+                    seen.pop(doc_id, None)
+            elif state.lines:
+                report.skipped_identical += state.duplicates
+                report.conflicts.extend(state.conflicts)
+                self._import_batch(state.documents, report)
                 if progress is not None:
-                    progress.advance(len(batch))
-            batch.clear()
-            batch_invalid = False
+                    progress.advance(state.lines)
+            state.reset()
 
-        number = 0
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
+            state.lines += 1
             document, error = _parse_line(line)
-            if error is None:
-                assert document is not None
-                doc_id = document["id"]
-                canonical = _canonical(document)
-                previous = seen.get(doc_id)
-                if previous is not None:
-                    if previous == canonical:
-                        report.skipped_identical += 1
-                    else:
-                        report.conflicts.append({"line": number, "id": doc_id})
-                    continue
-                seen[doc_id] = canonical
-                batch.append((number, document))
-            else:
+            if error is not None or document is None:
                 report.invalid.append({"line": number, "error": error})
-                batch_invalid = True
-            if len(batch) >= batch_size or (batch_invalid and len(batch) + 1 >= batch_size):
+                state.invalid = True
+            else:
+                doc_id = document["id"]
+                digest = _digest(document)
+                previous = seen.get(doc_id)
+                if previous is None:
+                    seen[doc_id] = digest
+                    state.added_ids.append(doc_id)
+                    state.documents.append((number, document))
+                elif previous == digest:
+                    state.duplicates += 1
+                else:
+                    state.conflicts.append({"line": number, "id": doc_id})
+            if state.lines >= batch_size:
                 flush()
         flush()
         return report
@@ -940,6 +967,7 @@ class Connection:
                 exists=bool((raw_tables.get(name) or {}).get("exists")),
                 adapter=(raw_tables.get(name) or {}).get("adapter"),
                 rls=(raw_tables.get(name) or {}).get("rls"),
+                access=(raw_tables.get(name) or {}).get("access"),
             )
             for name in names
         }
@@ -972,7 +1000,11 @@ class Connection:
         return SchemaReport(statuses, functions, from_report_function=False)
 
     def _store_list(self, names: Iterable[str] | None) -> list[Store]:
-        return [self.store(n) for n in (names or DEFAULT_STORES)]
+        stores = [self.store(n) for n in (names or DEFAULT_STORES)]
+        for store in stores:
+            if not store.collections:
+                raise ConfigurationError(_unknown_layout(store.prefix))
+        return stores
 
     def stores(self, names: Iterable[str] | None = None) -> list[StoreInfo]:
         """The stores (default: the three Parlant stores), their collections and table state."""
@@ -1058,6 +1090,7 @@ class Connection:
         missing_tables = [n for n, s in report.tables.items() if not s.exists]
         missing_functions = [n for n, ok in report.functions.items() if not ok]
         not_upgraded = [n for n, s in report.tables.items() if s.exists and s.adapter is False]
+        no_access = [n for n, s in report.tables.items() if s.exists and s.access is False]
         prefix_options = "" if names is None else "".join(f" --prefix {s.prefix}" for s in stores)
         server_key = info.role == "service_role"
         if info.role in ("anon", "authenticated"):
@@ -1083,6 +1116,12 @@ class Connection:
                 f"{prefix_options} > schema.sql` and execute schema.sql in the Supabase SQL editor "
                 "(it only creates what does not exist)"
             )
+        elif no_access:
+            next_step = (
+                f"the key's role may not use {', '.join(no_access)} (no table privileges; new Supabase "
+                f"projects no longer grant them by default): run `parlant-supabase-sync sql{prefix_options} "
+                "--upgrade > upgrade.sql` (it adds the grants) and execute it in the Supabase SQL editor"
+            )
         elif missing_functions:
             next_step = (
                 "create the SQL functions: run `parlant-supabase-sync sql --functions-only > functions.sql` "
@@ -1106,11 +1145,20 @@ class Connection:
             missing_tables=missing_tables,
             missing_functions=missing_functions,
             not_upgraded=not_upgraded,
+            no_access=no_access,
             notes=notes,
             next_step=next_step,
             ok=ok,
             prefixes=[s.prefix for s in stores],
         )
+
+
+def _unknown_layout(prefix: str) -> str:
+    return (
+        f"cannot tell which Parlant store prefix {prefix!r} is for: end it with the store's main "
+        "collection (e.g. acme_sessions_, acme_customers_, acme_variables_) or write "
+        f"{prefix}=sessions (or =customers, =context_variables)"
+    )
 
 
 def _tables_of(stores: Iterable[Store]) -> list[str]:
@@ -1190,10 +1238,6 @@ def _store_layout(prefixes: Sequence[str] | None) -> dict[str, tuple[str, ...]] 
     for name in prefixes:
         _, prefix, collections = _resolve_store(name)
         if not collections:
-            raise ConfigurationError(
-                f"cannot tell which Parlant store prefix {prefix!r} is for: end it with the store's "
-                "main collection (e.g. acme_sessions_, acme_customers_, acme_variables_) or write "
-                f"{prefix}=sessions (or =customers, =context_variables)"
-            )
+            raise ConfigurationError(_unknown_layout(prefix))
         layout[prefix] = collections
     return layout

@@ -300,6 +300,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
         store = conn.store(args.store)
         names = list(args.collections) or list(store.collections)
+        if not names:
+            raise UsageError(f"name the collections to export from {store.prefix}")
         targets: list[tuple[str, str | None]]
         if len(names) > 1 or not args.collections:
             if out_path is None or out_path == "-":
@@ -385,6 +387,10 @@ def _cmd_failed(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"{PROG}: {item.id}: {item.message}\n")
             return 1 if problems else 0
         names = [args.collection] if args.collection else store.failed_collections()
+        if not names:
+            raise UsageError(
+                f"name the collection whose failed migrations to list in {store.prefix}"
+            )
         rows: Iterator[dict[str, Any]] = (
             item.as_dict() for name in names for item in store.collection(name).failed()
         )
@@ -718,6 +724,15 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
     return args
 
 
+def _utf8_streams() -> None:
+    # JSON is UTF-8 (RFC 8259); export/import must round-trip whatever the locale says.
+    for stream in (sys.stdin, sys.stdout):
+        reconfigure = getattr(stream, "reconfigure", None)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if reconfigure is not None and encoding != "utf8":
+            reconfigure(encoding="utf-8")
+
+
 def _one_line(message: str, secrets: Iterable[str | None]) -> str:
     from parlant_supabase_sync.errors import scrub
 
@@ -731,6 +746,7 @@ def _one_line(message: str, secrets: Iterable[str | None]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _utf8_streams()
     parser = build_parser()
     secrets = [os.environ.get("SUPABASE_KEY")]
     try:

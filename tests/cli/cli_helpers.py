@@ -100,11 +100,9 @@ def event(i: int, session: str = "s1", **extra: Any) -> dict[str, Any]:
         "kind": "message",
         "offset": i,
         "trace_id": f"tr-{i}",
-        "data": {"message": f"hello ünïcode \"{i}\" \n\t", "participant": {"display_name": None}},
+        "data": {"message": f'hello ünïcode "{i}" \n\t', "participant": {"display_name": None}},
         "metadata": {"score": i / 7, "tags": ["a", "b"]} if i % 3 else None,
         "deleted": i % 10 == 0,
     }
     doc.update(extra)
     return doc
-
-

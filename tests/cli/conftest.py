@@ -51,7 +51,9 @@ def adapter_functions(local_supabase: LocalSupabase) -> None:
 
 
 @pytest.fixture
-def make_store(local_supabase: LocalSupabase, adapter_functions: None) -> Iterator[Callable[[], StoreTables]]:
+def make_store(
+    local_supabase: LocalSupabase, adapter_functions: None
+) -> Iterator[Callable[[], StoreTables]]:
     """Create sessions-store tables under a fresh prefix (dropped afterwards)."""
     created: list[StoreTables] = []
 

@@ -46,14 +46,18 @@ def test_python_dash_m_runs_the_same_cli(cli_env: dict[str, str]) -> None:
 # --- check / ls ----------------------------------------------------------------------------
 
 
-def test_check_reports_missing_tables_and_says_to_run_sql(cli: RunCli, adapter_functions: None) -> None:
+def test_check_reports_missing_tables_and_says_to_run_sql(
+    cli: RunCli, adapter_functions: None
+) -> None:
     result = cli("check", "--prefix", "nothere_sessions_")
     assert result.code == 1
     report = result.json()
     assert report["key_role"] == "service_role" and report["key_kind"] == "legacy_jwt"
     assert "nothere_sessions_events" in report["missing_tables"]
     assert report["missing_functions"] == []
-    assert "parlant-supabase-sync sql --prefix nothere_sessions_ > schema.sql" in report["next_step"]
+    assert (
+        "parlant-supabase-sync sql --prefix nothere_sessions_ > schema.sql" in report["next_step"]
+    )
     assert_one_line_error(result.err)
 
 
@@ -66,7 +70,7 @@ def test_check_on_a_ready_store_exits_0_and_shows_rls(
     report = result.json()
     assert report["ok"] is True and report["next_step"].startswith("nothing to do")
     events = report["tables"][store.table("events")]
-    assert events == {"exists": True, "adapter": True, "rls": True}
+    assert events == {"exists": True, "adapter": True, "rls": True, "access": True}
     # The secret key (here given with --key) works as well as the legacy service_role JWT.
     secret = cli_env["SUPABASE_SECRET_KEY"]
     table = cli("check", "--prefix", store.prefix, "--table", "--key", secret)
@@ -84,7 +88,7 @@ def test_check_on_seed_created_tables_says_to_run_the_upgrade(
     sql = ""
     for name in tables:
         if name.endswith("_failed_migrations"):
-            sql += f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT, data JSONB DEFAULT \'{{}}\'::jsonb);'
+            sql += f"CREATE TABLE IF NOT EXISTS \"{name}\" (id TEXT, data JSONB DEFAULT '{{}}'::jsonb);"
         else:
             sql += (
                 f'CREATE TABLE IF NOT EXISTS "{name}" (id TEXT NOT NULL PRIMARY KEY, version TEXT, '
@@ -102,18 +106,34 @@ def test_check_on_seed_created_tables_says_to_run_the_upgrade(
         local_supabase.execute_sql("".join(f'DROP TABLE "{n}";' for n in tables))
 
 
+def test_check_names_tables_the_key_may_not_use_and_says_to_run_the_upgrade(
+    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
+) -> None:
+    store = make_store()
+    local_supabase.execute_sql(f'REVOKE ALL ON public."{store.table("events")}" FROM service_role')
+    result = cli("check", "--prefix", store.prefix)
+    assert result.code == 1
+    report = result.json()
+    assert report["no_access"] == [store.table("events")]
+    assert "--upgrade" in report["next_step"] and store.table("events") in report["next_step"]
+
+
 def test_check_with_the_anon_key_says_to_use_a_server_key(
     cli: RunCli, cli_env: dict[str, str], make_store: Callable[[], StoreTables]
 ) -> None:
     store = make_store()
-    result = cli("check", "--prefix", store.prefix, env={"SUPABASE_KEY": cli_env["SUPABASE_ANON_KEY"]})
+    result = cli(
+        "check", "--prefix", store.prefix, env={"SUPABASE_KEY": cli_env["SUPABASE_ANON_KEY"]}
+    )
     assert result.code == 1
     assert result.json()["key_role"] == "anon"
     assert "secret key" in result.err
     assert cli_env["SUPABASE_ANON_KEY"] not in result.out + result.err
 
 
-def test_ls_lists_collections_tables_and_counts(cli: RunCli, make_store: Callable[[], StoreTables]) -> None:
+def test_ls_lists_collections_tables_and_counts(
+    cli: RunCli, make_store: Callable[[], StoreTables]
+) -> None:
     store = make_store()
     store.insert_sql("events", [event(i) for i in range(7)])
     store.insert_sql("sessions", [{"id": "s1", "version": "0.9.0", "creation_utc": "t"}])
@@ -160,7 +180,9 @@ def test_find_with_where_prints_json_array_or_lines(cli: RunCli, events_store: S
     assert table.code == 0 and "ev-000031" in table.out
 
 
-def test_find_pages_with_limit_and_the_printed_cursor(cli: RunCli, events_store: StoreTables) -> None:
+def test_find_pages_with_limit_and_the_printed_cursor(
+    cli: RunCli, events_store: StoreTables
+) -> None:
     p = events_store.prefix
     first = cli("find", p, "events", "--limit", "15")
     assert [d["offset"] for d in first.json()] == list(range(15))
@@ -171,7 +193,9 @@ def test_find_pages_with_limit_and_the_printed_cursor(cli: RunCli, events_store:
 
 
 def test_find_sorts_by_a_document_field(cli: RunCli, events_store: StoreTables) -> None:
-    docs = cli("find", events_store.prefix, "events", "--sort", "offset:desc", "--limit", "3").json()
+    docs = cli(
+        "find", events_store.prefix, "events", "--sort", "offset:desc", "--limit", "3"
+    ).json()
     assert [d["offset"] for d in docs] == [39, 38, 37]
     every = cli("find", events_store.prefix, "events", "--sort", "offset:desc", "--nl").lines()
     assert [d["offset"] for d in every] == list(range(39, -1, -1))
@@ -212,7 +236,9 @@ def test_missing_table_says_how_to_create_it(cli: RunCli, adapter_functions: Non
     assert_one_line_error(result.err)
 
 
-def test_a_wrong_key_is_reported_without_printing_it(cli: RunCli, events_store: StoreTables) -> None:
+def test_a_wrong_key_is_reported_without_printing_it(
+    cli: RunCli, events_store: StoreTables
+) -> None:
     wrong = "sb_secret_WrongWrongWrongWrongWr_abcdefgh"
     result = cli("count", events_store.prefix, "events", env={"SUPABASE_KEY": wrong})
     assert result.code == 1
@@ -228,6 +254,13 @@ def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int) -> None:
     assert_one_line_error(result.err)
 
 
+def test_a_prefix_that_names_no_store_is_a_usage_error(cli: RunCli) -> None:
+    result = cli("ls", "acme_")
+    assert result.code == 2
+    assert "acme_=sessions" in result.err
+    assert_one_line_error(result.err)
+
+
 def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
     result = cli("ls", env={"SUPABASE_URL": "", "SUPABASE_KEY": ""})
     assert result.code == 2
@@ -238,14 +271,20 @@ def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
 # --- export / import -------------------------------------------------------------------------
 
 
-def test_export_writes_every_document_as_json_lines(cli: RunCli, events_store: StoreTables, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_export_writes_every_document_as_json_lines(
+    cli: RunCli, events_store: StoreTables, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     out = cli("export", events_store.prefix, "events")
     assert out.code == 0
     assert out.lines() == [event(i, session="s1" if i < 30 else "s2") for i in range(40)]
     folder = tmp_path / "backup"
     result = cli("export", events_store.prefix, "--output", str(folder))
     assert result.code == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["events.jsonl", "metadata.jsonl", "sessions.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "events.jsonl",
+        "metadata.jsonl",
+        "sessions.jsonl",
+    ]
     assert len((folder / "events.jsonl").read_text().splitlines()) == 40
     several = cli("export", events_store.prefix, "events", "sessions")
     assert several.code == 2 and "--output DIR" in several.err
@@ -328,19 +367,25 @@ def test_failed_lists_and_restores_fixed_documents(
     good = event(1)
     broken = {"id": "ev-broken", "version": "0.8.0"}  # still lacks creation_utc
     local_supabase.execute_sql(
-        f"INSERT INTO \"{failed}\" (id, data, failed_utc) VALUES "
+        f'INSERT INTO "{failed}" (id, data, failed_utc) VALUES '
         f"('ev-000001', '{json.dumps(good)}'::jsonb, '2025-02-01T00:00:00+00:00'),"
         f"('ev-broken', '{json.dumps(broken)}'::jsonb, NULL)"
     )
     listed = cli("failed", store.prefix).json()
-    assert {(d["collection"], d["id"]) for d in listed} == {("events", "ev-000001"), ("events", "ev-broken")}
+    assert {(d["collection"], d["id"]) for d in listed} == {
+        ("events", "ev-000001"),
+        ("events", "ev-broken"),
+    }
     assert next(d for d in listed if d["id"] == "ev-000001")["document"] == good
 
     result = cli("failed", store.prefix, "events", "--restore", "ev-000001", "ev-broken", "ev-none")
     assert result.code == 1
     outcome = {d["id"]: d for d in result.json()}
     assert outcome["ev-000001"]["restored"] is True
-    assert outcome["ev-broken"]["restored"] is False and "creation_utc" in outcome["ev-broken"]["message"]
+    assert (
+        outcome["ev-broken"]["restored"] is False
+        and "creation_utc" in outcome["ev-broken"]["message"]
+    )
     assert outcome["ev-none"]["restored"] is False
     assert cli("get", store.prefix, "events", "ev-000001").json() == good
     remaining = [d["id"] for d in cli("failed", store.prefix, "events").json()]
@@ -364,7 +409,9 @@ def test_failed_restore_refuses_to_overwrite_a_different_document(
     assert cli("get", events_store.prefix, "events", "ev-000002").json() == event(2)
 
 
-def test_cursor_printed_by_find_is_parlants_api_format(cli: RunCli, events_store: StoreTables) -> None:
+def test_cursor_printed_by_find_is_parlants_api_format(
+    cli: RunCli, events_store: StoreTables
+) -> None:
     first = cli("find", events_store.prefix, "events", "--limit", "1")
     cursor = first.err.split("--cursor ")[1].strip()
     assert base64.b64decode(cursor).decode() == f"{event(0)['creation_utc']}|ev-000000"
