@@ -26,6 +26,9 @@ __all__ = ["document_to_row", "row_to_document", "validate_document"]
 _NUMBER_LIMIT = 10**131071
 # Cheap pre-check: ints below 2**435000 are far below 10**131071 (≈ 2**435411).
 _SAFE_BITS = 435000
+# Ints shorter than this always convert to text (Python 3.11+ limits conversions to
+# sys.get_int_max_str_digits() digits, 4300 by default, which json.dumps would hit).
+_STR_CHECK_BITS = 13000
 
 
 def _check(value: Any, where: str) -> None:
@@ -40,6 +43,11 @@ def _check(value: Any, where: str) -> None:
     if isinstance(value, int):
         if value.bit_length() > _SAFE_BITS and abs(value) >= _NUMBER_LIMIT:
             raise InvalidDocument(f"{where} is a number too large for PostgreSQL jsonb")
+        if value.bit_length() > _STR_CHECK_BITS:
+            try:
+                str(value)
+            except ValueError as exc:  # Python 3.11+'s int-to-str digit limit
+                raise InvalidDocument(f"{where} cannot be written as JSON: {exc}") from None
         return
     if isinstance(value, float):
         if not math.isfinite(value):

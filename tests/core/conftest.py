@@ -4,7 +4,6 @@ Parlant's TransientDocumentDatabase as the oracle (helpers in core_helpers.py)."
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,10 +23,6 @@ from parlant_supabase_sync.settings import SupabaseSettings
 def stand_in(local_supabase: LocalSupabase) -> LocalSupabase:
     local_supabase.execute_sql(generate_functions())
     return local_supabase
-
-
-def unique_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:12]}_"
 
 
 @pytest.fixture

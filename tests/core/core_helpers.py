@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypedDict
@@ -20,6 +21,11 @@ class Doc(TypedDict, total=False):
 
 
 MakeDb = Callable[..., SyncDocumentDatabase]
+
+
+def unique_prefix() -> str:
+    """A table prefix no other test uses, so tests share one stand-in without interfering."""
+    return f"t{uuid.uuid4().hex[:12]}_"
 
 
 def identity(document: dict[str, Any]) -> dict[str, Any]:

@@ -57,3 +57,13 @@ def test_values_jsonb_cannot_store_are_refused(doc: dict[str, Any]) -> None:
 
 def test_large_but_storable_numbers_are_accepted() -> None:
     validate_document({"x": 10**4000, "y": -1.7976931348623157e308})
+
+
+def test_ints_python_cannot_print_are_refused_before_any_request() -> None:
+    import sys
+
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if not limit:
+        pytest.skip("this Python has no int-to-str digit limit")
+    with pytest.raises(InvalidDocument):
+        validate_document({"x": 10 ** (limit + 10)})
