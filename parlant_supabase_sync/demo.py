@@ -393,9 +393,26 @@ def _check_project(settings: SupabaseSettings, progress: _Progress) -> None:
     with Connection(settings) as connection:
         check = connection.check()
     if not check.ok:
-        missing = check.missing_tables + check.missing_functions + check.not_upgraded
-        detail = f" (missing or outdated: {', '.join(missing)})" if missing else ""
-        raise DemoFailed(f"the project is not ready{detail}: {check.next_step}")
+        problems = [
+            _count(check.missing_tables, len(check.tables), "table", "missing"),
+            _count(
+                check.missing_functions, len(check.functions), "function", "missing"
+            ),
+            _count(
+                check.not_upgraded, len(check.tables), "table", "made by the older SQL"
+            ),
+        ]
+        detail = "; ".join(p for p in problems if p)
+        raise DemoFailed(
+            f"the project is not ready{f' ({detail})' if detail else ''}: {check.next_step}"
+        )
+
+
+def _count(names: list[str], total: int, noun: str, state: str) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return f"{len(names)} of {total} {noun}s {state}: {shown}"
 
 
 def _local_scenario(events: int, progress: _Progress, report: _Report) -> None:
