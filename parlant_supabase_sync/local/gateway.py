@@ -73,6 +73,7 @@ _MAX_CHUNK_LINE = 4096
 # Minted role JWTs live this long; one is reused until half of that has passed.
 _MINTED_LIFETIME = 300.0
 _CLOCK_SKEW = 30
+_JWT_CACHE_SIZE = 1000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -210,8 +211,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)  # JSON has no NaN/Infinity; aeson refuses them
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    return _DECODER.decode(raw.decode("utf-8"))
 
 
 def _as_int64(value: float) -> int:
@@ -257,27 +261,43 @@ class _JwtVerifier:
 
     def __init__(self, secret: str) -> None:
         self._key = secret.encode("utf-8")
+        # Like PostgREST's JWT cache: a token's signature is checked once; its time claims on
+        # every use. Only verified tokens are cached, so garbage cannot evict them for long.
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def claims(self, token: str, now: int) -> dict[str, Any]:
+        """The token's claims (a fresh dict), or `_JwtRejected` with PostgREST's error."""
+        with self._lock:
+            claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            with self._lock:
+                if len(self._verified) >= _JWT_CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[token] = claims
+        _check_claims(claims, now)
+        return dict(claims)
+
+    def _decode(self, token: str) -> dict[str, Any]:
         if token == "":
             raise _JwtRejected(_jwt_error("PGRST301", "Empty JWT is sent in Authorization header"))
         parts = token.split(".")
         if len(parts) != 3:
             raise _JwtRejected(_jwt_error("PGRST301", f"Expected 3 parts in JWT; got {len(parts)}"))
         header_b64, payload_b64, signature_b64 = parts
-        bad_crypto = _JwtRejected(_jwt_error("PGRST301", "JWT cryptographic operation failed"))
         header_raw = _b64url(header_b64)
         if header_raw is None:
-            raise bad_crypto
+            raise _bad_crypto()
         try:
             header = _loads(header_raw)
         except ValueError:
-            raise bad_crypto from None
+            raise _bad_crypto() from None
         if not isinstance(header, dict):
-            raise bad_crypto
+            raise _bad_crypto()
         if header.get("alg") == "none":
             if _b64url(payload_b64) is None:
-                raise bad_crypto
+                raise _bad_crypto()
             raise _JwtRejected(
                 _jwt_error(
                     "PGRST301",
@@ -287,16 +307,16 @@ class _JwtVerifier:
             )
         if "enc" in header:
             # A JWE header; a 3-part token cannot be a JWE, so jose-jwt's parser fails.
-            raise bad_crypto
+            raise _bad_crypto()
         alg = header.get("alg")
         if alg not in _JWS_ALGORITHMS or not all(
             header.get(name) is None or isinstance(header.get(name), str) for name in ("typ", "cty", "kid")
         ):
-            raise bad_crypto
+            raise _bad_crypto()
         payload = _b64url(payload_b64)
         signature = _b64url(signature_b64)
         if payload is None or signature is None:
-            raise bad_crypto
+            raise _bad_crypto()
         if alg != "HS256" or header.get("kid") is not None:
             # The secret is one HS256 key without a `kid`: nothing else can match it.
             raise _JwtRejected(
@@ -321,8 +341,11 @@ class _JwtVerifier:
             claims = None
         if not isinstance(claims, dict):
             raise _JwtRejected(_jwt_error("PGRST303", "Parsing claims failed"))
-        _check_claims(claims, now)
         return claims
+
+
+def _bad_crypto() -> _JwtRejected:
+    return _JwtRejected(_jwt_error("PGRST301", "JWT cryptographic operation failed"))
 
 
 _JWS_ALGORITHMS = frozenset(
