@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("parlant")
 
-from core_helpers import Doc, MakeDb, Oracle, Pair, identity
+from core_helpers import Doc, MakeDb, Oracle, Pair, identity, unique_prefix
 
 from parlant_supabase_sync.core import SyncDocumentDatabase
 from parlant_supabase_sync.ddl import generate_functions, generate_schema
