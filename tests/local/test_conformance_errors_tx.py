@@ -245,6 +245,9 @@ class TestRouting:
         assert resp.status_code == 200, resp.text
         assert isinstance(resp.json(), dict)
 
+    def test_options_on_an_unknown_table_is_404(self, rest: Rest) -> None:
+        assert rest.request("OPTIONS", "/conf_err_nope").status_code == 404
+
     def test_options_lists_the_allowed_methods(self, rest: Rest) -> None:
         resp = rest.request("OPTIONS", P)
         assert resp.status_code == 200
@@ -255,6 +258,12 @@ def test_filter_on_a_resource_not_embedded_is_pgrst108(rest: Rest) -> None:
     assert_error(rest.get(P, "parent.id=eq.1"), 400, "PGRST108",
                  message="'parent' is not an embedded resource in this request",
                  hint="Verify that 'parent' is included in the 'select' query parameter.")
+
+
+def test_aggregates_are_disabled_by_default(rest: Rest) -> None:
+    # Supabase keeps PostgREST's db-aggregates-enabled=false unless a project turns it on.
+    assert_error(rest.get(P, "select=count()"), 400, "PGRST123",
+                 message="Use of aggregate functions is not allowed")
 
 
 class TestSchemaProfiles:

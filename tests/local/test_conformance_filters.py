@@ -410,6 +410,10 @@ class TestLogicTrees:
         assert q(rest, "or=(title.fts(english).foxes,id.eq.1)") == [1, 13]
         assert q(rest, "or=(tags.cs.{a,b},tags.cs.{c})") == [1, 2]
 
+    def test_mongo_nin_recipe_on_a_column_keeps_nulls(self, rest: Rest) -> None:
+        # §13.1 `$nin` on a top-level column: or=(c.not.in.(…),c.is.null)
+        assert q(rest, 'or=(title.not.in.("alpha","Beta"),title.is.null)') == without(ALL, 1, 2)
+
     def test_null_or_empty_example(self, rest: Rest) -> None:
         assert q(rest, 'or=(title.is.null,title.eq."")') == [3, 4]
 

@@ -98,6 +98,8 @@ create or replace function public.conf_rpc_bad_status() returns int
   language plpgsql as $$ begin perform set_config('response.status', 'abc', true); return 1; end $$;
 create or replace function public.conf_rpc_text(text) returns text
   language sql immutable as $$ select 'got ' || $1 $$;
+create or replace function public.conf_rpc_out(a int, out x int, out y text)
+  language sql immutable as $$ select a * 2, 'y' || a $$;
 create or replace function public.conf_rpc_ping() returns int language sql immutable as $$ select 1 $$;
 grant execute on all functions in schema public to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
@@ -202,6 +204,9 @@ class TestReturnShapes:
     def test_single_composite_is_an_object(self, rest: Rest) -> None:
         assert ok_json(rpc(rest, "conf_rpc_one")) == {"id": 1, "name": "n1", "v": 10}
 
+    def test_out_parameters_are_an_object(self, rest: Rest) -> None:
+        assert ok_json(rpc(rest, "conf_rpc_out", {"a": 2})) == {"x": 4, "y": "y2"}
+
     def test_void_is_204_without_body(self, rest: Rest) -> None:
         assert_empty_body(rpc(rest, "conf_rpc_void"), 204)
 
@@ -260,6 +265,22 @@ class TestAccessMode:
         assert_error(rpc(rest, "conf_rpc_write_then_fail", {"t": "x"}), 400, "P0001",
                      message="failed after insert")
         assert log_count(stack) == before
+
+
+class TestOptions:
+    # PostgREST test/spec/Feature/OptionsSpec.hs ("a function", "root endpoint").
+    def test_volatile_function_allows_post_only(self, rest: Rest) -> None:
+        resp = rest.request("OPTIONS", "/rpc/conf_rpc_write")
+        assert resp.status_code == 200
+        assert resp.headers.get("allow") == "OPTIONS,POST"
+
+    def test_stable_or_immutable_function_allows_get_head_post(self, rest: Rest) -> None:
+        for fn in ("conf_rpc_items", "conf_rpc_add"):
+            assert rest.request("OPTIONS", f"/rpc/{fn}").headers.get("allow") == "OPTIONS,GET,HEAD,POST"
+
+    def test_root(self, rest: Rest) -> None:
+        assert rest.request("OPTIONS", "/").headers.get("allow") == "OPTIONS,GET,HEAD"
+        assert rest.head("/").status_code == 200
 
 
 class TestResolutionErrors:

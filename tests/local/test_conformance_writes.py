@@ -291,6 +291,12 @@ class TestUpsert:
         assert resp.status_code == 200, resp.text
         assert db(stack)[2]["title"] == "by slug"
 
+    def test_only_the_first_on_conflict_is_used(self, rest: Rest, stack: Any) -> None:
+        resp = rest.post(P, "on_conflict=slug&on_conflict=title", json_body={"slug": "s3", "title": "first"},
+                         prefer="resolution=merge-duplicates")
+        assert resp.status_code == 200, resp.text
+        assert db(stack)[3]["title"] == "first"
+
     def test_on_conflict_without_a_unique_constraint_is_42p10(self, rest: Rest) -> None:
         resp = rest.post(P, "on_conflict=title", json_body={"title": "one"}, prefer="resolution=merge-duplicates")
         assert_error(resp, 400, "42P10")
