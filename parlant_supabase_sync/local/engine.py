@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from . import schema_cache
 from .errors import JSON_CONTENT_TYPE, PgrstError, from_pg_error
@@ -82,6 +82,8 @@ class ApiResponse:
 SINGULAR_MEDIA = "application/vnd.pgrst.object+json"
 _SINGULAR_CONTENT_TYPE = SINGULAR_MEDIA + "; charset=utf-8"
 _OPENAPI_CONTENT_TYPE = "application/openapi+json; charset=utf-8"
+# Bodies passed whole to a single unnamed parameter of this type (RPC only).
+_RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml", "application/octet-stream": "bytea"}
 _TABLE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -140,10 +142,11 @@ _PREF_GROUPS = {
 }
 
 
-def _parse_prefs(header: str | None, config: EngineConfig) -> tuple[Prefs, str | None]:
+def _parse_prefs(header: str | None, config: EngineConfig, timezone_ok: Callable[[str], bool]) -> Prefs:
+    """PostgREST's `Preferences.fromHeaders`: the first value of each group wins."""
     prefs = Prefs()
     if not header:
-        return prefs, None
+        return prefs
     items = [p.strip() for p in header.split(",")]
     accepted = {v for group in _PREF_GROUPS.values() for v in group}
     allow_tx = config.tx_end.endswith("allow-override")
@@ -155,6 +158,9 @@ def _parse_prefs(header: str | None, config: EngineConfig) -> tuple[Prefs, str |
                 setattr(prefs, attr, item.split("=", 1)[1])
                 break
     timezone = next((i[len("timezone=") :] for i in items if i.startswith("timezone=")), None)
+    tz_ok = timezone is not None and timezone_ok(timezone)
+    if tz_ok:
+        prefs.timezone = timezone
     for item in items:
         if item.startswith("max-affected="):
             number = item[len("max-affected=") :]
@@ -162,9 +168,11 @@ def _parse_prefs(header: str | None, config: EngineConfig) -> tuple[Prefs, str |
                 prefs.max_affected = int(number)
             break
     prefs.invalid = [
-        i for i in items if i not in accepted and not i.startswith("timezone=") and not i.startswith("max-affected=")
+        i
+        for i in items
+        if i not in accepted and not (i.startswith("timezone=") and tz_ok) and not i.startswith("max-affected=")
     ]
-    return prefs, timezone
+    return prefs
 
 
 def _applied(prefs: Prefs, *, resolution: bool, missing: bool, return_: bool, max_affected: bool) -> str | None:
@@ -302,6 +310,8 @@ def _parse_payload(headers: Mapping[str, str], body: bytes, columns: list[str] |
         return Payload(json.dumps(obj), list(obj), True, obj)
     if ctype == "text/csv" and not is_rpc:
         return _csv_payload(body)
+    if is_rpc and ctype in _RAW_BODY_TYPES:
+        return Payload(None, [], False, bytes(body))
     raise PgrstError(400, "PGRST102", "Content-Type not acceptable: " + ctype)
 
 
@@ -384,9 +394,7 @@ class _Request:
             self.q = parse_query(self.req.query, rpc_read=rpc_read)
         except GrammarError as err:
             raise PgrstError(400, "PGRST100", err.message, err.details) from None
-        self.prefs, timezone = _parse_prefs(self.headers.get("prefer"), self.config)
         self.range = _range(self.q, self.headers.get("range"), self.method)
-        self.singular = _accept(self.headers)
         is_write = self.method in ("POST", "PATCH", "PUT", "DELETE")
         self.payload: Payload | None = None
         if (kind == "table" and self.method in ("POST", "PATCH", "PUT")) or (kind == "rpc" and self.method == "POST"):
@@ -395,12 +403,25 @@ class _Request:
         # Begin: the access mode goes first; a POST /rpc of a non-volatile function switches
         # to READ ONLY after the catalog look-up (allowed: only the opposite switch is not).
         self._exec(raw("SET TRANSACTION READ WRITE" if is_write else "SET TRANSACTION READ ONLY"))
-        if timezone is not None:
-            row = self.conn.execute("select 1 from pg_timezone_names where name = %s", [timezone]).fetchone()
-            if row is not None:
-                self.prefs.timezone = timezone
-            else:
-                self.prefs.invalid.append("timezone=" + timezone)
+        self.prefs = _parse_prefs(self.headers.get("prefer"), self.config, self._timezone_ok)
+        # Media type (PGRST107) and strict preferences (PGRST122) are plan-stage checks in
+        # PostgREST: they run after the table/function look-up, see `_plan_checks`.
+        try:
+            self.singular = _accept(self.headers)
+            self.accept_error: PgrstError | None = None
+        except PgrstError as err:
+            self.singular = False
+            self.accept_error = err
+        if kind == "rpc":
+            return self._rpc(name)
+        return self._table(name)
+
+    def _timezone_ok(self, name: str) -> bool:
+        return self.conn.execute("select 1 from pg_timezone_names where name = %s", [name]).fetchone() is not None
+
+    def _plan_checks(self) -> None:
+        if self.accept_error is not None:
+            raise self.accept_error
         if self.prefs.handling == "strict" and self.prefs.invalid:
             raise PgrstError(
                 400,
@@ -408,9 +429,6 @@ class _Request:
                 "Invalid preferences given with handling=strict",
                 "Invalid preferences: " + ", ".join(self.prefs.invalid),
             )
-        if kind == "rpc":
-            return self._rpc(name)
-        return self._table(name)
 
     def _schema(self) -> tuple[str, bool]:
         schemas = self.config.schemas
@@ -499,6 +517,7 @@ class _Request:
     def _table(self, name: str) -> ApiResponse:
         table = self._lookup_table(name)
         self._check_embeds(name)
+        self._plan_checks()
         src = Source(qident(table.schema, table.name), {c.name: c.base_type for c in table.columns})
         if self.method in ("GET", "HEAD"):
             self._set_config()
@@ -882,6 +901,7 @@ class _Request:
         if is_post and not func.volatile:
             self._exec(raw("SET TRANSACTION READ ONLY"))
         self._check_embeds(name)
+        self._plan_checks()
         scalar = not func.returns_composite
         call = self._call_sql(func, keys, one_json)
         src_types: dict[str, str] = {}
@@ -993,17 +1013,23 @@ class _Request:
         self, funcs: list[schema_cache.Function], name: str, keys: list[str], is_post: bool
     ) -> tuple[schema_cache.Function, bool]:
         keyset = set(keys)
+        ctype = _content_type(self.headers)
+        raw_type = _RAW_BODY_TYPES.get(ctype) if is_post else None
         matches = []
         for fn in funcs:
             names = {p.name for p in fn.params}
             required = {p.name for p in fn.params if not p.has_default}
             if any(not p.name for p in fn.params):
                 continue
+            if not fn.params and raw_type is not None:
+                continue
             if keyset <= names and required <= keyset:
                 matches.append(fn)
-        if not matches and is_post and _content_type(self.headers) == "application/json":
+        if not matches and is_post:
+            # Plan.hs `hasSingleUnnamedParam`: the whole body feeds one unnamed parameter.
+            wanted = ("json", "jsonb") if ctype == "application/json" else (raw_type,) if raw_type else ()
             for fn in funcs:
-                if len(fn.params) == 1 and not fn.params[0].name and fn.params[0].type in ("json", "jsonb"):
+                if len(fn.params) == 1 and not fn.params[0].name and fn.params[0].type in wanted:
                     matches.append(fn)
             if matches:
                 if len(matches) > 1:
@@ -1016,8 +1042,11 @@ class _Request:
                 det_params = (" with parameters " if len(keys) > 1 else " with parameter ") + ", ".join(keys)
             else:
                 msg_params = det_params = " without parameters"
-            if is_post and _content_type(self.headers) == "application/json":
+            if is_post and ctype == "application/json":
                 det_params += " or with a single unnamed json/jsonb parameter"
+            elif raw_type is not None:
+                msg_params = ""
+                det_params = f" with a single unnamed {raw_type} parameter"
             hint = None
             if funcs:
                 signatures = ["(" + ", ".join(sorted(p.name for p in fn.params)) + ")" for fn in funcs]
@@ -1036,10 +1065,6 @@ class _Request:
                 hint,
             )
         if len(matches) > 1:
-            # Prefer the overload that uses the most of the given arguments, as PostgreSQL would.
-            exact = [fn for fn in matches if {p.name for p in fn.params} == keyset]
-            if len(exact) == 1:
-                return exact[0], False
             raise self._ambiguous(matches)
         return matches[0], False
 
@@ -1059,7 +1084,11 @@ class _Request:
         target = qident(func.schema, func.name)
         if one_json:
             assert self.payload is not None
-            return target + "(" + param(self.payload.json_text) + "::" + raw(func.params[0].type) + ")"
+            value: Any = self.payload.json_text
+            if isinstance(self.payload.raw_body, bytes):
+                raw_bytes = self.payload.raw_body
+                value = raw_bytes if func.params[0].type == "bytea" else raw_bytes.decode("utf-8", errors="replace")
+            return target + "(" + Frag([sql.Placeholder()], [value]) + "::" + raw(func.params[0].type) + ")"
         used = [p for p in func.params if p.name in set(keys)]
         if self.method == "POST":
             args = join(

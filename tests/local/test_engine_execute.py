@@ -415,3 +415,31 @@ class TestResponses:
         missing = call(conn, "POST", "/rpc/eng_add", body={"c": 1})
         assert (missing.status, body_of(missing)["code"]) == (404, "PGRST202")
         assert body_of(missing)["message"] == "Could not find the function public.eng_add(c) in the schema cache"
+
+
+class TestRpcResolution:
+    @pytest.fixture(autouse=True)
+    def functions(self, stack: LocalSupabase) -> None:
+        stack.execute_sql(
+            "create or replace function eng_txt(text) returns text language sql immutable as 'select upper($1)';"
+            "create or replace function eng_over(a int) returns int language sql immutable as 'select a';"
+            "create or replace function eng_over(a int, b int default 2) returns int language sql immutable"
+            " as 'select a + b';"
+        )
+
+    def test_text_body_feeds_a_single_unnamed_text_parameter(self, conn: psycopg.Connection[Any]) -> None:
+        response = call(conn, "POST", "/rpc/eng_txt", headers={"content-type": "text/plain"}, body=b"hi there")
+        assert (response.status, body_of(response)) == (200, "HI THERE")
+
+    def test_overloads_matching_the_same_keys_are_ambiguous(self, conn: psycopg.Connection[Any]) -> None:
+        response = call(conn, "POST", "/rpc/eng_over", body={"a": 1})
+        assert (response.status, body_of(response)["code"]) == (300, "PGRST203")
+        assert body_of(call(conn, "POST", "/rpc/eng_over", body={"a": 1, "b": 5})) == 6
+
+    def test_plan_stage_errors_come_after_the_lookup(self, conn: psycopg.Connection[Any]) -> None:
+        strict = {"prefer": "handling=strict, nonsense"}
+        assert body_of(call(conn, "GET", "/eng_missing", headers=strict))["code"] == "PGRST205"
+        assert body_of(call(conn, "GET", "/eng_docs", headers=strict))["code"] == "PGRST122"
+        unacceptable = call(conn, "GET", "/eng_docs", headers={"accept": "text/html"})
+        assert (unacceptable.status, body_of(unacceptable)["code"]) == (406, "PGRST107")
+        assert body_of(call(conn, "GET", "/eng_missing", headers={"accept": "text/html"}))["code"] == "PGRST205"
