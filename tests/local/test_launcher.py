@@ -236,3 +236,54 @@ def test_postgres_goes_away_when_its_supervisor_is_killed() -> None:
     finally:
         server.stop()
     assert server.temp_dir is None
+
+
+_NON_ROOT_SCRIPT = textwrap.dedent(
+    """
+    import os, psycopg
+    from parlant_supabase_sync.local.postgres import PostgresServer
+    with PostgresServer() as server:
+        with psycopg.connect(server.superuser_dsn) as conn:
+            conn.execute("SELECT 1")
+        print(os.geteuid(), server.os_user, server.temp_dir, flush=True)
+    print(os.path.exists(server.temp_dir or "/nonexistent"))
+    """
+)
+
+
+def _interpreter_for(user: str) -> str | None:
+    """An interpreter of our minor version that `user` can run (ours may live under /root)."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for candidate in (sys.executable, shutil.which(f"python{version}"), "/usr/bin/python3"):
+        if not candidate:
+            continue
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", candidate, "-c",
+             "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("runuser") is None,
+                    reason="needs root (to become another user) and runuser")
+def test_a_normal_user_runs_postgres_as_itself() -> None:
+    import site
+
+    python = _interpreter_for("postgres")
+    if python is None:
+        pytest.skip("no interpreter of this Python version that the postgres user can run")
+    project_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join([project_root, *site.getsitepackages()])
+    result = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "env", "HOME=/tmp", f"PYTHONPATH={path}",
+         python, "-c", _NON_ROOT_SCRIPT],
+        capture_output=True, text=True, timeout=120, check=False, cwd="/tmp",
+    )
+    assert result.returncode == 0, result.stderr
+    started, removed = result.stdout.splitlines()
+    euid, os_user, _ = started.split()
+    assert euid != "0" and os_user == "postgres"
+    assert removed == "False"
