@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 def local_supabase() -> Iterator[LocalSupabase]:
     """A started local Supabase stand-in (PostgreSQL + PostgREST-protocol gateway), one per session."""
     try:
+        import psycopg  # noqa: F401  (imported lazily by the stack; fail here with advice)
+
         from parlant_supabase_sync.local.stack import LocalSupabase
     except ImportError as exc:
         raise RuntimeError(
