@@ -971,7 +971,7 @@ class Gateway:
         try:
             conn = pool.getconn()
         except psycopg_pool.PoolTimeout:
-            return _pgrst_reply(self._acquire_failure(pool))
+            return _pgrst_reply(self._acquire_failure())
         except psycopg_pool.PoolClosed:
             return _pgrst_reply(PgrstError(503, "PGRST000", "Database connection error.", "the gateway is stopping"))
         discard = False
@@ -1014,11 +1014,11 @@ class Gateway:
         except psycopg_pool.PoolClosed:
             conn.close()
 
-    def _acquire_failure(self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]]) -> PgrstError:
-        stats = pool.get_stats()
-        if stats.get("pool_size", 0) < pool.max_size:
-            # The pool could not even open its connections: the database is unreachable.
-            problem = _probe_database(self._config.database_url) or "the pool could not open its connections"
+    def _acquire_failure(self) -> PgrstError:
+        # The pool keeps its connection count while it retries failed connects in the
+        # background, so its stats cannot tell "all busy" from "database gone": ask libpq.
+        problem = _probe_database(self._config.database_url, timeout=2)
+        if problem is not None:
             return PgrstError(503, "PGRST000", "Database connection error.", problem)
         return PgrstError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
 
@@ -1039,10 +1039,10 @@ class Gateway:
         threading.Thread(target=check, name="gateway-pool-check", daemon=True).start()
 
 
-def _probe_database(dsn: str) -> str | None:
+def _probe_database(dsn: str, timeout: int = 5) -> str | None:
     """None if `dsn` accepts a connection, else libpq's reason (which never quotes a password)."""
     try:
-        with psycopg.connect(dsn, connect_timeout=5):
+        with psycopg.connect(dsn, connect_timeout=timeout):
             return None
     except psycopg.Error as exc:
         return str(exc).strip() or type(exc).__name__

@@ -552,6 +552,49 @@ class TestExecutorFailures:
             recovered = client.get(gateway.url + "/rest/v1/x")
             assert recovered.status_code == 200 and int(recovered.text) != backend
 
+    def test_database_refusing_connections_is_pgrst000_with_libpq_reason(
+        self, make_gateway: Callable[..., Gateway], key: str, local_supabase: Any
+    ) -> None:
+        role = "gateway_test_login"
+        local_supabase.execute_sql(f"""
+            do $$ begin
+              if not exists (select from pg_roles where rolname = '{role}') then
+                create role {role} login noinherit;
+              end if;
+            end $$;
+            alter role {role} login;
+        """)
+
+        def ping(conn: psycopg.Connection[Any], request: ApiRequest, config: EngineConfig) -> ApiResponse:
+            conn.execute("select 1")
+            conn.rollback()
+            return ApiResponse(200, [], b"up")
+
+        gateway = make_gateway(ping, pool_size=1, pool_timeout=0.5,
+                               database_url=local_supabase.postgres.dsn(role))
+        try:
+            with httpx.Client(headers={"apikey": key}) as client:
+                assert client.get(gateway.url + "/rest/v1/x").status_code == 200
+                local_supabase.execute_sql(
+                    f"alter role {role} nologin;"
+                    f"select pg_terminate_backend(pid) from pg_stat_activity where usename = '{role}'"
+                )
+                statuses = [client.get(gateway.url + "/rest/v1/x") for _ in range(3)]
+                assert statuses[0].status_code == 503  # the pooled connection was dropped
+                down = statuses[-1]
+                assert down.status_code == 503 and "retry-after" in down.headers
+                assert down.json()["code"] == "PGRST000"
+                assert down.json()["message"] == "Database connection error."
+                assert "not permitted to log in" in down.json()["details"]
+                local_supabase.execute_sql(f"alter role {role} login")
+                for _ in range(60):  # the pool reconnects with its own backoff
+                    if client.get(gateway.url + "/rest/v1/x").status_code == 200:
+                        break
+                else:
+                    pytest.fail("the gateway did not recover after the database accepted logins again")
+        finally:
+            local_supabase.execute_sql(f"alter role {role} login")
+
 
 # --- lifecycle --------------------------------------------------------------------------------
 
