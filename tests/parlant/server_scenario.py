@@ -3,10 +3,12 @@
 ``PARLANT_HOME`` is read when ``parlant.sdk`` is imported, so the test sets it in this process's
 environment, and nothing here imports parlant before ``main`` runs.
 
-usage: server_scenario.py create|read PORT TOOL_PORT STATE_JSON
-  create: builds a customer (with a tag), a session and events through the HTTP API, and a
-          context-variable value, then writes what the API returned to STATE_JSON.
-  read:   reads all of it back through the HTTP API and writes it to STATE_JSON.
+usage: server_scenario.py create|read|configure PORT TOOL_PORT STATE_JSON
+  create:    builds a customer (with a tag), a session and events through the HTTP API, and a
+             context-variable value, then writes what the API returned to STATE_JSON.
+  read:      reads all of it back through the HTTP API and writes it to STATE_JSON.
+  configure: the `configure_container` route documented in wiring.py; a customer message makes
+             the engine emit status events, and STATE_JSON gets what the adapter's store holds.
 SUPABASE_URL / SUPABASE_KEY come from the environment.
 """
 
@@ -163,8 +165,46 @@ async def read(client: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, 
     }
 
 
+async def configured(client: httpx.AsyncClient, stores: Any) -> dict[str, Any]:
+    customer = (
+        (await client.post("/customers", json={"name": "Configured"}))
+        .raise_for_status()
+        .json()
+    )
+    session = (
+        (
+            await client.post(
+                "/sessions", json={"agent_id": AGENT_ID, "customer_id": customer["id"]}
+            )
+        )
+        .raise_for_status()
+        .json()
+    )
+    (
+        await client.post(
+            f"/sessions/{session['id']}/events",
+            json={"kind": "message", "source": "customer", "message": "hello"},
+        )
+    ).raise_for_status()
+    api_events = await settled_events(client, session["id"])
+    stored = await stores.sessions.list_events(session["id"])
+    return {
+        "api_events": api_events,
+        "adapter_events": [
+            {"kind": e.kind.value, "source": e.source.value} for e in stored
+        ],
+        "adapter_customer": (await stores.customers.read_customer(customer["id"])).name,
+    }
+
+
 async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
     import parlant.sdk as p
+    from parlant.core.agents import AgentStore
+    from parlant.core.context_variables import ContextVariableStore
+    from parlant.core.customers import CustomerStore
+    from parlant.core.emission.event_publisher import EventPublisherFactory
+    from parlant.core.emissions import EventEmitterFactory
+    from parlant.core.sessions import SessionStore
 
     from parlant_supabase_sync.wiring import supabase_stores
 
@@ -174,15 +214,33 @@ async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
     async with supabase_stores(allow_migration=True) as stores:
         agent_ready = asyncio.Event()
 
+        async def configure_container(c: p.Container) -> p.Container:
+            # The recipe of wiring.py's docstring, verbatim.
+            c[SessionStore] = stores.sessions
+            c[CustomerStore] = stores.customers
+            c[ContextVariableStore] = stores.variables
+            c[EventEmitterFactory] = EventPublisherFactory(
+                agent_store=c[AgentStore], session_store=stores.sessions
+            )
+            return c
+
+        wiring: dict[str, Any] = (
+            {"configure_container": configure_container}
+            if phase == "configure"
+            else {
+                "session_store": stores.sessions,
+                "customer_store": stores.customers,
+                "variable_store": stores.variables,
+            }
+        )
+
         async def serve() -> None:
             async with p.Server(
                 host="127.0.0.1",
                 port=port,
                 tool_service_port=tool_port,
                 nlp_service=lambda _container: StubNLPService(),
-                session_store=stores.sessions,
-                customer_store=stores.customers,
-                variable_store=stores.variables,
+                **wiring,
             ) as server:
                 await server.create_agent(
                     name="Scenario", description="test agent", id=AGENT_ID
@@ -198,6 +256,8 @@ async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
                 await agent_ready.wait()
                 if phase == "create":
                     result = await create(client)
+                elif phase == "configure":
+                    result = await configured(client, stores)
                 else:
                     result = await read(
                         client, json.loads(state_path.read_text())["created"]
@@ -209,7 +269,7 @@ async def main(phase: str, port: int, tool_port: int, state_path: Path) -> None:
             except asyncio.CancelledError:
                 pass
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    state["created" if phase == "create" else "read"] = result
+    state[{"create": "created", "read": "read"}.get(phase, phase)] = result
     state_path.write_text(json.dumps(state))
 
 

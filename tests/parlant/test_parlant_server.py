@@ -85,3 +85,23 @@ def test_server_keeps_customers_sessions_events_and_values_across_a_restart(
     assert not leftovers & {"sessions.json", "customers.json", "context_variables.json"}
     # And the rows really are in the database, not in a store Parlant built itself.
     assert supabase.requests.count(path_contains="parlant_sessions_events") > 0
+
+
+@pytest.mark.slow
+def test_configure_container_recipe_sends_engine_events_to_the_adapter(
+    supabase: LocalSupabase, tmp_path: Path
+) -> None:
+    home = tmp_path / "parlant-home"
+    home.mkdir()
+    env = {**os.environ, **supabase.env(), "PARLANT_HOME": str(home)}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    state = tmp_path / "state.json"
+    run_phase("configure", env, state)
+    result = json.loads(state.read_text())["configure"]
+    assert result["adapter_customer"] == "Configured"
+    assert [(e["kind"], e["source"]) for e in result["api_events"]] == [
+        (e["kind"], e["source"]) for e in result["adapter_events"]
+    ]
+    assert ("status", "ai_agent") in {
+        (e["kind"], e["source"]) for e in result["adapter_events"]
+    }
