@@ -576,9 +576,6 @@ class Collection:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.rows()
 
-    def __len__(self) -> int:
-        return self.count()
-
     # writes
 
     def insert(self, document: Mapping[str, Any]) -> None:

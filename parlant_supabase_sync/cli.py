@@ -331,22 +331,30 @@ def _export_one(coll: Collection, path: str | None, *, page_size: int | None) ->
     progress = _Progress(f"export {coll.name}", total)
     n = 0
     stream: IO[str]
-    close = False
+    partial: str | None = None
     if path is None or path == "-":
         stream = sys.stdout
     else:
-        stream = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
-        close = True
+        # Written beside the target and renamed at the end: a failed export leaves no file
+        # that looks complete.
+        partial = f"{path}.partial"
+        stream = open(partial, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
     try:
         for doc in coll.rows(page_size=page_size):
             stream.write(_dumps(doc) + "\n")
             n += 1
             progress.advance()
         stream.flush()
+    except BaseException:
+        if partial is not None:
+            stream.close()
+            os.unlink(partial)
+        raise
     finally:
         progress.close()
-        if close:
-            stream.close()
+    if partial is not None and path is not None:
+        stream.close()
+        os.replace(partial, path)
     return n
 
 
@@ -773,7 +781,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _expected_failure_code(exc)
         if code is None:
             raise
-        sys.stderr.write(f"{PROG}: error: {_one_line(str(exc), secrets)}\n")
+        message = str(exc)
+        if isinstance(exc, UnicodeDecodeError):
+            message = (
+                f"the input is not UTF-8 text ({exc.reason} at byte {exc.start} of a chunk); "
+                "JSON lines must be UTF-8"
+            )
+        sys.stderr.write(f"{PROG}: error: {_one_line(message, secrets)}\n")
         return code
 
 
@@ -786,7 +800,7 @@ def _expected_failure_code(exc: BaseException) -> int | None:
         return 2
     if isinstance(exc, errors.SupabaseSyncError):
         return 1
-    if isinstance(exc, OSError):
+    if isinstance(exc, (OSError, UnicodeDecodeError)):
         return 1
     return None
 

@@ -40,7 +40,7 @@ def test_readme_example_counts_with_a_where_filter(
 
 def test_reads_find_find_one_get_iteration(db: Connection, store: StoreTables) -> None:
     events = db.store(store.prefix).collection("events")
-    assert len(events) == 10
+    assert events.count() == 10
     page = events.find({"session_id": {"$eq": "s2"}}, limit=2)
     assert [d["offset"] for d in page.items] == [6, 7]
     assert page.total_count == 4 and page.has_more

@@ -236,6 +236,23 @@ def test_missing_table_says_how_to_create_it(cli: RunCli, adapter_functions: Non
     assert_one_line_error(result.err)
 
 
+def test_a_failed_export_leaves_no_file(cli: RunCli, adapter_functions: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "events.jsonl"
+    result = cli("export", "absent_sessions_", "events", "-o", str(target))
+    assert result.code == 1 and "absent_sessions_events" in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_of_non_utf8_input_is_one_line(
+    cli: RunCli, events_store: StoreTables, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(event(90)).encode() + b"\n" + b'{"id": "caf\xe9"}\n')
+    result = cli("import", events_store.prefix, "events", str(path))
+    assert result.code == 1 and "not UTF-8" in result.err
+    assert_one_line_error(result.err)
+
+
 def test_a_wrong_key_is_reported_without_printing_it(
     cli: RunCli, events_store: StoreTables
 ) -> None:
