@@ -15,7 +15,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.from_thread
@@ -195,7 +195,7 @@ def _in_loop(
     return functools.partial(anyio.from_thread.run, document_loader)  # type: ignore[arg-type]
 
 
-class SupabaseDocumentCollection(DocumentCollection[TDocument], Generic[TDocument]):
+class SupabaseDocumentCollection(DocumentCollection[TDocument]):
     """One Parlant collection (one table); every method is one hop to the core collection."""
 
     def __init__(
