@@ -307,7 +307,10 @@ def _print_report(report: _Report, out: Any) -> None:
         logged = ", ".join(
             f"{m} {n}" for m, n in sorted(report.gateway_requests.items())
         )
-        print(f"  requests seen by the local gateway: {logged}", file=out)
+        print(
+            f"  requests seen by the local gateway (with the demo's own checks): {logged}",
+            file=out,
+        )
     print("\nphases:", file=out)
     for name, seconds in report.phases:
         print(f"  {name:<26}{seconds:>8.2f} s", file=out)
