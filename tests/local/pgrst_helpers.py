@@ -174,11 +174,12 @@ def assert_error(
         assert details_contains in str(body["details"]), body
     if hint is not UNSET:
         assert body["hint"] == hint, body
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def content_range(resp: httpx.Response) -> str | None:
-    return resp.headers.get("content-range")
+    value = resp.headers.get("content-range")
+    return None if value is None else str(value)
 
 
 def prefs_applied(resp: httpx.Response) -> list[str]:
@@ -218,7 +219,7 @@ def user_jwt(secret: str, sub: str, role: str = "authenticated", **extra: Any) -
 def sql_rows(database_url: str, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
     """Read the database directly (superuser), bypassing the gateway."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        cur = conn.execute(query, params)  # type: ignore[arg-type]
+        cur = conn.execute(query, params)
         return list(cur.fetchall()) if cur.description else []
 
 

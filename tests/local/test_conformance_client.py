@@ -36,7 +36,7 @@ grant execute on function public.conf_cli_add(int, int), public.conf_cli_items()
 notify pgrst, 'reload schema';
 """
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": 1, "title": "alpha", "tags": ["a", "b"], "flag": True, "slug": "s1", "data": {"kind": "memo", "n": 1}},
     {"id": 2, "title": "Beta", "tags": ["b"], "flag": False, "slug": "s2", "data": {"kind": "note", "n": 2}},
     {"id": 3, "title": None, "tags": None, "flag": None, "slug": "s3", "data": {}},
@@ -209,15 +209,20 @@ class TestSingleAndMaybeSingle:
         assert t.select("id").eq("id", 1).maybe_single().execute().data == {"id": 1}
 
 
+# postgrest-py annotates params as dict[str, str]; JSON numbers are what the function takes.
+ARGS: Any = {"a": 1, "b": 2}
+EXACT: Any = "exact"
+
+
 class TestRpcThroughTheClient:
     def test_post(self, pg: SyncPostgrestClient) -> None:
-        assert pg.rpc("conf_cli_add", {"a": 1, "b": 2}).execute().data == 3
+        assert pg.rpc("conf_cli_add", ARGS).execute().data == 3
 
     def test_get(self, pg: SyncPostgrestClient) -> None:
-        assert pg.rpc("conf_cli_add", {"a": 1, "b": 2}, get=True).execute().data == 3
+        assert pg.rpc("conf_cli_add", ARGS, get=True).execute().data == 3
 
     def test_setof_with_filters_and_count(self, pg: SyncPostgrestClient, t: Any) -> None:
-        resp = pg.rpc("conf_cli_items", {}, count="exact").select("id").lte("id", 3).order("id").execute()
+        resp = pg.rpc("conf_cli_items", {}, count=EXACT).select("id").lte("id", 3).order("id").execute()
         assert [r["id"] for r in resp.data] == [1, 2, 3]
         assert resp.count == 3
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pgrst_helpers import (
@@ -35,7 +36,7 @@ ROW1 = {
     "age": 20, "name": "Alice", "flag": True, "k": "x", "a": {"b": 2}, "c": [1, 2, 3],
     "tags": ["x", "y"], "first-name": "Al", "a.b": "dot", "0": "zero",
 }
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": 1, "title": "one", "tags": ["a", "z"], "data": ROW1, "jdata": {"k": 1}},
     {"id": 2, "title": "two", "tags": ["b"], "data": {"age": 20.0, "name": "Bob", "flag": False, "k": "y"},
      "jdata": {"k": 2}},
