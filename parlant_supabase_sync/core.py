@@ -479,6 +479,10 @@ class SyncDocumentDatabase:
 
         if not retry:
             return attempt(0)
+        return self._retry(operation, table, attempt)
+
+    def _retry(self, operation: str, table: str | None, send: Callable[[int], T]) -> T:
+        """``send(attempt)`` under the settings' retry policy, logging each retry."""
 
         def log_retry(number: int, error: SupabaseSyncError, delay: float) -> None:
             self._logger.warning(
@@ -490,7 +494,7 @@ class SyncDocumentDatabase:
                 delay,
             )
 
-        return call_with_retry(self._settings.retry, attempt, on_retry=log_retry)
+        return call_with_retry(self._settings.retry, send, on_retry=log_retry)
 
     def _execute(self, operation: str, table: str | None, builder: Any) -> Any:
         return self._execute_response(operation, table, builder).data
@@ -832,7 +836,7 @@ class SyncDocumentCollection:
         def send(number: int) -> Any:
             return self._db._execute_response(operation, table, build())
 
-        response = call_with_retry(self._db.settings.retry, send)
+        response = self._db._retry(operation, table, send)
         data = response.data if isinstance(response.data, list) else []
         return data, response.count
 
@@ -939,7 +943,7 @@ class SyncDocumentCollection:
                     return stored
             return merged
 
-        result = call_with_retry(self._db.settings.retry, send)
+        result = self._db._retry("update_one", self._table, send)
         return result if isinstance(result, dict) else None
 
     def _delete_ids(
@@ -966,7 +970,7 @@ class SyncDocumentCollection:
                 retried = retried or number > 0
                 return self._db._execute(operation, table, build())
 
-            data = call_with_retry(self._db.settings.retry, send)
+            data = self._db._retry(operation, table, send)
             if isinstance(data, list):
                 deleted.extend(data)
         return deleted, retried

@@ -42,9 +42,12 @@ def make_db(stand_in: LocalSupabase) -> Iterator[MakeDb]:
         if create_tables:
             stand_in.execute_sql(generate_schema({prefix: tuple(collections)}))
         config = SupabaseSettings(
-            url=stand_in.url,
-            key=key or stand_in.secret_key,
-            **{"retry": {"base_delay": 0.01, "max_delay": 0.05}, **settings},
+            **{
+                "url": stand_in.url,
+                "key": key or stand_in.secret_key,
+                "retry": {"base_delay": 0.01, "max_delay": 0.05},
+                **settings,
+            }
         )
         db = SyncDocumentDatabase(
             config, table_prefix=prefix, logger=logging.getLogger("tests.core")
