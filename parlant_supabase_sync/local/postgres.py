@@ -671,6 +671,9 @@ class PostgresServer:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+        # A forked child of ours may still hold the pipe open, so EOF alone is not enough.
+        with contextlib.suppress(OSError):
+            supervisor.send_signal(signal.SIGTERM)
         try:
             supervisor.wait(self._stop_timeout + 5)
         except subprocess.TimeoutExpired:

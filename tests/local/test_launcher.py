@@ -287,3 +287,21 @@ def test_a_normal_user_runs_postgres_as_itself() -> None:
     euid, os_user, _ = started.split()
     assert euid != "0" and os_user == "postgres"
     assert removed == "False"
+
+
+def test_stop_does_not_wait_for_a_forked_child_that_inherited_the_watch_pipe() -> None:
+    server = PostgresServer(stop_timeout=15)
+    server.start()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only sleeps
+        time.sleep(30)
+        os._exit(0)
+    try:
+        started = time.monotonic()
+        server.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert elapsed < 10  # not the 15 s kill deadline
+    assert not server.running
