@@ -444,6 +444,13 @@ def _connection_options() -> _Parser:
         metavar="NAME",
         help="database schema exposed by the API (default: $SUPABASE_SCHEMA or public)",
     )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log retries and other library messages on stderr",
+    )
     return parent
 
 
@@ -729,7 +736,28 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
     for name in ("url", "key", "schema"):
         if not hasattr(args, name):
             setattr(args, name, None)
+    if not hasattr(args, "verbose"):
+        args.verbose = False
     return args
+
+
+def _configure_logging(verbose: bool) -> None:
+    import logging
+
+    logger = logging.getLogger("parlant_supabase_sync")
+    if verbose:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+        logger.setLevel(logging.INFO)
+    else:
+        # Retries and similar warnings would break the one-line error contract; without a
+        # handler Python's last-resort handler would print them.
+        handler = logging.NullHandler()
+    for previous in [h for h in logger.handlers if getattr(h, "_parlant_cli", False)]:
+        logger.removeHandler(previous)  # main() may run several times in one process (tests)
+    handler._parlant_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def _utf8_streams() -> None:
@@ -760,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(parser, argv)
         secrets.append(getattr(args, "key", None))
+        _configure_logging(args.verbose)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except SystemExit as exc:  # --help, --version

@@ -264,11 +264,19 @@ def test_a_wrong_key_is_reported_without_printing_it(
     assert_one_line_error(result.err)
 
 
-def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int) -> None:
-    result = cli("ls", env={"SUPABASE_URL": f"http://127.0.0.1:{closed_port}"})
+@pytest.mark.parametrize("verb", [["ls"], ["count", "sessions", "events"]], ids=" ".join)
+def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int, verb: list[str]) -> None:
+    result = cli(*verb, env={"SUPABASE_URL": f"http://127.0.0.1:{closed_port}"})
     assert result.code == 1
     assert "could not reach Supabase" in result.err
     assert_one_line_error(result.err)
+
+
+def test_verbose_shows_the_retries(cli: RunCli, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+    result = cli("count", "sessions", "events", "-v", env={"SUPABASE_URL": url})
+    assert result.code == 1
+    assert "retry" in result.err and result.err.count("\n") > 1
 
 
 def test_a_prefix_that_names_no_store_is_a_usage_error(cli: RunCli) -> None:
