@@ -750,14 +750,14 @@ def _configure_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
         logger.setLevel(logging.INFO)
     else:
-        # Retries and similar warnings would break the one-line error contract; without a
-        # handler Python's last-resort handler would print them.
+        # Retries and similar warnings would break the one-line error contract: with no
+        # handler anywhere, Python's last-resort handler would print them. Records still
+        # propagate to handlers an embedding application configured.
         handler = logging.NullHandler()
     for previous in [h for h in logger.handlers if getattr(h, "_parlant_cli", False)]:
         logger.removeHandler(previous)  # main() may run several times in one process (tests)
     handler._parlant_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
-    logger.propagate = False
 
 
 def _utf8_streams() -> None:
