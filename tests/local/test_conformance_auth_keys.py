@@ -476,6 +476,9 @@ class TestKeyRow5OpaqueKeys:
 
 class TestKeyRow6DifferentOpaqueBearer:
     def test_different_sb_bearer_is_passed_through_and_rejected(self, stack: Any, http: httpx.Client) -> None:
+        # supabase-keys.md marks the exact hosted body (unconfirmed); what PostgREST itself answers
+        # is confirmed by src/library/PostgREST/Error.hs (UnexpectedParts n -> "Expected 3 parts
+        # in JWT; got n", PGRST301) for a one-part token.
         rest = as_key(stack, http, stack.publishable_key, bearer=stack.secret_key)
         assert_error(rest.get(f"/{NOTES}"), 401, "PGRST301", message="Expected 3 parts in JWT; got 1")
 
@@ -494,6 +497,9 @@ class TestKeyRow7JwtBearerWins:
 
 
 class TestKeyRow8LegacyKeyAlone:
+    # Row 8 follows self-hosted Kong/Envoy (which set Authorization from the apikey); hosted is
+    # (unconfirmed) per supabase-keys.md, but a 2023 hosted report got `anon` from apikey alone
+    # with the anon key, which agrees with the first case.
     def test_anon_key_without_authorization(self, stack: Any, http: httpx.Client) -> None:
         assert role_of(as_key(stack, http, stack.anon_key, bearer=None)) == "anon"
 
@@ -549,6 +555,8 @@ class TestKeyRow3LegacyKeysDisabled:
         assert ids(rest.get("/conf_auth_legacy")) == [1]
 
     def test_legacy_jwt_as_bearer_still_verifies(self, legacy_off: Any, http: httpx.Client) -> None:
+        # supabase-keys.md §1: "(unconfirmed officially)"; the stand-in follows the reference
+        # (the gateway checks only `apikey`; PostgREST still knows the JWT secret).
         rest = as_key(legacy_off, http, legacy_off.publishable_key, bearer=legacy_off.service_role_key)
         wait_until_visible(rest, "/conf_auth_legacy")
         assert ids(rest.get("/conf_auth_legacy")) == [1]

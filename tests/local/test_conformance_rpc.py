@@ -101,7 +101,16 @@ create or replace function public.conf_rpc_text(text) returns text
 create or replace function public.conf_rpc_out(a int, out x int, out y text)
   language sql immutable as $$ select a * 2, 'y' || a $$;
 create or replace function public.conf_rpc_ping() returns int language sql immutable as $$ select 1 $$;
-grant execute on all functions in schema public to anon, authenticated, service_role;
+-- only our functions: other suites share this database and may revoke on theirs
+do $$
+declare f regprocedure;
+begin
+  for f in select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+           where n.nspname = 'public' and p.proname like 'conf\\_rpc\\_%'
+  loop
+    execute format('grant execute on function %s to anon, authenticated, service_role', f);
+  end loop;
+end $$;
 notify pgrst, 'reload schema';
 """
 
