@@ -82,6 +82,8 @@ class ApiResponse:
 SINGULAR_MEDIA = "application/vnd.pgrst.object+json"
 _SINGULAR_CONTENT_TYPE = SINGULAR_MEDIA + "; charset=utf-8"
 _OPENAPI_CONTENT_TYPE = "application/openapi+json; charset=utf-8"
+_NON_FILTER_KEYS = ("select", "columns", "on_conflict")
+_NON_FILTER_LAST = ("order", "limit", "offset", "and", "or")
 # Bodies passed whole to a single unnamed parameter of this type (RPC only).
 _RAW_BODY_TYPES = {"text/plain": "text", "text/xml": "xml", "application/octet-stream": "bytea"}
 _TABLE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -627,8 +629,10 @@ class _Request:
     # --- writes ------------------------------------------------------------------------------
 
     def _check_columns(self, table: schema_cache.Table, keys: list[str]) -> list[schema_cache.Column]:
+        # PostgREST keeps the payload keys in a Set, so columns (and the first unknown one
+        # reported) come in sorted order.
         cols = []
-        for key in keys:
+        for key in sorted(set(keys)):
             col = table.column(key)
             if col is None:
                 raise PgrstError(
@@ -690,8 +694,6 @@ class _Request:
         if is_put:
             self._check_put(table)
         on_conflict = self.q.on_conflict if self.q.on_conflict is not None else list(table.pk)
-        if self.q.on_conflict is not None:
-            self._check_columns(table, self.q.on_conflict)
         resolution = self.prefs.resolution if (table.pk or self.q.on_conflict is not None) else None
         if not (table.pk or self.q.on_conflict is not None):
             self.prefs.resolution = None
@@ -729,12 +731,12 @@ class _Request:
     def _check_put(self, table: schema_cache.Table) -> None:
         flts = self.q.filters
         pk = set(table.pk)
+        filter_keys = {k for k, _ in self.req.query if k not in _NON_FILTER_KEYS and k.split(".")[-1] not in _NON_FILTER_LAST}
         ok = (
             bool(pk)
             and not self.q.logic
-            and len(flts) == len(pk)
-            and all(f.op == "eq" and not f.negate and f.quant is None and not f.field.path for f in flts)
-            and {f.field.name for f in flts} == pk
+            and filter_keys == pk
+            and all(f.op == "eq" and not f.negate and f.quant is None for f in flts)
         )
         if not ok:
             raise PgrstError(405, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators")
@@ -904,8 +906,7 @@ class _Request:
         self._plan_checks()
         scalar = not func.returns_composite
         call = self._call_sql(func, keys, one_json)
-        src_types: dict[str, str] = {}
-        src = Source(raw("pgrst_source"), src_types)
+        src = Source(raw("pgrst_source"), func.return_types)
         rng = _cap(self.range, self.config.max_rows)
         if scalar:
             select = raw("pgrst_call.pgrst_scalar")

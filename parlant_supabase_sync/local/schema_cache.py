@@ -56,6 +56,9 @@ class Function:
     returns_composite: bool  # row type, composite type, OUT/TABLE parameters
     volatile: bool
     return_columns: tuple[str, ...]
+    # Base types of a row-type result's columns (PostgREST knows them from its table cache;
+    # OUT/TABLE columns stay unknown and get `to_jsonb` before JSON paths).
+    return_types: dict[str, str]
 
 
 _TABLE_SQL = """
@@ -103,6 +106,10 @@ select p.oid,
   rt.typtype::text,
   p.provolatile::text,
   coalesce((select array_agg(a.attname::text order by a.attnum) from pg_attribute a
+            where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), array[]::text[]),
+  coalesce((select array_agg(coalesce(bt.typname, t.typname)::text order by a.attnum) from pg_attribute a
+            join pg_type t on t.oid = a.atttypid
+            left join pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
             where a.attrelid = rt.typrelid and a.attnum > 0 and not a.attisdropped), array[]::text[])
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
@@ -139,7 +146,7 @@ def function_names(conn: psycopg.Connection[Any], schema: str) -> list[str]:
 def lookup_functions(conn: psycopg.Connection[Any], schema: str, name: str) -> list[Function]:
     out: list[Function] = []
     for row in conn.execute(_FUNCTIONS_SQL, (schema, name)).fetchall():
-        (_oid, argnames, argmodes, argtypes, ndefaults, nargs, rettype, retset, retvoid, rettyptype, volatile, relcols) = row
+        (_oid, argnames, argmodes, argtypes, ndefaults, nargs, rettype, retset, retvoid, rettyptype, volatile, relcols, reltypes) = row
         modes = list(argmodes) or ["i"] * len(argtypes)
         names = list(argnames) + [""] * (len(argtypes) - len(argnames))
         in_params: list[tuple[str, str, bool]] = []
@@ -166,6 +173,7 @@ def lookup_functions(conn: psycopg.Connection[Any], schema: str, name: str) -> l
                 composite,
                 volatile == "v",
                 return_columns,
+                dict(zip(relcols, reltypes)) if rettyptype == "c" else {},
             )
         )
     return out
