@@ -587,7 +587,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._read_body()
             except _BadRequest as bad:
                 self.close_connection = True
-                self._send(_gateway_reply(bad.status, {"message": bad.message}), head_only=False)
+                self.server.gateway._reply(self, _gateway_reply(bad.status, {"message": bad.message}))
                 return
             if body is None:  # the client went away mid-body
                 self.close_connection = True
@@ -898,12 +898,7 @@ class Gateway:
 
     def _serve(self, handler: _Handler, body: bytes) -> None:
         method = handler.command or ""
-        target = handler.path
-        if target.startswith(("http://", "https://")):
-            split = urlsplit(target)
-            raw_path, raw_query = split.path or "/", split.query
-        else:
-            raw_path, _, raw_query = target.partition("?")
+        raw_path, raw_query = _split_target(handler.path)
         try:
             if raw_path == REST_PREFIX or raw_path.startswith(REST_PREFIX + "/"):
                 reply = self._rest(method, raw_path[len(REST_PREFIX):] or "/", raw_query, handler, body)
@@ -912,6 +907,12 @@ class Gateway:
         except Exception as exc:  # a bug in the gateway itself: still answer like PostgREST
             logger.exception("the gateway failed on %s %s", method, raw_path)
             reply = _pgrst_reply(_internal_error(exc))
+        self._reply(handler, reply)
+
+    def _reply(self, handler: _Handler, reply: _Reply) -> None:
+        """Record the request, then send the reply (so a finished request is always logged)."""
+        method = handler.command or ""
+        raw_path, raw_query = _split_target(handler.path)
         self.requests.record(method, raw_path, _redact_query(raw_query), reply.status)
         logger.debug("%s %s -> %d", method, raw_path, reply.status)
         handler._send(reply, head_only=method == "HEAD")
@@ -1037,6 +1038,15 @@ class Gateway:
                 self._checking.clear()
 
         threading.Thread(target=check, name="gateway-pool-check", daemon=True).start()
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """Raw path and raw query of a request target (origin or absolute form)."""
+    if target.startswith(("http://", "https://")):
+        split = urlsplit(target)
+        return split.path or "/", split.query
+    path, _, query = target.partition("?")
+    return path, query
 
 
 def _probe_database(dsn: str, timeout: int = 5) -> str | None:

@@ -303,11 +303,14 @@ class TestRequestParsing:
         ("Content-Length: 1\r\nContent-Length: 2", 400),
         ("Transfer-Encoding: gzip", 501),
     ])
-    def test_bad_framing_is_rejected_and_closes(self, raw: RawConnection, key: str, framing: str, status: int) -> None:
-        raw.send(f"POST /rest/v1/docs HTTP/1.1\r\nHost: x\r\napikey: {key}\r\n{framing}\r\n\r\n".encode())
+    def test_bad_framing_is_rejected_closes_and_is_logged(
+        self, raw: RawConnection, gateway: Gateway, key: str, framing: str, status: int
+    ) -> None:
+        raw.send(f"POST /rest/v1/docs?x=1 HTTP/1.1\r\nHost: x\r\napikey: {key}\r\n{framing}\r\n\r\n".encode())
         resp = raw.read()
         assert resp.status == status and resp.header("Connection") == "close"
         assert "message" in resp.json()
+        assert gateway.requests.entries() == [LoggedRequest("POST", "/rest/v1/docs", "x=1", status)]
 
     def test_malformed_request_line_never_echoes_it(self, raw: RawConnection, key: str) -> None:
         raw.send(f"GET /rest/v1/docs?apikey={key} HTTP/1.1 extra\r\n\r\n".encode())
