@@ -175,8 +175,10 @@ class TestJwtErrors:
     def test_alg_none_is_rejected(self, stack: Any, http: httpx.Client) -> None:
         token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'role': 'service_role'})}."
         rest = as_key(stack, http, stack.service_role_key, bearer=token)
+        # details as in PostgREST test/spec/Feature/Query/ErrorSpec.hs ("algorithm 'none'")
         assert_error(rest.get(f"/{NOTES}"), 401, "PGRST301",
-                     message="Wrong or unsupported encoding algorithm")
+                     message="Wrong or unsupported encoding algorithm",
+                     details="JWT is unsecured but expected 'alg' was not 'none'")
 
     def test_expired(self, stack: Any, http: httpx.Client) -> None:
         now = int(time.time())
