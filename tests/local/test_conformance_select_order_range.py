@@ -36,6 +36,12 @@ drop table if exists public.conf_sor_big;
 create table public.conf_sor_big (id int primary key);
 insert into public.conf_sor_big select generate_series(1, 1005);
 grant all on table public.conf_sor_big to anon, authenticated, service_role;
+drop table if exists public.conf_sor_values;
+create table public.conf_sor_values (id int primary key, at timestamptz, amount numeric(10,2), n bigint,
+  d date, tags text[], flag boolean);
+insert into public.conf_sor_values values
+  (1, '2024-05-06 07:08:09.123456+00', 1.10, 4611686018427387904, '2024-05-06', '{{a,"b c"}}', true);
+grant all on table public.conf_sor_values to anon, authenticated, service_role;
 drop table if exists public.{MUT};
 create table public.{MUT} (id int primary key, v int);
 grant all on table public.{MUT} to anon, authenticated, service_role;
@@ -107,6 +113,31 @@ class TestSelect:
 
     def test_unknown_column_is_42703(self, rest: Rest) -> None:
         assert_error(rest.get(P, "select=foo"), 400, "42703")
+
+
+# --- value rendering (PostgreSQL's own JSON output, as PostgREST's json_agg gives it) ------------
+
+
+class TestValueRendering:
+    def test_row_json_is_postgresql_json_output(self, rest: Rest) -> None:
+        resp = rest.get("/conf_sor_values", "id=eq.1")
+        assert ok_json(resp) == [{
+            "id": 1, "at": "2024-05-06T07:08:09.123456+00:00", "amount": 1.10,
+            "n": 4611686018427387904, "d": "2024-05-06", "tags": ["a", "b c"], "flag": True,
+        }]
+        assert '"amount":1.10' in resp.text.replace(" ", "")
+
+    def test_timestamp_filter_needs_percent_2b_for_the_offset(self, rest: Rest) -> None:
+        # Pitfall §13.7: a raw `+` is a space, so the literal no longer parses as a timestamp.
+        ok = rest.get("/conf_sor_values", "select=id&at=eq.2024-05-06T07:08:09.123456%2B00:00")
+        assert ok_json(ok) == [{"id": 1}]
+        bad = rest.get("/conf_sor_values", "select=id&at=eq.2024-05-06T07:08:09.123456+00:00")
+        assert bad.status_code == 400 and bad.json()["code"].startswith("22"), bad.text
+
+    def test_timezone_preference_changes_timestamp_output(self, rest: Rest) -> None:
+        resp = rest.get("/conf_sor_values", "select=at", prefer="timezone=America/Los_Angeles")
+        assert ok_json(resp) == [{"at": "2024-05-06T00:08:09.123456-07:00"}]
+        assert "timezone=America/Los_Angeles" in prefs_applied(resp)
 
 
 # --- §6.1 order -------------------------------------------------------------------------------

@@ -138,6 +138,20 @@ class TestInsertBody:
         resp = rest.post(P, content=b"<x/>", headers={"Content-Type": "application/xml"})
         assert_error(resp, 400, "PGRST102", message="Content-Type not acceptable: application/xml")
 
+    def test_nan_in_a_json_body_is_invalid_json(self, rest: Rest) -> None:
+        resp = rest.post(P, content=b'{"data": {"x": NaN}}', headers={"Content-Type": "application/json"})
+        assert_error(resp, 400, "PGRST102", message="Empty or invalid json")
+
+    @pytest.mark.parametrize("body", [{"data": {"k": "a\u0000b"}}, {"title": "a\u0000b"}])
+    def test_nul_character_is_untranslatable_22p05(self, rest: Rest, body: Any) -> None:
+        assert_error(rest.post(P, json_body=body), 400, "22P05")
+
+    def test_numbers_round_trip_exactly(self, rest: Rest) -> None:
+        big = 123456789012345678901234567890
+        resp = rest.post(P, "select=data", json_body={"data": {"big": big, "f": 0.1, "e": 1e-7}}, prefer=REP)
+        assert ok_json(resp, 201) == [{"data": {"big": big, "f": 0.1, "e": 1e-7}}]
+        assert str(big) in resp.text
+
     def test_form_urlencoded_values_are_strings(self, rest: Rest) -> None:
         resp = rest.post(P, content=b"title=formy&slug=f1&id=77",
                          headers={"Content-Type": "application/x-www-form-urlencoded"}, prefer=REP)
