@@ -182,7 +182,7 @@ def _internal_error(exc: BaseException) -> PgrstError:
     return PgrstError(
         500,
         "PGRSTX00",
-        "Internal error in the local stand-in's engine; the gateway log has the traceback.",
+        "Internal error in the local Supabase stand-in; its log has the traceback.",
         type(exc).__name__,
     )
 
@@ -987,7 +987,6 @@ class Gateway:
                 reply = _pgrst_reply(
                     PgrstError(503, "PGRST001", "Database client error. Retrying the connection.", str(exc) or None)
                 )
-                self._check_pool_soon(pool)
             else:
                 reply = _pgrst_reply(from_pg_error(exc, request.role, config.anon_role))
         except Exception as exc:
@@ -1001,14 +1000,18 @@ class Gateway:
     def _release(
         self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], conn: psycopg.Connection[Any], discard: bool
     ) -> None:
-        # After an unexpected failure the session may hold anything (a role, GUCs, an open
-        # cursor): close it and let the pool open a fresh one instead of guessing.
-        if not discard and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if conn.broken:
+            # The server dropped this session (restart, pg_terminate_backend): the idle ones in
+            # the pool are probably gone too, so have them tested before requests trip on them.
+            self._check_pool_soon(pool)
+        elif not discard and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
                 conn.rollback()
             except psycopg.Error:
                 discard = True
         if discard:
+            # After an unexpected failure the session may hold anything (a role, GUCs, an open
+            # cursor): close it and let the pool open a fresh one instead of guessing.
             conn.close()
         try:
             pool.putconn(conn)

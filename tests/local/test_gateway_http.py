@@ -454,7 +454,7 @@ class TestExecutorFailures:
             assert resp.status_code == 500
             assert resp.json() == {
                 "code": "PGRSTX00", "details": "KeyError", "hint": None,
-                "message": "Internal error in the local stand-in's engine; the gateway log has the traceback.",
+                "message": "Internal error in the local Supabase stand-in; its log has the traceback.",
             }
             assert "Traceback" not in resp.text and "internal detail" not in resp.text
             assert resp.headers["proxy-status"] == "PostgREST; error=PGRSTX00"
