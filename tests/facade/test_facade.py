@@ -326,6 +326,7 @@ async def test_exit_closes_the_http_client_the_database_created(
             client: httpx.Client = db.core._http
             assert not client.is_closed
         assert client.is_closed
+        assert client._transport._pool.connections == []  # type: ignore[attr-defined]
         assert db.limiter.borrowed_tokens == 0
 
 
