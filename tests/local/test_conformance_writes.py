@@ -152,6 +152,22 @@ class TestInsertBody:
         assert ok_json(resp, 201) == [{"data": {"big": big, "f": 0.1, "e": 1e-7}}]
         assert str(big) in resp.text
 
+    def test_json_content_type_with_charset_parameter(self, rest: Rest) -> None:
+        resp = rest.post(P, json_body={"title": "cs"}, headers={"Content-Type": "application/json; charset=utf-8"})
+        assert resp.status_code == 201, resp.text
+
+    def test_several_prefer_header_lines_are_combined(self, rest: Rest) -> None:
+        # Preferences.hs reads every Prefer header and splits each on commas.
+        headers = [(k, v) for k, v in rest.headers.items()] + [
+            ("Content-Type", "application/json"),
+            ("Prefer", "return=representation"),
+            ("Prefer", "count=exact"),
+        ]
+        resp = rest.client.request("POST", rest.url(P), content=b'{"title": "two prefs"}', headers=headers)
+        assert [r["title"] for r in ok_json(resp, 201)] == ["two prefs"]
+        assert resp.headers.get("content-range") == "*/1"
+        assert prefs_applied(resp) == [REP, "count=exact"]
+
     def test_form_urlencoded_values_are_strings(self, rest: Rest) -> None:
         resp = rest.post(P, content=b"title=formy&slug=f1&id=77",
                          headers={"Content-Type": "application/x-www-form-urlencoded"}, prefer=REP)
@@ -526,6 +542,11 @@ class TestSingularGuard:
         resp = rest.delete(P, "id=lte.2", prefer=REP, headers={"Accept": OBJECT_MEDIA_TYPE})
         assert_error(resp, 406, "PGRST116", details="The result contains 2 rows")
         assert sorted(db(stack)) == [1, 2, 3]
+
+    def test_object_media_type_without_json_suffix_is_accepted(self, rest: Rest) -> None:
+        # MediaType.hs decodes both application/vnd.pgrst.object+json and .../vnd.pgrst.object.
+        resp = rest.get(P, "id=eq.1&select=id", headers={"Accept": "application/vnd.pgrst.object"})
+        assert ok_json(resp) == {"id": 1}
 
     def test_get_singular(self, rest: Rest) -> None:
         resp = rest.get(P, "id=eq.1&select=id", headers={"Accept": OBJECT_MEDIA_TYPE})
