@@ -8,8 +8,11 @@ or uses it as a context manager (postgrest-py would close the shared client).
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -24,8 +27,10 @@ __all__ = [
     "build_http_client",
     "build_postgrest_client",
     "last_status",
+    "post_rpc",
     "record_statuses",
     "reset_status",
+    "rpc_objects_supported",
 ]
 
 USER_AGENT = f"parlant-supabase-sync/{__version__} (python-httpx)"
@@ -119,3 +124,46 @@ def disable_builder_retry(builder: Any) -> Any:
     if getattr(builder, "request", None) is not None and hasattr(builder.request, "retry_enabled"):
         builder.request.retry_enabled = False
     return builder
+
+
+@functools.lru_cache(maxsize=1)
+def rpc_objects_supported() -> bool:
+    """Whether the installed postgrest-py returns a JSON object or ``null`` RPC result as is.
+
+    postgrest-py before 2.29 validates every response body as a list and turns an object or
+    ``null`` into an error; probed once in memory (no request).
+    """
+    from postgrest.base_request_builder import APIResponse
+
+    probe = httpx.Response(
+        200,
+        content=b'{"probe": 1}',
+        request=httpx.Request("POST", "http://localhost/rpc/probe"),
+    )
+    try:
+        data: object = APIResponse.from_http_request_response(probe).data
+        return data == {"probe": 1}
+    except Exception:  # noqa: BLE001 - any failure means "not supported"
+        return False
+
+
+def post_rpc(
+    http_client: httpx.Client,
+    settings: SupabaseSettings,
+    function: str,
+    body: Mapping[str, Any],
+) -> httpx.Response:
+    """``POST /rest/v1/rpc/<function>`` on the shared client, with the PostgREST client's
+    headers; only for postgrest-py versions that cannot return an object (see above)."""
+    headers = {
+        **auth_headers(settings),
+        "Accept-Profile": settings.db_schema,
+        "Content-Profile": settings.db_schema,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    return http_client.post(
+        f"{settings.rest_url}/rpc/{function}",
+        content=json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8"),
+        headers=headers,
+    )

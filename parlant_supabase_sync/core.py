@@ -51,8 +51,10 @@ from .client import (
     build_postgrest_client,
     disable_builder_retry,
     last_status,
+    post_rpc,
     record_statuses,
     reset_status,
+    rpc_objects_supported,
 )
 from .errors import (
     DuplicateDocument,
@@ -406,11 +408,10 @@ class SyncDocumentDatabase:
         if all((self._db_key, table) in _EXISTING_TABLES for table in needed):
             return
         try:
-            report = self._send(
+            report = self._retry(
                 "schema_report",
                 None,
-                lambda: self._pg.rpc(REPORT_FUNCTION, cast(Any, {"p_tables": needed})),
-                retry=True,
+                lambda _: self._rpc("schema_report", REPORT_FUNCTION, {"p_tables": needed}),
             )
         except FunctionMissing:
             raise SchemaMissing(
@@ -495,6 +496,26 @@ class SyncDocumentDatabase:
             )
 
         return call_with_retry(self._settings.retry, send, on_retry=log_retry)
+
+    def _rpc(self, operation: str, function: str, body: Mapping[str, Any]) -> Any:
+        """Call an adapter SQL function (one request); its JSON result, ``None`` for null."""
+        if rpc_objects_supported():
+            return self._execute(operation, None, self._pg.rpc(function, cast(Any, body)))
+        if self._closed:
+            raise RuntimeError("this SyncDocumentDatabase is closed")
+        self._stats.record_request(operation)
+        try:
+            response = post_rpc(self._http, self._settings, function, body)
+        except httpx.TransportError as exc:
+            raise from_transport_error(exc) from None
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        if response.is_success:
+            return payload
+        error_body = payload if isinstance(payload, Mapping) else None
+        raise from_api_error(error_body, response.status_code)
 
     def _execute(self, operation: str, table: str | None, builder: Any) -> Any:
         return self._execute_response(operation, table, builder).data
@@ -933,9 +954,7 @@ class SyncDocumentCollection:
         new_id = params.get("id")
 
         def send(number: int) -> Any:
-            merged = self._db._execute(
-                "update_one", self._table, self._db._pg.rpc(MERGE_FUNCTION, cast(Any, body))
-            )
+            merged = self._db._rpc("update_one", MERGE_FUNCTION, body)
             if merged is None and number > 0 and isinstance(new_id, str) and new_id != doc_id:
                 # The earlier attempt may have applied and moved the row to its new id.
                 stored = self._stored(new_id)
