@@ -69,6 +69,8 @@ class _Report:
         default_factory=dict
     )  # name -> [calls, requests, s]
     gateway_requests: dict[str, int] | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 class _Progress:
@@ -311,6 +313,11 @@ def _print_report(report: _Report, out: Any) -> None:
             f"  requests seen by the local gateway (with the demo's own checks): {logged}",
             file=out,
         )
+    print(
+        f"  metadata cache: {report.cache_hits} hits, {report.cache_misses} misses "
+        "(only the first start of each store read its metadata)",
+        file=out,
+    )
     print("\nphases:", file=out)
     for name, seconds in report.phases:
         print(f"  {name:<26}{seconds:>8.2f} s", file=out)
@@ -373,6 +380,7 @@ def _run_scenario(
         _remove_new_metadata(connection, metadata_before)
         report.phases.append(("clean up", time.perf_counter() - started))
         report.left_behind = _demo_counts(connection, created)
+        report.cache_hits, report.cache_misses = cache.hits, cache.misses
         _expect(
             not any(report.left_behind.values()),
             f"demo documents were left behind: {report.left_behind}",
