@@ -447,6 +447,12 @@ class TestKeyRow4SecretKeyInBrowser:
         assert resp.headers.get("sb-error-code") == "UNAUTHORIZED_INVALID_API_KEY_TYPE"
         assert resp.json()["message"] == "Forbidden use of secret API key in browser"
 
+    def test_non_browser_user_agent_may_use_the_secret_key(self, stack: Any, http: httpx.Client) -> None:
+        # supabase-keys.md §3: the "starts with Mozilla/" rule is an inference (unconfirmed);
+        # curl passed on hosted, so the stand-in must not refuse it.
+        rest = as_key(stack, http, stack.secret_key, headers={"User-Agent": "curl/8.5.0"})
+        assert role_of(rest) == "service_role"
+
     def test_publishable_and_legacy_service_keys_are_not_checked(self, stack: Any, http: httpx.Client) -> None:
         ua = {"User-Agent": BROWSER_UA}
         assert role_of(as_key(stack, http, stack.publishable_key, headers=ua)) == "anon"

@@ -228,9 +228,11 @@ class TestRouting:
                         "message": "Invalid path specified in request URL"}
 
     def test_trailing_slash_is_pgrst125(self, rest: Rest) -> None:
-        # Reference §1.1 marks this (unconfirmed). PostgREST ApiRequest.hs getResource matches
-        # `[table]` and `["rpc", fn]` only, and WAI's pathInfo (http-types decodePathSegments)
-        # keeps the empty segment after a trailing slash: ["conf_err_docs", ""] -> PGRST125.
+        # Reference §1.1 marks this (unconfirmed). Confirmed from source, no spec test covers it:
+        # PostgREST ApiRequest.hs getResource matches only `[table]` and `["rpc", fn]`; WAI's
+        # pathInfo comes from http-types decodePathSegments, whose test suite checks it inverts
+        # encodePathSegments for every list but [""], so ["conf_err_docs", ""] <-> "/conf_err_docs/"
+        # and the trailing slash gives two segments -> PGRST125. The reference was right.
         assert_error(rest.get(f"{P}/"), 404, "PGRST125")
 
     def test_unsupported_method_on_a_table_is_pgrst117(self, rest: Rest) -> None:
