@@ -13,6 +13,11 @@ as few HTTP round trips as PostgREST allows:
   pages, it never drops documents).
 * Opening a collection: at most one request (``parlant_schema_report``), cached per process.
 
+"First match" (``find_one`` without ``sort`` and its ties, ``update_one``, ``delete_one``) is the
+first document in ``(creation_utc, id)`` order; Transient takes the first inserted, and Parlant
+leaves the choice unspecified. Documents are expected to hold ``creation_utc`` and ``id`` as
+strings, as every Parlant document does.
+
 The REST API cannot create or drop tables: they come from the generated SQL
 (``parlant-supabase-sync sql``). A missing table or function raises :class:`SchemaMissing`
 listing everything missing and the command that prints the SQL.

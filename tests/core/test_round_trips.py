@@ -161,3 +161,52 @@ def test_large_find_with_default_cap(stand_in: LocalSupabase, make_db: MakeDb) -
     result = collection.find({"n": {"$ne": 3}})
     assert len(result.items) == 1499 and result.total_count == 1499
     assert collection.count({}) == 1500
+
+
+def test_paging_is_stable_under_concurrent_inserts(
+    stand_in: LocalSupabase, make_db: MakeDb, max_rows: Callable[[int | None], None]
+) -> None:
+    import threading
+
+    db = make_db(page_size=50)
+    collection = db.get_or_create_collection("docs", Doc, identity)
+    _fill(stand_in, collection, 60)
+    max_rows(7)
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set() and i < 200:
+            collection.insert_one({"id": f"z{i:05d}", "version": "1", "creation_utc": "2099", "n": -1})
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = collection.find({})
+    finally:
+        stop.set()
+        thread.join()
+    ids = [d["id"] for d in result.items]
+    assert len(ids) == len(set(ids)) == result.total_count
+    assert ids[:60] == [f"d{i:05d}" for i in range(60)]
+    assert all(d["n"] == -1 for d in result.items[60:])
+
+
+def test_metadata_reads_come_from_the_write_through_cache(
+    stand_in: LocalSupabase, make_db: MakeDb
+) -> None:
+    db = make_db(("metadata",))
+    metadata = db.get_or_create_collection("metadata", Doc, identity)
+    assert _requests(stand_in, lambda: metadata.find_one({})) == 1
+    document = {"id": "m1", "version": "0.1.0", "creation_utc": "2024"}
+    assert _requests(stand_in, lambda: metadata.insert_one(document)) == 1
+    assert _requests(stand_in, lambda: metadata.find_one({})) == 0
+    assert metadata.find_one({}) == document
+    assert _requests(
+        stand_in, lambda: metadata.update_one({"id": {"$eq": "m1"}}, {"version": "0.2.0"})
+    ) == 1
+    with stand_in.requests.capture() as seen:
+        assert metadata.find({}).items == [{**document, "version": "0.2.0"}]
+    assert len(seen) == 0
+    assert metadata.find({"version": {"$eq": "0.2.0"}}).total_count == 1  # filtered: server
