@@ -40,6 +40,13 @@ drop table if exists public.{RESERVED};
 create table public.{RESERVED} (id int primary key, "order" int, "limit" int);
 insert into public.{RESERVED} values (1, 1, 1), (2, 2, 2);
 grant all on table public.{RESERVED} to anon, authenticated, service_role;
+drop table if exists public.conf_filt_keyset;
+create table public.conf_filt_keyset (id text collate "C" primary key, creation_utc text collate "C");
+insert into public.conf_filt_keyset values
+  ('a,1', '2024-01-01T00:00:00+00:00'), ('a(2)', '2024-01-01T00:00:00+00:00'),
+  ('a"3', '2024-01-01T00:00:00+00:00'), ('a\\4', '2024-01-01T00:00:00+00:00'),
+  ('b+5', '2024-01-02T00:00:00+00:00');
+grant all on table public.conf_filt_keyset to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
 """
 
@@ -82,6 +89,7 @@ def rest(local_supabase) -> Iterator[Rest]:  # type: ignore[no-untyped-def]
     client = Rest(local_supabase.url, local_supabase.service_role_key)
     wait_until_visible(client, P)
     wait_until_visible(client, f"/{RESERVED}")
+    wait_until_visible(client, "/conf_filt_keyset")
     yield client
     client.close()
 
@@ -419,3 +427,40 @@ class TestLogicTrees:
 
     def test_reference_mixed_example(self, rest: Rest) -> None:
         assert q(rest, "and=(tags.cs.{a,b},or(title.ilike.*x*,data->>kind.eq.memo))") == [1]
+
+
+# --- the adapter's keyset cursor shape (§3.4/§3.5 + pitfalls §13.5, §13.7) -----------------------
+
+
+def pgq(value: str) -> str:
+    """List/tree quoting: double quotes, backslash-escaped `\\` and `"`."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+KEYSET_IDS = ['a"3', "a(2)", "a,1", "a\\4", "b+5"]  # bytewise (COLLATE "C") order
+
+
+class TestKeysetCursor:
+    def keyset(self, rest: Rest, query: list[tuple[str, str]]) -> list[str]:
+        resp = rest.get("/conf_filt_keyset", query)
+        return [row["id"] for row in ok_json(resp)]
+
+    def test_c_collation_orders_bytewise(self, rest: Rest) -> None:
+        assert self.keyset(rest, [("order", "creation_utc.asc,id.asc")]) == KEYSET_IDS
+
+    def test_or_and_cursor_with_quoted_special_characters(self, rest: Rest) -> None:
+        cu = "2024-01-01T00:00:00+00:00"
+        cursor = f"(creation_utc.gt.{pgq(cu)},and(creation_utc.eq.{pgq(cu)},id.gt.{pgq('a(2)')}))"
+        got = self.keyset(rest, [("or", cursor), ("order", "creation_utc.asc,id.asc")])
+        assert got == ["a,1", "a\\4", "b+5"]
+
+    def test_in_list_of_quoted_special_characters(self, rest: Rest) -> None:
+        query = [("id", "in.(" + ",".join(pgq(v) for v in KEYSET_IDS) + ")"), ("order", "id")]
+        assert self.keyset(rest, query) == KEYSET_IDS
+
+    def test_raw_plus_inside_a_tree_value_is_a_space(self, rest: Rest) -> None:
+        # the same cursor sent with a literal `+` (not %2B) compares with '... 00:00' instead
+        resp = rest.get("/conf_filt_keyset", 'or=(creation_utc.eq."2024-01-02T00:00:00+00:00")')
+        assert ok_json(resp) == []
+        resp = rest.get("/conf_filt_keyset", 'or=(creation_utc.eq."2024-01-02T00:00:00%2B00:00")')
+        assert [r["id"] for r in ok_json(resp)] == ["b+5"]
