@@ -221,12 +221,12 @@ def _searchable_by(path: str, user: _OsUser) -> bool:
         current = parent
 
 
-def _make_temp_dir(user: _OsUser) -> str:
+def _make_temp_dir(user: _OsUser, prefix: str = _TEMP_PREFIX) -> str:
     base = tempfile.gettempdir()
-    probe = os.path.join(base, _TEMP_PREFIX + "x" * 8, "sock", ".s.PGSQL.65535")
+    probe = os.path.join(base, prefix + "x" * 8, "sock", ".s.PGSQL.65535")
     if len(probe) > _MAX_SOCKET_PATH or not _searchable_by(probe, user):
         base = "/tmp"
-    path = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=base)
+    path = tempfile.mkdtemp(prefix=prefix, dir=base)
     if user.uid != os.geteuid():
         os.chown(path, user.uid, user.gid)
     return path
@@ -305,17 +305,19 @@ def child_setup():
         if os.getppid() != parent:
             os._exit(1)
 
-kwargs = {}
-if cfg["uid"] is not None:
-    kwargs = {"user": cfg["uid"], "group": cfg["gid"], "extra_groups": []}
-with open(cfg["log"], "ab") as log:
-    proc = subprocess.Popen(
-        cfg["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cfg["cwd"],
-        env=cfg["env"], preexec_fn=child_setup, **kwargs)
-sys.stdout.write("%d\n" % proc.pid)
-sys.stdout.flush()
+proc = None
+if cfg["argv"] is not None:
+    kwargs = {}
+    if cfg["uid"] is not None:
+        kwargs = {"user": cfg["uid"], "group": cfg["gid"], "extra_groups": []}
+    with open(cfg["log"], "ab") as log:
+        proc = subprocess.Popen(
+            cfg["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cfg["cwd"],
+            env=cfg["env"], preexec_fn=child_setup, **kwargs)
+    sys.stdout.write("%d\n" % proc.pid)
+    sys.stdout.flush()
 lock = threading.Lock()
-stopping = []
+stopping = threading.Event()
 
 def kill_all():
     # Backends run in their own sessions; they would exit on postmaster death anyway, but a
@@ -337,17 +339,17 @@ def kill_all():
 
 def shutdown(*_):
     with lock:
-        if stopping:
+        if stopping.is_set():
             return
-        stopping.append(1)
-    if proc.poll() is None:
+        stopping.set()
+    if proc is not None and proc.poll() is None:
         try:
             proc.send_signal(cfg["stop_signal"])
         except OSError:
             pass
-    timer = threading.Timer(cfg["kill_after"], kill_all)
-    timer.daemon = True
-    timer.start()
+        timer = threading.Timer(cfg["kill_after"], kill_all)
+        timer.daemon = True
+        timer.start()
 
 def watch_parent():
     try:
@@ -361,13 +363,159 @@ signal.signal(signal.SIGTERM, shutdown)
 signal.signal(signal.SIGINT, shutdown)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 threading.Thread(target=watch_parent, daemon=True).start()
-rc = proc.wait()
-# When postgres died on its own the parent still wants its log; it deletes the dir itself.
-if stopping:
+if proc is None:
+    while not stopping.wait(1.0):
+        pass
+    rc = 0
+else:
+    rc = proc.wait()
+# When the command ended on its own the parent still wants its log; it deletes the dir itself.
+if stopping.is_set():
     for path in cfg["remove"]:
         shutil.rmtree(path, ignore_errors=True)
 sys.exit(rc if rc >= 0 else 128 - rc)
 """
+
+
+def _spawn_supervisor(
+    argv: Sequence[str] | None,
+    user: _OsUser,
+    *,
+    log: str | None,
+    cwd: str | None,
+    env: Mapping[str, str],
+    stop_signal: int,
+    kill_after: float,
+    remove: Sequence[str],
+) -> subprocess.Popen[bytes]:
+    """Start the supervisor for `argv` (None: no command, only delete `remove` when we exit)."""
+    if log is not None and not os.path.exists(log):
+        open(log, "ab").close()
+    config = {
+        "argv": list(argv) if argv is not None else None,
+        "uid": user.uid if user.uid != os.geteuid() else None,
+        "gid": user.gid,
+        "log": log,
+        "cwd": cwd,
+        "env": dict(env),
+        "stop_signal": int(stop_signal),
+        "kill_after": kill_after,
+        "remove": list(remove),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+        start_new_session=True, close_fds=True, cwd=cwd or "/",
+    )
+
+
+def _release_supervisor(supervisor: subprocess.Popen[bytes], timeout: float) -> None:
+    """Close our pipe ends (asks it to stop its command) and wait for it; if even its own
+    deadline passes, kill its process group (it is the leader, so the group id cannot have
+    been reused while it is unreaped)."""
+    for stream in (supervisor.stdin, supervisor.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    # A forked child of ours may still hold the pipe open, so EOF alone is not enough.
+    with contextlib.suppress(OSError):
+        supervisor.send_signal(signal.SIGTERM)
+    try:
+        supervisor.wait(timeout + 5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(supervisor.pid, signal.SIGKILL)
+        supervisor.wait()
+
+
+def _child_env() -> dict[str, str]:
+    # A minimal environment: the caller's PG* variables (PGDATA, PGPORT…) must not leak in.
+    utf8 = [n for n in _available_locales() if n.lower().replace("-", "") == "c.utf8"]
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": utf8[0] if utf8 else "C",
+        "TZ": "UTC",
+    }
+
+
+def _run_supervised(
+    argv: Sequence[str], user: _OsUser, *, log: str, cwd: str, remove: Sequence[str],
+    timeout: float = 300.0,
+) -> int:
+    """Run `argv` to completion as `user` under a supervisor (killed with us); its exit code."""
+    supervisor = _spawn_supervisor(
+        argv, user, log=log, cwd=cwd, env=_child_env(), stop_signal=signal.SIGTERM,
+        kill_after=10.0, remove=remove,
+    )
+    try:
+        return supervisor.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise PostgresError(
+            f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s; its log:\n"
+            + _tail(log)
+        ) from None
+    finally:
+        _release_supervisor(supervisor, 10.0)
+
+
+_TemplateKey = tuple[str, int, int]
+
+
+class _TemplateCache:
+    """Freshly initialised clusters to copy instead of running initdb again.
+
+    Per process, and only from the second initdb with the same binaries and OS user on, so a
+    single start (the usual case) pays nothing. Copying takes a fraction of initdb's time,
+    which adds up in test suites that start many servers. A supervisor without a command
+    deletes the templates when this process ends, however it ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._initdb_runs: dict[_TemplateKey, int] = {}
+        self._templates: dict[_TemplateKey, str] = {}
+        self._roots: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def template_for(self, key: _TemplateKey) -> str | None:
+        with self._lock:
+            return self._templates.get(key)
+
+    def forget(self, key: _TemplateKey) -> None:
+        with self._lock:
+            self._templates.pop(key, None)
+
+    def initdb_ran(self, key: _TemplateKey, data_dir: str, user: _OsUser) -> None:
+        """Called after a successful initdb into `data_dir` (before the server starts)."""
+        with self._lock:
+            runs = self._initdb_runs[key] = self._initdb_runs.get(key, 0) + 1
+            if runs != 2 or key in self._templates:
+                return
+        root = _make_temp_dir(user, prefix="parlant-supabase-template-")
+        janitor = _spawn_supervisor(
+            None, user, log=None, cwd=None, env=_child_env(), stop_signal=signal.SIGTERM,
+            kill_after=10.0, remove=[root],
+        )
+        template = os.path.join(root, "cluster")
+        log = os.path.join(root, "copy.log")
+        returncode = _run_supervised(
+            ["cp", "-a", data_dir, template], user, log=log, cwd=root, remove=[],
+        )
+        with self._lock:
+            self._roots.append((root, janitor))
+            if returncode == 0:
+                self._templates[key] = template
+
+    def close(self) -> None:
+        with self._lock:
+            roots, self._roots = self._roots, []
+            self._templates.clear()
+        for root, janitor in roots:
+            _release_supervisor(janitor, 10.0)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+_templates = _TemplateCache()
+atexit.register(_templates.close)
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,15 +734,6 @@ class PostgresServer:
                 f"in {self.bindir} are version {version}; use another data dir or matching binaries"
             )
 
-    def _child_env(self) -> dict[str, str]:
-        # A minimal environment: the caller's PG* variables (PGDATA, PGPORT…) must not leak in.
-        utf8 = [n for n in _available_locales() if n.lower().replace("-", "") == "c.utf8"]
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": utf8[0] if utf8 else "C",
-            "TZ": "UTC",
-        }
-
     def _initdb(self, data_dir: str, user: _OsUser, bindir: str, version: int) -> None:
         if os.path.exists(data_dir):
             if os.listdir(data_dir):
@@ -612,23 +751,30 @@ class PostgresServer:
                     "directory is not searchable by it); choose a data dir under /tmp or make its "
                     "parents world-searchable (chmod o+x)"
                 )
+        temp_dir = self._temp_dir or "/"
+        key: _TemplateKey = (bindir, user.uid, user.gid)
+        template = _templates.template_for(key)
+        if template is not None:
+            log = os.path.join(temp_dir, "copy.log")
+            copied = _run_supervised(
+                ["cp", "-a", template + "/.", data_dir], user, log=log, cwd=temp_dir,
+                remove=[temp_dir],
+            )
+            if copied == 0:
+                return
+            _templates.forget(key)
+            for entry in os.listdir(data_dir):
+                shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
         failures: list[str] = []
         for locale_args in _locale_args(bindir, version):
             argv = [
                 os.path.join(bindir, "initdb"), "-D", data_dir, "-U", _SUPERUSER, "-E", "UTF8",
                 "--auth=trust", "--no-sync", "--no-instructions", *locale_args,
             ]
-            log = os.path.join(self._temp_dir or "/", "initdb.log")
-            supervisor = self._supervise(argv, user, log, signal.SIGTERM)
-            try:
-                returncode = supervisor.wait(300)
-            except subprocess.TimeoutExpired:
-                raise PostgresError(
-                    f"initdb did not finish within 300 s; its log:\n{_tail(log)}"
-                ) from None
-            finally:
-                self._release(supervisor)
+            log = os.path.join(temp_dir, "initdb.log")
+            returncode = _run_supervised(argv, user, log=log, cwd=temp_dir, remove=[temp_dir])
             if returncode == 0:
+                _templates.initdb_ran(key, data_dir, user)
                 return
             failures.append(f"{' '.join(locale_args)}: {_tail(log, 12)}")
             os.unlink(log)
@@ -639,48 +785,6 @@ class PostgresServer:
             "initdb failed for every locale tried:\n" + "\n".join(failures)
         )
 
-    def _supervise(
-        self, argv: Sequence[str], user: _OsUser, log: str, stop_signal: int
-    ) -> subprocess.Popen[bytes]:
-        if not os.path.exists(log):
-            open(log, "ab").close()
-        config = {
-            "argv": list(argv),
-            "uid": user.uid if user.uid != os.geteuid() else None,
-            "gid": user.gid,
-            "log": log,
-            "cwd": self._temp_dir,
-            "env": self._child_env(),
-            "stop_signal": int(stop_signal),
-            "kill_after": self._stop_timeout,
-            # Deleted by the supervisor if we go away first (e.g. SIGKILL). Never a user-given
-            # data dir: that one lives outside our temp dir.
-            "remove": [self._temp_dir] if self._temp_dir else [],
-        }
-        return subprocess.Popen(
-            [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-            start_new_session=True, close_fds=True, cwd=self._temp_dir,
-        )
-
-    def _release(self, supervisor: subprocess.Popen[bytes]) -> None:
-        """Close our pipe ends (asks it to stop its command) and wait for it; if even its own
-        deadline passes, kill its process group (it is the leader, so the group id cannot have
-        been reused while it is unreaped)."""
-        for stream in (supervisor.stdin, supervisor.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        # A forked child of ours may still hold the pipe open, so EOF alone is not enough.
-        with contextlib.suppress(OSError):
-            supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(self._stop_timeout + 5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                os.killpg(supervisor.pid, signal.SIGKILL)
-            supervisor.wait()
-
     def _launch(self, data_dir: str, user: _OsUser, bindir: str) -> None:
         settings = dict(self._settings)
         settings["port"] = str(self._port)
@@ -689,7 +793,13 @@ class PostgresServer:
         argv = [os.path.join(bindir, "postgres"), "-D", data_dir]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
-        self._supervisor = self._supervise(argv, user, self.log_path, signal.SIGINT)
+        self._supervisor = _spawn_supervisor(
+            argv, user, log=self.log_path, cwd=self._temp_dir, env=_child_env(),
+            stop_signal=signal.SIGINT, kill_after=self._stop_timeout,
+            # Deleted by the supervisor if we go away first (e.g. SIGKILL). Never a user-given
+            # data dir: that one lives outside our temp dir.
+            remove=[self._temp_dir] if self._temp_dir else [],
+        )
         assert self._supervisor.stdout is not None
         line = self._read_line(self._supervisor.stdout, timeout=30.0)
         if not line.strip().isdigit():
@@ -742,7 +852,7 @@ class PostgresServer:
         supervisor = self._supervisor
         if supervisor is None:
             return
-        self._release(supervisor)
+        _release_supervisor(supervisor, self._stop_timeout)
         self._supervisor = None
         postmaster, self._postmaster_pid = self._postmaster_pid, None
         # A supervisor that exited normally has reaped postgres (and its pid may be reused).

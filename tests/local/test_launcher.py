@@ -305,3 +305,51 @@ def test_stop_does_not_wait_for_a_forked_child_that_inherited_the_watch_pipe() -
         os.waitpid(child, 0)
     assert elapsed < 30  # far below the 60 s kill deadline it would otherwise wait for
     assert not server.running
+
+
+_TEMPLATE_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from parlant_supabase_sync.local.postgres import PostgresServer, _templates
+    for _ in range(3):
+        with PostgresServer() as server:
+            pass
+    third = PostgresServer()
+    third.start()
+    print(*_templates._templates.values(), third.cluster_name, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_cluster_template_copies_work_and_vanish_with_the_process() -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _TEMPLATE_SCRIPT], stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        template, cluster = owner.stdout.readline().split()
+        assert os.path.isfile(os.path.join(template, "PG_VERSION"))
+        assert processes_with(cluster)
+        owner.kill()
+        owner.wait(20)
+        template_root = os.path.dirname(template)
+        assert wait_until(lambda: not os.path.exists(template_root))
+        assert wait_until(lambda: not processes_with(cluster))
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+def test_servers_started_from_the_template_are_independent_clusters() -> None:
+    with PostgresServer() as first, PostgresServer() as second, PostgresServer() as third:
+        for index, server in enumerate((first, second, third)):
+            with psycopg.connect(server.superuser_dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE TABLE only_in_{index} ()")
+        for index, server in enumerate((first, second, third)):
+            with psycopg.connect(server.superuser_dsn) as conn:
+                names = conn.execute(
+                    "SELECT relname FROM pg_class WHERE relname LIKE 'only_in_%'"
+                ).fetchall()
+            assert names == [(f"only_in_{index}",)]
