@@ -9,6 +9,10 @@ has. When this process goes away for any reason, including SIGKILL, the pipe clo
 supervisor shuts PostgreSQL down and deletes the temporary directory. On Linux `postgres`
 additionally gets `PR_SET_PDEATHSIG`, so it also goes when only the supervisor is killed.
 
+`initdb` and the template copies (see `_TemplateCache`) run under the same kind of supervisor.
+Shutdown is what `pg_ctl stop -m fast` does (SIGINT to the postmaster), then SIGKILL after
+`stop_timeout` seconds.
+
 PostgreSQL refuses to run as root; when we are root the server runs as the OS user `postgres`
 (created as the system user `parlantpg` if missing).
 """
