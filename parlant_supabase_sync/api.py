@@ -958,6 +958,12 @@ class Connection:
             raw = self._rest.rpc(SCHEMA_REPORT_FUNCTION, {"p_tables": names})
         except FunctionMissing:
             return self._probe(names)
+        except SupabaseSyncError as exc:
+            # 42883 undefined_function: the function was dropped but the server's schema
+            # cache still listed it (PostgREST reloads its cache asynchronously after DDL).
+            if exc.code != "42883":
+                raise
+            return self._probe(names)
         raw_tables = raw.get("tables", {}) if isinstance(raw, dict) else {}
         statuses = {
             name: TableStatus(
@@ -983,6 +989,8 @@ class Connection:
                 statuses[name] = TableStatus(exists=True)
             except TableMissing:
                 statuses[name] = TableStatus(exists=False)
+            except PermissionDenied:
+                statuses[name] = TableStatus(exists=True, access=False)
         functions = {SCHEMA_REPORT_FUNCTION: False}
         try:
             # An empty table name is refused by the function itself (P0001) without writing.
@@ -992,8 +1000,8 @@ class Connection:
             functions[MERGE_FUNCTION] = False
         except AuthenticationError:
             raise
-        except SupabaseSyncError:
-            functions[MERGE_FUNCTION] = True
+        except SupabaseSyncError as exc:
+            functions[MERGE_FUNCTION] = exc.code != "42883"  # see schema_report
         return SchemaReport(statuses, functions, from_report_function=False)
 
     def _store_list(self, names: Iterable[str] | None) -> list[Store]:

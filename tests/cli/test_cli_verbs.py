@@ -106,6 +106,32 @@ def test_check_on_seed_created_tables_says_to_run_the_upgrade(
         local_supabase.execute_sql("".join(f'DROP TABLE "{n}";' for n in tables))
 
 
+def test_without_the_report_function_check_and_ls_probe_each_table(
+    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
+) -> None:
+    from parlant_supabase_sync import ddl
+
+    store = make_store()
+    store.insert_sql("events", [event(1)])
+    local_supabase.execute_sql("DROP FUNCTION public.parlant_schema_report(text[])")
+    try:
+        result = cli("check", "--prefix", store.prefix)
+        assert result.code == 1 and result.out, result.err
+        report = result.json()
+        assert report["functions"] == {
+            "parlant_merge_document": True,
+            "parlant_schema_report": False,
+        }
+        assert report["missing_tables"] == []
+        assert "--upgrade" in report["next_step"]
+        listing = cli("ls", store.prefix)
+        assert listing.code == 0, listing.err
+        rows = {r["collection"]: r for r in listing.json()}
+        assert rows["events"]["exists"] is True and rows["events"]["documents"] == 1
+    finally:
+        local_supabase.execute_sql(ddl.generate_functions())
+
+
 def test_check_names_tables_the_key_may_not_use_and_says_to_run_the_upgrade(
     cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
 ) -> None:
