@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -300,6 +301,29 @@ class TestRoleSwitching:
             assert whoami(user)["claims"]["sub"] == U1
             me = whoami(anon)
             assert me["user"] == "anon" and "sub" not in me["claims"]
+
+    def test_settings_stay_per_request_under_concurrency(self, stack: Any) -> None:
+        # set_config(..., true) is transaction-local; pooled connections must not carry claims
+        # from one request into another, also when requests overlap.
+        from concurrent.futures import ThreadPoolExecutor
+
+        subs = [str(uuid.UUID(int=i + 1)) for i in range(8)]
+
+        def worker(sub: str) -> list[tuple[str | None, str | None]]:
+            seen: list[tuple[str | None, str | None]] = []
+            with httpx.Client(timeout=20.0) as own:
+                user = as_key(stack, own, stack.anon_key, bearer=user_jwt(stack.jwt_secret, sub))
+                anon = as_key(stack, own, stack.anon_key, bearer=stack.anon_key)
+                for _ in range(5):
+                    me = whoami(user)
+                    seen.append((sub, me["claims"].get("sub")))
+                    me = whoami(anon)
+                    seen.append((None, me["claims"].get("sub")))
+            return seen
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = [pair for chunk in pool.map(worker, subs) for pair in chunk]
+        assert all(expected == got for expected, got in results), results
 
     def test_unknown_role_is_401_22023(self, stack: Any, http: httpx.Client) -> None:
         token = mint_jwt(stack.jwt_secret, {"role": "conf_nobody"})
