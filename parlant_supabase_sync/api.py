@@ -131,15 +131,15 @@ def _sort(spec: SortSpec) -> list[tuple[str, SortDirection]]:
     return result
 
 
-def _default_order(sort: list[tuple[str, SortDirection]]) -> SortDirection | None | bool:
-    """The direction when `sort` is the natural (creation_utc, id) order, else False."""
+def _natural_order(sort: list[tuple[str, SortDirection]]) -> tuple[bool, SortDirection | None]:
+    """(True, direction) when `sort` is the core's (creation_utc, id) order, else (False, None)."""
     if not sort:
-        return None
+        return True, None
     directions = {d for _, d in sort}
     names = [n for n, _ in sort]
     if len(directions) == 1 and names in (["creation_utc"], ["creation_utc", "id"]):
-        return directions.pop()
-    return False
+        return True, directions.pop()
+    return False, None
 
 
 def _canonical(document: Mapping[str, Any]) -> str:
@@ -526,10 +526,9 @@ class Collection:
         (a `Cursor` or its `encode_cursor` text) works with the default order only.
         """
         keys = _sort(sort)
-        direction = _default_order(keys)
+        natural, direction = _natural_order(keys)
         parsed = _cursor(cursor)
-        if direction is not False:
-            assert not isinstance(direction, bool)
+        if natural:
             return self.core.find(
                 dict(where or {}), limit=limit, cursor=parsed, sort_direction=direction
             )
@@ -566,10 +565,10 @@ class Collection:
         from .filters import encode_where
 
         keys = _sort(sort)
-        direction = _default_order(keys)
+        natural, direction = _natural_order(keys)
         filters = dict(where or {})
         encode_where(filters)  # a bad filter raises here, not at the first next()
-        if direction is None or direction is SortDirection.ASC:
+        if natural and direction is not SortDirection.DESC:
             return self.core.iter_documents(filters, page_size=page_size)
         return self._iter_sorted(filters, keys or [("creation_utc", SortDirection.DESC)], page_size)
 

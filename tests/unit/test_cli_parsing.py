@@ -217,8 +217,8 @@ def test_sort_specs_accept_strings_pairs_and_directions() -> None:
         ("a", SortDirection.ASC),
         ("b", SortDirection.DESC),
     ]
-    assert api._default_order(api._sort("creation_utc:desc")) is SortDirection.DESC
-    assert api._default_order(api._sort("offset")) is False
+    assert api._natural_order(api._sort("creation_utc:desc")) == (True, SortDirection.DESC)
+    assert api._natural_order(api._sort("offset")) == (False, None)
     with pytest.raises(ConfigurationError):
         api._sort("a:up")
 
