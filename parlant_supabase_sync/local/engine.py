@@ -80,7 +80,6 @@ class ApiResponse:
 
 
 SINGULAR_MEDIA = "application/vnd.pgrst.object+json"
-_SINGULAR_CONTENT_TYPE = SINGULAR_MEDIA + "; charset=utf-8"
 _OPENAPI_CONTENT_TYPE = "application/openapi+json; charset=utf-8"
 _NON_FILTER_KEYS = ("select", "columns", "on_conflict")
 _NON_FILTER_LAST = ("order", "limit", "offset", "and", "or")
@@ -252,24 +251,81 @@ def _cap(rng: Range, max_rows: int | None) -> Range:
     return Range(rng.offset, limit)
 
 
-def _accept(headers: Mapping[str, str]) -> bool:
-    """True when the singular object media type was negotiated; PGRST107 when nothing fits."""
+@dataclass(frozen=True)
+class Media:
+    """The negotiated response representation (PostgREST's builtin media handlers)."""
+
+    kind: str  # "json", "singular", "csv"
+    strip_nulls: bool = False
+
+    @property
+    def singular(self) -> bool:
+        return self.kind == "singular"
+
+    def content_type(self) -> str:
+        if self.kind == "csv":
+            return "text/csv; charset=utf-8"
+        if self.kind == "singular":
+            return SINGULAR_MEDIA + (";nulls=stripped" if self.strip_nulls else "") + "; charset=utf-8"
+        if self.strip_nulls:
+            return "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
+        return JSON_CONTENT_TYPE
+
+
+JSON_MEDIA = Media("json")
+
+
+def _decode_media(item: str) -> tuple[str, Media | None]:
+    pieces = [p.strip() for p in item.split(";")]
+    media = pieces[0].lower()
+    params = {}
+    for extra in pieces[1:]:
+        key, _, value = extra.partition("=")
+        params[key.strip().lower()] = value.strip()
+    strip = params.get("nulls") == "stripped"
+    if media in ("application/json", "*/*"):
+        return media, JSON_MEDIA
+    if media == "application/vnd.pgrst.array+json":
+        return media + (";nulls=stripped" if strip else ""), Media("json", strip)
+    if media in (SINGULAR_MEDIA, "application/vnd.pgrst.object"):
+        return media + (";nulls=stripped" if strip else ""), Media("singular", strip)
+    if media == "text/csv":
+        return media, Media("csv")
+    return media, None
+
+
+def _accept(headers: Mapping[str, str]) -> Media:
+    """Content negotiation over `Accept` (Plan.hs negotiateContent); PGRST107 when nothing fits."""
     accept = headers.get("accept")
     if not accept:
-        return False
-    offered = []
+        return JSON_MEDIA
+    # http-types' parseHttpAccept: a stable sort by descending q value.
+    weighted: list[tuple[float, str]] = []
     for part in accept.split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media:
-            offered.append(media)
-    for media in offered:
-        if media in (SINGULAR_MEDIA, "application/vnd.pgrst.object"):
-            return True
-        if media in ("application/json", "*/*", "application/*"):
-            return False
+        if not part.strip():
+            continue
+        quality = 1.0
+        kept = []
+        for extra in part.split(";"):
+            key, _, value = extra.strip().partition("=")
+            if key.strip().lower() == "q" and value:
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 1.0
+            else:
+                kept.append(extra)
+        weighted.append((quality, ";".join(kept)))
+    offered = [media for _, media in sorted(weighted, key=lambda item: -item[0])]
+    names = []
+    for item in offered:
+        name, media = _decode_media(item)
+        names.append(name)
+        if media is not None:
+            return media
     if not offered:
-        return False
-    raise PgrstError(406, "PGRST107", "None of these media types are available: " + ", ".join(offered))
+        return JSON_MEDIA
+    raise PgrstError(406, "PGRST107", "None of these media types are available: " + ", ".join(names))
 
 
 @dataclass
@@ -371,22 +427,21 @@ class _Request:
             path = "/" + path
         segments = [urllib.parse.unquote(s) for s in path[1:].split("/")] if path != "/" else []
         self.path = path
+        # Same order as PostgREST's `userApiRequest`: resource, schema, then method.
         if not segments:
-            if self.method not in ("GET", "HEAD", "OPTIONS"):
-                raise PgrstError(405, "PGRST117", "Unsupported HTTP method: " + self.method)
-            kind = "root"
-            name = ""
+            kind, name = "root", ""
         elif len(segments) == 1:
             kind, name = "table", segments[0]
-            if self.method not in _TABLE_METHODS:
-                raise PgrstError(405, "PGRST117", "Unsupported HTTP method: " + self.method)
         elif len(segments) == 2 and segments[0] == "rpc":
             kind, name = "rpc", segments[1]
-            if self.method not in ("GET", "HEAD", "POST", "OPTIONS"):
-                raise PgrstError(405, "PGRST101", f"Cannot use the {self.method} method on RPC")
         else:
             raise PgrstError(404, "PGRST125", "Invalid path specified in request URL")
         self.schema, self.by_profile = self._schema()
+        if kind == "rpc" and self.method not in ("GET", "HEAD", "POST", "OPTIONS"):
+            raise PgrstError(405, "PGRST101", f"Cannot use the {self.method} method on RPC")
+        allowed = ("GET", "HEAD", "OPTIONS") if kind == "root" else _TABLE_METHODS
+        if self.method not in allowed:
+            raise PgrstError(405, "PGRST117", "Unsupported HTTP method: " + self.method)
         if kind == "root":
             return self._root()
         if self.method == "OPTIONS":
@@ -409,11 +464,12 @@ class _Request:
         # Media type (PGRST107) and strict preferences (PGRST122) are plan-stage checks in
         # PostgREST: they run after the table/function look-up, see `_plan_checks`.
         try:
-            self.singular = _accept(self.headers)
+            self.media = _accept(self.headers)
             self.accept_error: PgrstError | None = None
         except PgrstError as err:
-            self.singular = False
+            self.media = JSON_MEDIA
             self.accept_error = err
+        self.singular = self.media.singular
         if kind == "rpc":
             return self._rpc(name)
         return self._table(name)
@@ -506,8 +562,9 @@ class _Request:
                 )
             if item.aggregate is not None:
                 raise PgrstError(400, "PGRST123", "Use of aggregate functions is not allowed")
-        if self.q.embed_targets:
-            target = self.q.embed_targets[0]
+        targets = list(self.q.embed_targets) + [t.relation for t in self.q.order if t.relation is not None]
+        if targets:
+            target = targets[0]
             raise PgrstError(
                 400,
                 "PGRST108",
@@ -519,9 +576,9 @@ class _Request:
     def _table(self, name: str) -> ApiResponse:
         table = self._lookup_table(name)
         self._check_embeds(name)
-        self._plan_checks()
         src = Source(qident(table.schema, table.name), {c.name: c.base_type for c in table.columns})
         if self.method in ("GET", "HEAD"):
+            self._plan_checks()
             self._set_config()
             return self._read(table, src)
         if self.method in ("POST", "PUT"):
@@ -530,13 +587,23 @@ class _Request:
             return self._update(table, src)
         return self._delete(table, src)
 
-    def _body_expr(self, singular: bool, scalar: bool = False, single: bool = False) -> Frag:
-        if singular or single:
-            inner = "json_agg(_postgrest_t.pgrst_scalar)->0" if scalar else "json_agg(_postgrest_t)->0"
-            return raw(f"coalesce({inner}, 'null')")
-        if scalar:
-            return raw("coalesce(json_agg(_postgrest_t.pgrst_scalar), '[]')")
-        return raw("coalesce(json_agg(_postgrest_t), '[]')")
+    def _body_expr(self, scalar: bool = False, single: bool = False) -> Frag:
+        """SqlFragment.asJsonF / asJsonSingleF / asCsvF for the negotiated media type."""
+        if self.media.kind == "csv":
+            return raw(
+                "(SELECT coalesce(string_agg(a.k, ','), '') FROM (SELECT json_object_keys(r)::text AS k"
+                " FROM (SELECT row_to_json(hh) AS r FROM pgrst_source AS hh LIMIT 1) s) a)"
+                " || chr(10) || coalesce(string_agg(substring(_postgrest_t::text, 2,"
+                " length(_postgrest_t::text) - 2), chr(10)), '')"
+            )
+        column = "_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t"
+        if self.singular or single:
+            agg, empty = f"json_agg({column})->0", "null"
+        else:
+            agg, empty = f"json_agg({column})", "[]"
+        if self.media.strip_nulls:
+            agg = f"json_strip_nulls({agg})"
+        return raw(f"coalesce({agg}, '{empty}')")
 
     def _read(self, table: schema_cache.Table, src: Source) -> ApiResponse:
         rng = _cap(self.range, self.config.max_rows)
@@ -551,7 +618,7 @@ class _Request:
             + limit_offset(rng.limit, rng.offset)
         )
         count_sql = "SELECT 1 FROM " + src.qualifier + where_clause(src, self.q.filters, self.q.logic)
-        row = self._run_read(source_sql, count_sql, self._body_expr(self.singular))
+        row = self._run_read(source_sql, count_sql, self._body_expr())
         return self._read_response(row, rng, content_location=f"/{table.name}")
 
     def _run_read(self, source_sql: Frag, count_sql: Frag | None, body: Frag) -> tuple[Any, ...]:
@@ -615,7 +682,7 @@ class _Request:
         return ApiResponse(status, headers, b"" if self.method == "HEAD" else payload)
 
     def _content_type(self) -> str:
-        return _SINGULAR_CONTENT_TYPE if self.singular else JSON_CONTENT_TYPE
+        return self.media.content_type()
 
     def _finish(self) -> None:
         """Commit, or roll back when `Prefer: tx=rollback` / `db-tx-end` says so."""
@@ -693,6 +760,7 @@ class _Request:
         cols = self._check_columns(table, payload.keys)
         if is_put:
             self._check_put(table)
+        self._plan_checks()
         on_conflict = self.q.on_conflict if self.q.on_conflict is not None else list(table.pk)
         resolution = self.prefs.resolution if (table.pk or self.q.on_conflict is not None) else None
         if not (table.pk or self.q.on_conflict is not None):
@@ -744,7 +812,7 @@ class _Request:
     def _run_write(
         self, mutate: Frag, src: Source, table: schema_cache.Table, *, location: bool = False
     ) -> tuple[Any, ...]:
-        body = self._body_expr(self.singular)
+        body = self._body_expr()
         represent = self.prefs.return_ == "representation"
         if represent:
             source = Source(raw("pgrst_source"), src.types)
@@ -856,6 +924,7 @@ class _Request:
             # PATCH takes one object; an array body uses its first element (json_to_recordset LIMIT 1).
             pass
         cols = self._check_columns(table, payload.keys)
+        self._plan_checks()
         target = qident(table.schema, table.name)
         where = where_clause(src, self.q.filters, self.q.logic)
         if not cols:
@@ -881,6 +950,7 @@ class _Request:
         return self._write_response(row, "update", table)
 
     def _delete(self, table: schema_cache.Table, src: Source) -> ApiResponse:
+        self._plan_checks()
         if self.config.safeupdate and not (self.q.filters or self.q.logic):
             raise PgrstError(400, "21000", "DELETE requires a WHERE clause")
         target = qident(table.schema, table.name)
@@ -927,7 +997,7 @@ class _Request:
             read = "SELECT " + select_list(src, self.q.select) + " FROM pgrst_source" + where
         read = read + order_clause(src, self.q.order) + limit_offset(rng.limit, rng.offset)
         count_sql = "SELECT 1 FROM pgrst_source" + where
-        body = self._body_expr(self.singular, scalar=scalar, single=single)
+        body = self._body_expr(scalar=scalar, single=single)
         if self.prefs.handling == "strict" and self.prefs.max_affected is not None and not func.returns_set:
             raise PgrstError(
                 400,

@@ -443,3 +443,25 @@ class TestRpcResolution:
         unacceptable = call(conn, "GET", "/eng_docs", headers={"accept": "text/html"})
         assert (unacceptable.status, body_of(unacceptable)["code"]) == (406, "PGRST107")
         assert body_of(call(conn, "GET", "/eng_missing", headers={"accept": "text/html"}))["code"] == "PGRST205"
+
+
+class TestMediaTypes:
+    def test_csv_has_a_header_row_and_record_text_rows(self, conn: psycopg.Connection[Any]) -> None:
+        seed(conn, {"id": "a", "session_id": "s"}, {"id": "b"})
+        response = call(conn, "GET", "/eng_docs", [("select", "id,session_id"), ("order", "id")], headers={"accept": "text/csv"})
+        assert header(response, "Content-Type") == "text/csv; charset=utf-8"
+        assert response.body == b"id,session_id\na,s\nb,"
+
+    def test_stripped_nulls_for_arrays_and_objects(self, conn: psycopg.Connection[Any]) -> None:
+        seed(conn, {"id": "a"})
+        strip = {"accept": "application/vnd.pgrst.array+json;nulls=stripped"}
+        response = call(conn, "GET", "/eng_docs", [("select", "id,session_id")], headers=strip)
+        assert body_of(response) == [{"id": "a"}]
+        assert header(response, "Content-Type") == "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
+        single = {"accept": "application/vnd.pgrst.object+json;nulls=stripped"}
+        assert body_of(call(conn, "GET", "/eng_docs", [("select", "id,session_id")], headers=single)) == {"id": "a"}
+
+    def test_accept_is_ordered_by_quality(self, conn: psycopg.Connection[Any]) -> None:
+        seed(conn, {"id": "a"})
+        response = call(conn, "GET", "/eng_docs", [("select", "id")], headers={"accept": "text/csv;q=0.5, application/json"})
+        assert body_of(response) == [{"id": "a"}]
