@@ -45,7 +45,12 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _cell(value: Any, width: int = 48) -> str:
+_LEADING_COLUMNS = ("id", "creation_utc", "version", "session_id", "customer_id", "agent_id")
+
+
+def _cell(value: Any, width: int = 64) -> str:
+    if value is None:
+        return "-"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text.replace("\n", "\\n")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -55,11 +60,12 @@ def _write_table(rows: Sequence[Mapping[str, Any]], out: IO[str]) -> None:
     if not rows:
         out.write("(no rows)\n")
         return
-    columns: list[str] = []
+    seen: dict[str, None] = {}
     for row in rows:
-        for name in row:
-            if name not in columns:
-                columns.append(name)
+        seen.update(dict.fromkeys(row))
+    columns = [c for c in _LEADING_COLUMNS if c in seen] + [
+        c for c in seen if c not in _LEADING_COLUMNS
+    ]
     cells = [[_cell(row.get(name, "")) for name in columns] for row in rows]
     widths = [max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(columns)]
     out.write("  ".join(name.ljust(w) for name, w in zip(columns, widths)).rstrip() + "\n")
