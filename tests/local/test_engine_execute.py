@@ -447,7 +447,7 @@ class TestRpcResolution:
 
 class TestMediaTypes:
     def test_csv_has_a_header_row_and_record_text_rows(self, conn: psycopg.Connection[Any]) -> None:
-        seed(conn, {"id": "a", "session_id": "s"}, {"id": "b"})
+        seed(conn, {"id": "a", "session_id": "s"}, {"id": "b", "session_id": None})
         response = call(conn, "GET", "/eng_docs", [("select", "id,session_id"), ("order", "id")], headers={"accept": "text/csv"})
         assert header(response, "Content-Type") == "text/csv; charset=utf-8"
         assert response.body == b"id,session_id\na,s\nb,"
