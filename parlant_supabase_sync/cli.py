@@ -511,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
             f"run `{PROG} VERB --help` for each verb."
         ),
     )
+    from parlant_supabase_sync import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
 

@@ -253,3 +253,10 @@ def test_store_names_resolve_keys_prefixes_and_custom_prefixes() -> None:
         api._resolve_store("no-such store")
     with pytest.raises(ConfigurationError, match="PREFIX=STORE"):
         api._resolve_store("acme_=nope")
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from parlant_supabase_sync import __version__
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"parlant-supabase-sync {__version__}"
