@@ -127,7 +127,7 @@ class Rest:
 
 
 def ok_json(resp: httpx.Response, status: int = 200) -> Any:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text[:300]}"
     return resp.json()
 
 
@@ -154,7 +154,7 @@ def assert_error(
 ) -> dict[str, Any]:
     """Assert a PostgREST error response (postgrest-protocol.md §12.1) and return its body."""
     assert resp.status_code == status, (
-        f"expected HTTP {status} {code}, got {resp.status_code}: {resp.text}"
+        f"expected HTTP {status} {code}, got {resp.status_code}: {resp.text[:300]}"
     )
     ctype = resp.headers.get("content-type", "")
     assert ctype.startswith("application/json"), f"error content-type {ctype!r}: {resp.text}"

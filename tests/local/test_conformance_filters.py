@@ -164,6 +164,13 @@ class TestGrammar:
         assert_error(rest.get(P, "id=noop.0"), 400, "PGRST100",
                      message_startswith='"failed to parse filter (noop.0)" (line 1, column')
 
+    def test_unknown_operator_details(self, rest: Rest) -> None:
+        # Exact text from the doctest of `parse` in PostgREST
+        # src/library/PostgREST/ApiRequest/QueryParams.hs (also quoted by the reference §3.1).
+        assert_error(rest.get(P, "id=noop.0"), 400, "PGRST100",
+                     message='"failed to parse filter (noop.0)" (line 1, column 1)',
+                     details='unexpected "o" expecting "not" or operator (eq, gt, ...)')
+
     def test_missing_operator_is_pgrst100(self, rest: Rest) -> None:
         assert_error(rest.get(P, "id=1"), 400, "PGRST100",
                      message_startswith='"failed to parse filter (1)"')
@@ -411,6 +418,13 @@ class TestLogicTrees:
     def test_empty_group_is_pgrst100(self, rest: Rest) -> None:
         assert_error(rest.get(P, "or=()"), 400, "PGRST100",
                      message='"failed to parse logic tree (())" (line 1, column 4)')
+
+    @pytest.mark.parametrize(("query", "column"), [("or=", 3), ("and=", 4), ("not.or=", 7)])
+    def test_empty_tree_value_is_pgrst100(self, rest: Rest, query: str, column: int) -> None:
+        # QueryParams.hs: every `or`/`and` key with a value (even "") goes to pRequestLogicTree,
+        # which parses op <> value ("or" here) and fails expecting "(".
+        assert_error(rest.get(P, query), 400, "PGRST100",
+                     message=f'"failed to parse logic tree ()" (line 1, column {column})')
 
     def test_in_is_isdistinct_fts_cs_inside_trees(self, rest: Rest) -> None:
         assert q(rest, "or=(title.in.(alpha,Beta),title.is.null)") == [1, 2, 3]

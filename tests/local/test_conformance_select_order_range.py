@@ -169,6 +169,12 @@ class TestOrder:
     def test_unknown_column_is_42703(self, rest: Rest) -> None:
         assert_error(rest.get(P, "order=foo"), 400, "42703")
 
+    def test_empty_order_is_pgrst100(self, rest: Rest) -> None:
+        # QueryParams.hs: `order=` has a value (""), so it is parsed; pOrder is `sepBy1` of a
+        # field, which fails on empty input.
+        assert_error(rest.get(P, "order="), 400, "PGRST100",
+                     message_startswith='"failed to parse order ()" (line 1, column 1)')
+
 
 # --- §6.2 limits and Range --------------------------------------------------------------------
 
