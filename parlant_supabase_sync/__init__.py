@@ -31,4 +31,14 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module_name), name)
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "RetryPolicy",
+    "SupabaseDocumentCollection",
+    "SupabaseDocumentDatabase",
+    "SupabaseSettings",
+    "SyncDocumentCollection",
+    "SyncDocumentDatabase",
+    "__version__",
+    "connect",
+    "supabase_stores",
+]

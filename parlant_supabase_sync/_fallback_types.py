@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any, Generic, Iterator, NewType, Optional, Sequence, TypedDict, TypeVar
+from typing import Any, Generic, NewType, TypedDict, TypeVar
 
 ObjectId = NewType("ObjectId", str)
 Where = dict[str, Any]
@@ -54,14 +55,14 @@ class UpdateResult(Generic[TDocument]):
     acknowledged: bool
     matched_count: int
     modified_count: int
-    updated_document: Optional[TDocument]
+    updated_document: TDocument | None
 
 
 @dataclass(frozen=True)
 class DeleteResult(Generic[TDocument]):
     acknowledged: bool
     deleted_count: int
-    deleted_document: Optional[TDocument]
+    deleted_document: TDocument | None
 
 
 @dataclass(frozen=True)
