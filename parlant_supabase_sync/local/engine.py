@@ -21,15 +21,7 @@ from psycopg import pq, sql
 
 from . import schema_cache
 from .errors import JSON_CONTENT_TYPE, PgrstError, from_pg_error
-from .grammar import (
-    Field,
-    Filter,
-    GrammarError,
-    LogicTree,
-    ParsedQuery,
-    SelectItem,
-    parse_query,
-)
+from .grammar import Filter, GrammarError, ParsedQuery, parse_query
 from .sqlbuild import (
     Frag,
     Source,
@@ -920,9 +912,6 @@ class _Request:
     def _update(self, table: schema_cache.Table, src: Source) -> ApiResponse:
         assert self.payload is not None
         payload = self.payload
-        if not payload.is_object and isinstance(payload.raw_body, list) and self.q.columns is None:
-            # PATCH takes one object; an array body uses its first element (json_to_recordset LIMIT 1).
-            pass
         cols = self._check_columns(table, payload.keys)
         self._plan_checks()
         target = qident(table.schema, table.name)
@@ -1343,6 +1332,3 @@ def _override(
         headers = [(k, v) for k, v in headers if k.lower() not in own] + extra
     return status, headers
 
-
-# Silence "imported but unused" for names kept for type annotations in helpers.
-_ = (Field, LogicTree, SelectItem)
