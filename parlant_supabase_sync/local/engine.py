@@ -681,6 +681,8 @@ class _Request:
         tx_end = self.config.tx_end
         rollback = self.prefs.tx == "rollback" or (tx_end.startswith("rollback") and self.prefs.tx != "commit")
         if rollback:
+            # Deferred constraints must still fail the request (MainTx.hs optionalRollback).
+            self._exec(raw("SET CONSTRAINTS ALL IMMEDIATE"))
             self.conn.rollback()
         else:
             self.conn.commit()

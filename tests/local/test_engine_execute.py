@@ -224,6 +224,26 @@ class TestTransaction:
         assert header(response, "Preference-Applied") == "return=representation, tx=rollback"
         assert ids(conn) == ["a"]
 
+    def test_tx_rollback_still_reports_deferred_constraint_violations(
+        self, stack: LocalSupabase, conn: psycopg.Connection[Any]
+    ) -> None:
+        stack.execute_sql(
+            "drop table if exists eng_child; create table eng_child (id int primary key, doc text"
+            " references eng_docs (id) deferrable initially deferred); grant all on eng_child to service_role"
+        )
+        try:
+            response = call(
+                conn,
+                "POST",
+                "/eng_child",
+                headers={"prefer": "tx=rollback"},
+                body={"id": 1, "doc": "missing"},
+                config=EngineConfig(tx_end="commit-allow-override"),
+            )
+            assert (response.status, body_of(response)["code"]) == (409, "23503")
+        finally:
+            stack.execute_sql("drop table eng_child")
+
     def test_tx_end_rollback_discards_every_write(self, conn: psycopg.Connection[Any]) -> None:
         response = call(conn, "POST", "/eng_docs", body={"id": "a"}, config=EngineConfig(tx_end="rollback"))
         assert response.status == 201
