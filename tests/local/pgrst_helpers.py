@@ -193,6 +193,9 @@ def assert_empty_body(resp: httpx.Response, status: int) -> None:
     assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
     assert resp.content == b"", resp.text
     assert "content-type" not in resp.headers, dict(resp.headers)
+    if status == 204:
+        # RFC 9110 §8.6: no Content-Length in a 204; PostgREST's specs check it is absent.
+        assert "content-length" not in resp.headers, dict(resp.headers)
 
 
 # --- JWTs --------------------------------------------------------------------------------------

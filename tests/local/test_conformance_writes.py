@@ -513,6 +513,17 @@ class TestSafeUpdate:
         assert_error(resp, 400, "21000", message="DELETE requires a WHERE clause")
         assert sorted(db(stack)) == [1, 2, 3]
 
+    def test_unfiltered_patch_with_nothing_to_set_is_a_no_op(self, rest: Rest, stack: Any) -> None:
+        # PostgREST UpdateSpec.hs "makes no updates and returns 204 without return=": an empty
+        # body becomes `SELECT ... WHERE false`, so there is no UPDATE for safeupdate to refuse.
+        resp = rest.patch(P, json_body={})
+        assert_empty_body(resp, 204)
+        assert resp.headers.get("content-range") == "*/*"
+        resp = rest.patch(P, json_body={}, prefer=REP)
+        assert ok_json(resp) == []
+        assert prefs_applied(resp) == [REP]
+        assert db(stack)[1]["title"] == "one"
+
     def test_any_filter_satisfies_safeupdate(self, rest: Rest, stack: Any) -> None:
         assert rest.patch(P, "id=gt.0", json_body={"status": "s"}).status_code == 204
         assert rest.delete(P, "id=not.is.null").status_code == 204
