@@ -122,8 +122,12 @@ class _P:
         return self.s[start : self.i]
 
 
+_DIGITS = "0123456789"
+
+
 def _is_ident_char(c: str) -> bool:
-    return c.isalpha() or c.isdigit() or c in "_ $"
+    # Parsec's `letter` is Unicode-aware, its `digit` is ASCII only.
+    return c.isalpha() or c in _DIGITS or c in "_ $"
 
 
 def _quoted(p: _P) -> str:
@@ -217,7 +221,7 @@ def _json_path(p: _P) -> tuple[JsonOp, ...]:
         if j < len(p.s) and p.s[j] == "-":
             j += 1
         k = j
-        while k < len(p.s) and p.s[k].isdigit():
+        while k < len(p.s) and p.s[k] in _DIGITS:
             k += 1
         if k > j and (
             k == len(p.s) or p.s.startswith("->", k) or p.s.startswith("::", k) or p.s[k] in ".,"
