@@ -451,7 +451,10 @@ class _Request:
             self.payload = _parse_payload(self.headers, self.req.body, cols, is_rpc=kind == "rpc")
         # Begin: the access mode goes first; a POST /rpc of a non-volatile function switches
         # to READ ONLY after the catalog look-up (allowed: only the opposite switch is not).
-        self._exec(raw("SET TRANSACTION READ WRITE" if is_write else "SET TRANSACTION READ ONLY"))
+        # PostgREST runs READ COMMITTED whatever the server default (MainTx.hs); per-role or
+        # per-function `default_transaction_isolation` overrides are not emulated.
+        mode = "READ WRITE" if is_write else "READ ONLY"
+        self._exec(raw(f"SET TRANSACTION ISOLATION LEVEL READ COMMITTED, {mode}"))
         self.prefs = _parse_prefs(self.headers.get("prefer"), self.config, self._timezone_ok)
         # Media type (PGRST107) and strict preferences (PGRST122) are plan-stage checks in
         # PostgREST: they run after the table/function look-up, see `_plan_checks`.
