@@ -448,6 +448,26 @@ class TestPatch:
         assert [rows[i]["title"] for i in (1, 2, 3)] == ["p", "p", "three"]
         assert rows[1]["status"] == "old"
 
+    @pytest.mark.parametrize("body", [b"}{ x = 2", b""])
+    def test_patch_invalid_or_empty_body_is_pgrst102(self, rest: Rest, body: bytes) -> None:
+        resp = rest.patch(P, "id=eq.1", content=body, headers={"Content-Type": "application/json"})
+        assert_error(resp, 400, "PGRST102", message="Empty or invalid json")
+
+    def test_patch_ignores_insignificant_whitespace(self, rest: Rest) -> None:
+        resp = rest.patch(P, "id=eq.1&select=id,title", content=b'\t \n \r { "title": "ws" } \t \n \r ',
+                          headers={"Content-Type": "application/json"}, prefer=REP)
+        assert ok_json(resp) == [{"id": 1, "title": "ws"}]
+
+    def test_patch_unknown_table_is_pgrst205(self, rest: Rest) -> None:
+        assert_error(rest.patch("/conf_wr_nope", "columns=helicopter", json_body={"x": 1}), 404, "PGRST205")
+
+    def test_patch_columns_ignores_other_keys_and_checks_names(self, rest: Rest, stack: Any) -> None:
+        resp = rest.patch(P, "id=eq.1&columns=title", json_body={"title": "c", "smth": 1, "status": "no"},
+                          prefer=REP)
+        assert [(r["title"], r["status"]) for r in ok_json(resp)] == [("c", "old")]
+        assert_error(rest.patch(P, "id=eq.1&columns=helicopter", json_body={"title": "x"}), 400, "PGRST204",
+                     message=f"Could not find the 'helicopter' column of '{TABLE}' in the schema cache")
+
     def test_patch_unknown_key_is_pgrst204(self, rest: Rest) -> None:
         assert_error(rest.patch(P, "id=eq.1", json_body={"foo": 1}), 400, "PGRST204")
 
