@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from cli_helpers import StoreTables, event
@@ -18,9 +18,9 @@ from parlant_supabase_sync.local.stack import LocalSupabase
 
 
 @pytest.fixture
-def db(local_supabase: LocalSupabase) -> Connection:
+def db(local_supabase: LocalSupabase) -> Iterator[Connection]:
     with connect(url=local_supabase.url, key=local_supabase.secret_key) as connection:
-        yield connection  # type: ignore[misc]
+        yield connection
 
 
 @pytest.fixture
@@ -67,7 +67,8 @@ def test_writes_insert_update_delete(db: Connection, store: StoreTables) -> None
         events.insert(event(50))
     merged = events.update("ev-000050", {"deleted": True, "extra": {"k": [1, 2]}})
     assert merged is not None and merged["deleted"] is True and merged["offset"] == 50
-    assert events.update({"offset": {"$eq": 50}}, {"kind": "status"})["kind"] == "status"  # type: ignore[index]
+    updated = events.update({"offset": {"$eq": 50}}, {"kind": "status"})
+    assert updated is not None and updated["kind"] == "status"
     assert events.delete("ev-000050") == {
         **event(50),
         "deleted": True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cli_helpers import RunCli, StoreTables, event, run_script
@@ -262,7 +263,9 @@ def test_missing_table_says_how_to_create_it(cli: RunCli, adapter_functions: Non
     assert_one_line_error(result.err)
 
 
-def test_a_failed_export_leaves_no_file(cli: RunCli, adapter_functions: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_export_leaves_no_file(
+    cli: RunCli, adapter_functions: None, tmp_path: Path
+) -> None:
     target = tmp_path / "events.jsonl"
     result = cli("export", "absent_sessions_", "events", "-o", str(target))
     assert result.code == 1 and "absent_sessions_events" in result.err
@@ -270,8 +273,8 @@ def test_a_failed_export_leaves_no_file(cli: RunCli, adapter_functions: None, tm
 
 
 def test_import_of_non_utf8_input_is_one_line(
-    cli: RunCli, events_store: StoreTables, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: RunCli, events_store: StoreTables, tmp_path: Path
+) -> None:
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(event(90)).encode() + b"\n" + b'{"id": "caf\xe9"}\n')
     result = cli("import", events_store.prefix, "events", str(path))
@@ -323,8 +326,8 @@ def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
 
 
 def test_export_writes_every_document_as_json_lines(
-    cli: RunCli, events_store: StoreTables, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: RunCli, events_store: StoreTables, tmp_path: Path
+) -> None:
     out = cli("export", events_store.prefix, "events")
     assert out.code == 0
     assert out.lines() == [event(i, session="s1" if i < 30 else "s2") for i in range(40)]
@@ -343,8 +346,11 @@ def test_export_writes_every_document_as_json_lines(
 
 @pytest.mark.slow
 def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
-    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: RunCli,
+    make_store: Callable[[], StoreTables],
+    local_supabase: LocalSupabase,
+    tmp_path: Path,
+) -> None:
     source, target = make_store(), make_store()
     source.insert_sql("events", [event(i, session=f"s{i % 7}") for i in range(5000)])
     local_supabase.set_max_rows(1000)  # Supabase's default cap: export must page past it
@@ -380,8 +386,8 @@ def test_import_reports_a_different_document_with_an_existing_id(
 
 
 def test_import_refuses_batches_with_invalid_lines_and_names_them(
-    cli: RunCli, make_store: Callable[[], StoreTables], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: RunCli, make_store: Callable[[], StoreTables], tmp_path: Path
+) -> None:
     store = make_store()
     lines = [json.dumps(event(i)) for i in range(9)]
     lines[4] = '{"id": "ev-000004", "version": "0.9.0"}'  # no creation_utc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 
@@ -184,7 +185,7 @@ def test_every_verb_has_help_with_an_example(capsys: pytest.CaptureFixture[str])
 
 
 def test_json_output_streams_an_array_and_nl_one_document_per_line() -> None:
-    docs = [{"id": "a", "n": 1}, {"id": "b", "text": "ünï"}]
+    docs: list[dict[str, Any]] = [{"id": "a", "n": 1}, {"id": "b", "text": "ünï"}]
     out = io.StringIO()
     assert cli._emit_rows(iter(docs), "json", out) == 2
     assert json.loads(out.getvalue()) == docs
