@@ -339,6 +339,32 @@ class TestErrorsAndCustomResponses:
         assert resp.headers.get("x-conf") == "yes"
 
 
+SINGLE = {"Accept": "application/vnd.pgrst.object+json"}
+
+
+class TestSingularRpc:
+    # SingularSpec.hs "when calling a stored proc"
+
+    def test_zero_rows_is_406(self, rest: Rest) -> None:
+        assert_error(rpc(rest, "conf_rpc_items", {"max_id": 0}, headers=SINGLE), 406, "PGRST116",
+                     details="The result contains 0 rows")
+
+    def test_scalar_result_is_accepted(self, rest: Rest) -> None:
+        assert ok_json(rpc(rest, "conf_rpc_hello", {"name": "x"}, headers=SINGLE)) == "Hello x"
+
+    def test_single_row_is_an_object(self, rest: Rest) -> None:
+        resp = rpc(rest, "conf_rpc_items", {"max_id": 1}, headers=SINGLE)
+        assert ok_json(resp) == {"id": 1, "name": "n1", "v": 10}
+
+    def test_several_rows_is_406_and_the_function_is_rolled_back(self, rest: Rest, stack: Any) -> None:
+        for t in ("a", "b"):
+            rpc(rest, "conf_rpc_write", {"t": t})
+        before = log_count(stack)
+        resp = rpc(rest, "conf_rpc_del", {"max_id": 1_000_000}, headers=SINGLE)
+        assert_error(resp, 406, "PGRST116", details=f"The result contains {before} rows")
+        assert log_count(stack) == before
+
+
 class TestFullResponseControl:
     def test_raise_sqlstate_pgrst_sets_code_status_and_headers(self, rest: Rest) -> None:
         # PostgREST test/spec/Feature/Query/ErrorSpec.hs "works with sqlstate PGRST custom error".

@@ -608,6 +608,20 @@ class TestSingularGuard:
         assert ok_json(resp) == {"id": 1, "title": "x"}
         assert resp.headers["content-type"].startswith(OBJECT_MEDIA_TYPE)
 
+    def test_singular_guard_with_return_minimal(self, rest: Rest) -> None:
+        # SingularSpec.hs "works for one row with return=minimal" (PATCH and POST)
+        resp = rest.patch(P, "id=eq.1", json_body={"title": "m"}, prefer="return=minimal",
+                          headers={"Accept": OBJECT_MEDIA_TYPE})
+        assert_empty_body(resp, 204)
+        assert prefs_applied(resp) == ["return=minimal"]
+        resp = rest.post(P, json_body=[{"title": "m"}], prefer="return=minimal", headers={"Accept": OBJECT_MEDIA_TYPE})
+        assert_empty_body(resp, 201)
+        assert content_range(resp) == "*/*"
+
+    def test_singular_insert_of_zero_rows_is_406(self, rest: Rest) -> None:
+        resp = rest.post(P, json_body=[], headers={"Accept": OBJECT_MEDIA_TYPE})
+        assert_error(resp, 406, "PGRST116", details="The result contains 0 rows")
+
     def test_delete_of_two_rows_is_406_and_rolled_back(self, rest: Rest, stack: Any) -> None:
         resp = rest.delete(P, "id=lte.2", prefer=REP, headers={"Accept": OBJECT_MEDIA_TYPE})
         assert_error(resp, 406, "PGRST116", details="The result contains 2 rows")
