@@ -400,6 +400,17 @@ class TestMaxAffectedOnRpc:
         assert_error(resp, 400, "PGRST124", details=f"The query affects {before} rows")
         assert log_count(stack) == before
 
+    def test_setof_function_within_max_affected(self, rest: Rest, stack: Any) -> None:
+        rpc(rest, "conf_rpc_write", {"t": "w"})
+        before = log_count(stack)
+        resp = rpc(rest, "conf_rpc_del", {"max_id": 1_000_000}, prefer=f"handling=strict, max-affected={before}")
+        assert len(ok_json(resp)) == before
+        assert log_count(stack) == 0
+
+    def test_void_function_with_max_affected_is_pgrst128(self, rest: Rest) -> None:
+        resp = rpc(rest, "conf_rpc_void", prefer="handling=strict, max-affected=20")
+        assert_error(resp, 400, "PGRST128")
+
     def test_scalar_function_with_max_affected_is_pgrst128(self, rest: Rest) -> None:
         resp = rpc(rest, "conf_rpc_write", {"t": "x"}, prefer="handling=strict, max-affected=1")
         assert_error(resp, 400, "PGRST128",

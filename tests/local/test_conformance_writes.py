@@ -657,6 +657,17 @@ class TestMaxAffected:
         assert prefs_applied(resp) == ["handling=strict", "max-affected=5"]
         assert [r["title"] for r in db(stack).values()] == ["x", "x", "x"]
 
+    def test_max_affected_zero(self, rest: Rest) -> None:
+        assert_error(rest.patch(P, "id=eq.1", json_body={"title": "x"}, prefer="handling=strict, max-affected=0"),
+                     400, "PGRST124", details="The query affects 1 rows")
+
+    def test_lenient_handling_ignores_max_affected(self, rest: Rest, stack: Any) -> None:
+        # MaxAffectedSpec.hs "test Prefer: max-affected with handling=lenient"
+        resp = rest.delete(P, "id=lte.3", prefer="handling=lenient, max-affected=1")
+        assert_empty_body(resp, 204)
+        assert resp.headers.get("preference-applied") == "handling=lenient"
+        assert db(stack) == {}
+
     def test_ignored_without_handling_strict_and_not_echoed(self, rest: Rest, stack: Any) -> None:
         resp = rest.patch(P, "id=lte.3", json_body={"title": "x"}, prefer="max-affected=1")
         assert resp.status_code == 204, resp.text
