@@ -150,6 +150,7 @@ SQLSTATE_CASES = [
     ("P0004", "x", 500),
     ("PT402", "Payment Required", 402),
     ("PT418", "teapot", 418),
+    ("PT40A", "Wrong", 500),  # RpcSpec.hs "defaults to status 500 if RAISE code is PT not followed by a number"
     ("22P02", "x", 400),
     ("23502", "x", 400),
     ("23514", "x", 400),

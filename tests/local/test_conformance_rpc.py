@@ -165,6 +165,13 @@ class TestArguments:
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert ok_json(resp) == 3
 
+    def test_get_repeated_non_variadic_parameter_uses_the_last_value(self, rest: Rest) -> None:
+        # RpcSpec.hs "returns last value for repeated params without VARIADIC"
+        assert ok_json(rest.get("/rpc/conf_rpc_hello", "name=ignored&name=world")) == "Hello world"
+
+    def test_get_without_arguments(self, rest: Rest) -> None:
+        assert ok_json(rest.get("/rpc/conf_rpc_arr")) == [1, 2, 3]
+
     def test_get_array_argument_as_pg_literal(self, rest: Rest) -> None:
         assert ok_json(rest.get("/rpc/conf_rpc_sum", "arr={1,2,3}")) == 6
 
@@ -238,6 +245,12 @@ class TestTableValuedResults:
         assert ordered_ids(resp) == [1, 2]
         assert content_range(resp) == "0-1/*"
 
+    def test_exact_count_of_a_scalar_function_is_one(self, rest: Rest) -> None:
+        # RpcSpec.hs "includes exact count of 1 for functions that return a single scalar ..."
+        resp = rest.get("/rpc/conf_rpc_add", "a=3&b=4", prefer="count=exact")
+        assert ok_json(resp) == 7
+        assert content_range(resp) == "0-0/1"
+
     def test_head_has_no_body(self, rest: Rest) -> None:
         resp = rest.head("/rpc/conf_rpc_items", "order=id", prefer="count=exact")
         assert resp.status_code == 200
@@ -299,7 +312,18 @@ class TestResolutionErrors:
 
     def test_extra_argument_is_pgrst202(self, rest: Rest) -> None:
         assert_error(rpc(rest, "conf_rpc_add", {"a": 1, "b": 2, "c": 3}), 404, "PGRST202",
-                     message="Could not find the function public.conf_rpc_add(a, b, c) in the schema cache")
+                     message="Could not find the function public.conf_rpc_add(a, b, c) in the schema cache",
+                     details="Searched for the function public.conf_rpc_add with parameters a, b, c or with a "
+                             "single unnamed json/jsonb parameter, but no matches were found in the schema cache.")
+
+    def test_text_body_without_an_unnamed_text_parameter_is_pgrst202(self, rest: Rest) -> None:
+        # RpcSpec.hs "will err when no function with single unnamed text parameter exists ..."
+        resp = rest.post("/rpc/conf_rpc_add", content=b"a simple text", headers={"Content-Type": "text/plain"})
+        assert_error(resp, 404, "PGRST202",
+                     message="Could not find the function public.conf_rpc_add in the schema cache",
+                     details="Searched for the function public.conf_rpc_add with a single unnamed text parameter, "
+                             "but no matches were found in the schema cache.",
+                     hint=None)
 
     def test_unknown_function_is_pgrst202(self, rest: Rest) -> None:
         assert_error(rpc(rest, "conf_rpc_nope"), 404, "PGRST202",
