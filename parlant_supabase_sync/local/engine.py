@@ -342,7 +342,7 @@ def _content_type(headers: Mapping[str, str]) -> str:
 def _parse_payload(headers: Mapping[str, str], body: bytes, columns: list[str] | None, *, is_rpc: bool) -> Payload:
     """PostgREST's `getPayload` (ApiRequest/Payload.hs)."""
     ctype = _content_type(headers)
-    if ctype in ("application/json", SINGULAR_MEDIA, "application/vnd.pgrst.object"):
+    if ctype == "application/json":
         if columns is not None:
             text = body.decode("utf-8", errors="replace")
             stripped = text.lstrip(" \t\r\n")

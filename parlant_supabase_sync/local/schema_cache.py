@@ -66,9 +66,23 @@ select c.relkind::text,
   coalesce((
     select json_agg(json_build_object(
         'name', a.attname,
-        'type', format_type(a.atttypid, a.atttypmod),
+        -- The type json_to_recordset() parses into, as PostgREST's schema cache computes it:
+        -- built-in types without typmod, domains over built-ins as their base type.
+        'type', case
+            when t.typtype = 'd' and bt.typnamespace = 'pg_catalog'::regnamespace then format_type(bt.oid, null)
+            when t.typtype <> 'd' and t.typnamespace = 'pg_catalog'::regnamespace then format_type(a.atttypid, null)
+            else format_type(a.atttypid, a.atttypmod) end,
         'base', coalesce(bt.typname, t.typname),
-        'default', pg_get_expr(d.adbin, d.adrelid),
+        -- `Prefer: missing=default` source: domain default, identity sequence, else the column
+        -- default; stored generated columns have none.
+        'default', case
+            when t.typbasetype <> 0 and d.adbin is null then pg_get_expr(t.typdefaultbin, 0)
+            when a.attidentity = 'd' then (
+              select format('nextval(%%L)', dep.objid::regclass) from pg_depend dep
+              where dep.refobjid = a.attrelid and dep.refobjsubid = a.attnum and dep.deptype = 'i'
+                and dep.classid = 'pg_class'::regclass limit 1)
+            when a.attgenerated = 's' then null
+            else pg_get_expr(d.adbin, d.adrelid) end,
         'generated', a.attgenerated <> '' or a.attidentity = 'a')
       order by a.attnum)
     from pg_attribute a
