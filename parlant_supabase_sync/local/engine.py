@@ -672,8 +672,9 @@ class _Request:
         applied = _applied(self.prefs, resolution=False, missing=False, return_=False, max_affected=False)
         if applied:
             headers.append(("Preference-Applied", applied))
-        status, headers = _override(status, headers, resp_status, resp_headers)
+        # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
         self._finish()
+        status, headers = _override(status, headers, resp_status, resp_headers)
         return ApiResponse(status, headers, b"" if self.method == "HEAD" else payload)
 
     def _content_type(self) -> str:
@@ -910,8 +911,9 @@ class _Request:
                 headers.extend(self._profile_headers())
             else:
                 status = 204
-        status, headers = _override(status, headers, resp_status, resp_headers)
+        # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
         self._finish()
+        status, headers = _override(status, headers, resp_status, resp_headers)
         return ApiResponse(status, headers, payload)
 
     def _update(self, table: schema_cache.Table, src: Source) -> ApiResponse:
@@ -1034,8 +1036,9 @@ class _Request:
             applied = _applied(self.prefs, resolution=False, missing=False, return_=False, max_affected=True)
             if applied:
                 headers.append(("Preference-Applied", applied))
-            status, headers = _override(204, headers, resp_status, resp_headers)
+            # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
             self._finish()
+            status, headers = _override(204, headers, resp_status, resp_headers)
             return ApiResponse(status, headers, b"")
         return self._rpc_response(row, rng)
 
@@ -1070,8 +1073,9 @@ class _Request:
             ).body()
         headers.append(("Content-Type", self._content_type()))
         headers.extend(self._profile_headers())
-        status, headers = _override(status, headers, resp_status, resp_headers)
+        # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
         self._finish()
+        status, headers = _override(status, headers, resp_status, resp_headers)
         return ApiResponse(status, headers, b"" if self.method == "HEAD" else payload)
 
     def _resolve(
