@@ -37,8 +37,9 @@ create table public.{TABLE} (
 );
 grant all on table public.{TABLE} to anon, authenticated, service_role;
 drop table if exists public.{RESERVED};
-create table public.{RESERVED} (id int primary key, "order" int, "limit" int);
-insert into public.{RESERVED} values (1, 1, 1), (2, 2, 2);
+create table public.{RESERVED} (id int primary key, "order" int, "limit" int, and_col int, or_col int,
+  order_no int);
+insert into public.{RESERVED} values (1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2);
 grant all on table public.{RESERVED} to anon, authenticated, service_role;
 drop table if exists public.conf_filt_keyset;
 create table public.conf_filt_keyset (id text collate "C" primary key, creation_utc text collate "C");
@@ -130,6 +131,13 @@ class TestQueryStringProcessing:
 
     def test_column_named_limit_is_read_as_a_non_integer_limit_and_ignored(self, rest: Rest) -> None:
         assert ids(rest.get(f"/{RESERVED}", "limit=eq.1")) == [1, 2]
+
+    def test_columns_that_only_start_or_end_like_reserved_words_are_filters(self, rest: Rest) -> None:
+        # AndOrParamsSpec.hs "can query columns that begin with and/or reserved words"; only a
+        # last dot-segment equal to order/limit/offset/and/or is reserved.
+        assert ids(rest.get(f"/{RESERVED}", "and_col=eq.1")) == [1]
+        assert ids(rest.get(f"/{RESERVED}", "order_no=eq.2")) == [2]
+        assert ids(rest.get(f"/{RESERVED}", "or=(and_col.eq.1,%20or_col.eq.2)")) == [1, 2]
 
     @pytest.mark.parametrize("query", ["limit=abc", "offset=x", "limit=1.5", "offset=-1"])
     def test_non_integer_limit_offset_and_negative_offset_are_ignored(self, rest: Rest, query: str) -> None:
@@ -297,6 +305,21 @@ class TestOperators:
     def test_range_operators(self, rest: Rest, query: str, expected: list[int]) -> None:
         assert q(rest, query) == expected
 
+    @pytest.mark.parametrize(
+        ("query", "expected"),
+        [
+            ("span=eq.[1,5)", [1]),
+            ("span=neq.[1,5)", [2, 13]),
+            ("span=lt.[5,6)", [1]),
+            ("span=isdistinct.[1,5)", without(ALL, 1)),
+            ("tags=eq.{a,b}", [1]),
+            ("tags=isdistinct.{a,b}", without(ALL, 1)),
+        ],
+    )
+    def test_comparisons_on_ranges_and_arrays(self, rest: Rest, query: str, expected: list[int]) -> None:
+        # AndOrParamsSpec.hs "can handle range operators" / "can handle array operators"
+        assert q(rest, query) == expected
+
     def test_not_prefix_applies_to_any_operator(self, rest: Rest) -> None:
         assert q(rest, "id=not.eq.1") == without(ALL, 1)
         assert q(rest, "title=not.like.a*") == without(NON_NULL_TITLES, 1, 5, 10)
@@ -435,6 +458,21 @@ class TestLogicTrees:
     def test_mongo_nin_recipe_on_a_column_keeps_nulls(self, rest: Rest) -> None:
         # §13.1 `$nin` on a top-level column: or=(c.not.in.(…),c.is.null)
         assert q(rest, 'or=(title.not.in.("alpha","Beta"),title.is.null)') == without(ALL, 1, 2)
+
+    def test_whitespace_everywhere_in_nested_trees(self, rest: Rest) -> None:
+        # AndOrParamsSpec.hs "allows whitespace" (integers tolerate the blanks)
+        query = "and=( and ( id.in.( 1, 2, 3 ) , id.eq.3 ) , or ( id.eq.2 , id.eq.3 ) )".replace(" ", "%20")
+        assert q(rest, query) == [3]
+
+    def test_quoted_pattern_values_may_contain_commas_and_parens(self, rest: Rest) -> None:
+        # AndOrParamsSpec.hs "like and ilike can have quotes"
+        assert q(rest, 'or=(title.like."*b (c)*",title.ilike."*HEBDON, J*")') == [5, 15]
+
+    def test_negated_operators_inside_trees(self, rest: Rest) -> None:
+        # AndOrParamsSpec.hs "operators with not"
+        assert q(rest, "and=(tags.not.cs.{a,b},and(id.not.eq.2,title.not.like.*y))") == [4, 5]
+        assert q(rest, "and=(id.not.in.(1,3),and(title.not.is.null,id.lt.5))") == [2, 4]
+        assert q(rest, "and=(id.not.eq.2,tags.not.isdistinct.{b,c})") == []
 
     def test_null_or_empty_example(self, rest: Rest) -> None:
         assert q(rest, 'or=(title.is.null,title.eq."")') == [3, 4]
