@@ -1117,7 +1117,9 @@ class _Request:
                 msg_params = ""
                 det_params = f" with a single unnamed {raw_type} parameter"
             hint = None
-            if funcs:
+            if raw_type is not None:
+                pass  # PostgREST gives no hint for raw-body (single unnamed parameter) calls
+            elif funcs:
                 signatures = ["(" + ", ".join(sorted(p.name for p in fn.params)) + ")" for fn in funcs]
                 best = schema_cache.closest("(" + ", ".join(keys) + ")", signatures, threshold=0.0)
                 if best is not None:
