@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from pgrst_helpers import (
@@ -34,7 +35,7 @@ notify pgrst, 'reload schema';
 
 ROW1 = {
     "age": 20, "name": "Alice", "flag": True, "k": "x", "a": {"b": 2}, "c": [1, 2, 3],
-    "tags": ["x", "y"], "first-name": "Al", "a.b": "dot", "0": "zero",
+    "tags": ["x", "y"], "first-name": "Al", "a.b": "dot", "0": "zero", "!@#$%^&*_k": 3,
 }
 ROWS: list[dict[str, Any]] = [
     {"id": 1, "title": "one", "tags": ["a", "z"], "data": ROW1, "jdata": {"k": 1}},
@@ -81,11 +82,29 @@ class TestPathSyntax:
         assert q(rest, "data->>0=eq.zero") == []
 
     def test_unquoted_paren_ends_a_key_and_the_rest_is_ignored(self, rest: Rest) -> None:
-        # Reference §4.1 says an unquoted `(` in a key is 400 PGRST100. PostgREST
-        # src/library/PostgREST/ApiRequest/QueryParams.hs disagrees for filter keys:
-        # pJsonKeyIdentifier is `many1 (noneOf "(-:.,>)")` and pTreePath does not require end of
-        # input, so `data->>k(zzz` filters on data->>'k' (same as the `.b` trailing-garbage case).
+        # Reference §4.1 says an unquoted `(` in a key is 400 PGRST100. That holds for `select`
+        # (next test) but not for filter keys: in PostgREST
+        # src/library/PostgREST/ApiRequest/QueryParams.hs pJsonKeyIdentifier is
+        # `many1 (noneOf "(-:.,>)")` and pTreePath does not require end of input, so
+        # `data->>k(zzz` filters on data->>'k' (same as the `.b` trailing-garbage case).
         assert q(rest, "data->>k(zzz=eq.x") == [1]
+
+    def test_unquoted_paren_in_a_select_key_is_pgrst100(self, rest: Rest) -> None:
+        # JsonOperatorSpec.hs "fails when there is a reserved special character in the key's name"
+        assert_error(rest.get(P, "select=data->(b"), 400, "PGRST100",
+                     message_startswith='"failed to parse select parameter (data->(b)"')
+
+    def test_non_reserved_special_characters_in_keys(self, rest: Rest) -> None:
+        # JsonOperatorSpec.hs "accepts non reserved special characters in the key's name"
+        key = quote("!@#$%^&*_k", safe="")  # `#` and `%` must be percent-encoded in a URL
+        assert ok_json(rest.get(P, f"id=eq.1&select=data->>{key}::integer")) == [{"!@#$%^&*_k": 3}]
+        assert q(rest, f"data->>{key}=eq.3") == [1]
+
+    def test_bad_double_dash_index_is_pgrst100(self, rest: Rest) -> None:
+        # JsonOperatorSpec.hs "gives a meaningful error on bad syntax"
+        assert_error(rest.get(P, "select=data->>--34"), 400, "PGRST100",
+                     message='"failed to parse select parameter (data->>--34)" (line 1, column 9)',
+                     details='unexpected "-" expecting digit')
 
     def test_arrow_after_double_arrow_is_text_operator_42883_404(self, rest: Rest) -> None:
         assert_error(rest.get(P, "data->>a->b=eq.1"), 404, "42883")
@@ -235,6 +254,15 @@ class TestOrderingAndSelectingJson:
 
     def test_select_index_only_path_is_named_after_the_column(self, rest: Rest) -> None:
         assert ok_json(rest.get(P, "select=data->0&id=eq.1")) == [{"data": None}]
+
+    def test_select_casts_on_json_paths(self, rest: Rest) -> None:
+        # JsonOperatorSpec.hs "obtains a json subfield ... with casting"
+        assert ok_json(rest.get(P, "id=eq.1&select=data->>a::json")) == [{"a": {"b": 2}}]
+        assert ok_json(rest.get(P, "id=eq.1&select=my:data->a->>b::integer")) == [{"my": 2}]
+
+    def test_select_bad_cast_is_22p02(self, rest: Rest) -> None:
+        assert_error(rest.get(P, "id=eq.1&select=data->>name::integer"), 400, "22P02",
+                     message='invalid input syntax for type integer: "Alice"')
 
     def test_select_alias(self, rest: Rest) -> None:
         assert ok_json(rest.get(P, "select=id,n:data->>name&id=eq.2")) == [{"id": 2, "n": "Bob"}]
