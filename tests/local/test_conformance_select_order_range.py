@@ -114,6 +114,13 @@ class TestSelect:
     def test_unknown_column_is_42703(self, rest: Rest) -> None:
         assert_error(rest.get(P, "select=foo"), 400, "42703")
 
+    # Aliases become SQL identifiers: a `%` or `"` in them must not break the statement.
+    def test_alias_with_a_percent_sign(self, rest: Rest) -> None:
+        assert one(rest, '"pct%25":title') == {"pct%": "t01"}  # `%` needs the quoted form
+
+    def test_alias_with_a_double_quote(self, rest: Rest) -> None:
+        assert one(rest, '"q\\"x":title') == {'q"x': "t01"}
+
 
 # --- value rendering (PostgreSQL's own JSON output, as PostgREST's json_agg gives it) ------------
 
