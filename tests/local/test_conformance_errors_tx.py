@@ -40,6 +40,10 @@ create table public.{FOOD} (id int primary key);
 drop table if exists public."{SPACED}";
 create table public."{SPACED}" (id int primary key);
 insert into public."{SPACED}" values (1);
+drop table if exists public."conf_err_100%";
+create table public."conf_err_100%" (id int primary key, "pc%t" int);
+insert into public."conf_err_100%" values (1, 5);
+grant all on table public."conf_err_100%" to anon, authenticated, service_role;
 drop table if exists public.conf_err_deferred;
 create table public.conf_err_deferred (id int primary key, u int unique deferrable initially deferred);
 grant all on table public.conf_err_deferred to anon, authenticated, service_role;
@@ -217,6 +221,11 @@ class TestRouting:
 
     def test_percent_encoded_table_name(self, rest: Rest) -> None:
         assert ids(rest.get("/conf%20err%20spaced")) == [1]
+
+    def test_names_with_a_percent_sign(self, rest: Rest) -> None:
+        # Identifiers go into SQL text; a `%` must not be taken for a driver placeholder.
+        resp = rest.get("/conf_err_100%25", 'select="pc%25t"&"pc%25t"=eq.5')
+        assert ok_json(resp) == [{"pc%t": 5}]
 
     def test_table_check_happens_before_columns_validation(self, rest: Rest) -> None:
         assert_error(rest.post("/conf_err_nope", "columns=zzz", json_body={"zzz": 1}), 404, "PGRST205")
