@@ -70,6 +70,15 @@ def test_hostile_values_in_every_operator_match_transient(pair: Pair) -> None:
         pair.same("find", {"id": {"$in": ["d000", value]}})
         pair.same("find", {}, limit=3, cursor=Cursor(value, ObjectId(value)))
         pair.same("find_one", {"v": {"$eq": value}})
+    strings = {d["id"] for d in pair.core.find({}).items}
+    for value in HOSTILE:
+        for op in ("$gt", "$gte", "$lt", "$lte"):
+            # Order of jsonb strings is the collation's; the match set must still be strings
+            # only, and inclusive bounds must include the value itself.
+            found = {d["id"]: d["v"] for d in pair.core.find({"v": {op: value}}).items}
+            assert set(found) <= strings
+            if op in ("$gte", "$lte"):
+                assert value in found.values()
     all_values = pair.same("find", {"v": {"$in": HOSTILE}})
     assert len(all_values.items) == len(HOSTILE)
     assert len(pair.same("find", {"v": {"$nin": HOSTILE}}).items) == 0

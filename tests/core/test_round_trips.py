@@ -62,6 +62,13 @@ def test_requests_per_operation(
     assert _requests(stand_in, lambda: operation(docs)) == expected
 
 
+def test_create_and_delete_collection_requests(stand_in: LocalSupabase, make_db: MakeDb) -> None:
+    db = make_db(("docs",))
+    db.get_or_create_collection("docs", Doc, identity)
+    assert _requests(stand_in, lambda: db.create_collection("docs", Doc)) == 1
+    assert _requests(stand_in, lambda: db.delete_collection("docs")) == 2  # main + failed
+
+
 def test_collection_open_checks_tables_at_most_once_per_process(
     stand_in: LocalSupabase, make_db: MakeDb
 ) -> None:
@@ -130,12 +137,16 @@ def test_paging_survives_a_cap_below_the_page_size(
     assert collection.find_one({}, sort=[("n", SortDirection.DESC)])["n"] == 59
 
 
+@pytest.mark.parametrize("cap", [1000, 7], ids=["default-cap", "cap-7"])
 def test_loader_visits_every_document_past_the_cap(
-    stand_in: LocalSupabase, make_db: MakeDb, max_rows: Callable[[int | None], None]
+    stand_in: LocalSupabase,
+    make_db: MakeDb,
+    max_rows: Callable[[int | None], None],
+    cap: int,
 ) -> None:
     db = make_db()
     _fill(stand_in, db.create_collection("docs", Doc), 1200)
-    max_rows(7)
+    max_rows(cap)
     seen: list[int] = []
 
     def loader(document: dict[str, Any]) -> dict[str, Any] | None:
