@@ -37,7 +37,7 @@ from typing import Any, TypeVar, cast
 import httpx
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod, ReturnMethod
-from typing_extensions import Self, get_type_hints  # noqa: UP035 - Python 3.10
+from typing_extensions import Self, get_type_hints
 
 from . import filters as _filters
 from ._types import (
@@ -204,7 +204,7 @@ def _load_lock(key: tuple[str, str]) -> threading.Lock:
 
 
 def _now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat()  # noqa: UP017 - Python 3.10
+    return datetime.now(timezone.utc).isoformat()
 
 
 def _find_in(
