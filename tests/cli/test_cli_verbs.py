@@ -26,7 +26,7 @@ def assert_one_line_error(err: str) -> None:
 
 @pytest.mark.parametrize("verb", VERBS, ids=" ".join)
 def test_every_verb_prints_help_with_an_example(cli: RunCli, verb: list[str]) -> None:
-    result = cli(*verb, "--help")
+    result = cli(*verb, "--help", script=True)
     assert result.code == 0
     assert "usage: parlant-supabase-sync" in result.out
     assert "example" in result.out and f"parlant-supabase-sync {verb[0]}" in result.out
@@ -50,7 +50,7 @@ def test_python_dash_m_runs_the_same_cli(cli_env: dict[str, str]) -> None:
 def test_check_reports_missing_tables_and_says_to_run_sql(
     cli: RunCli, adapter_functions: None
 ) -> None:
-    result = cli("check", "--prefix", "nothere_sessions_")
+    result = cli("check", "--prefix", "nothere_sessions_", script=True)
     assert result.code == 1
     report = result.json()
     assert report["key_role"] == "service_role" and report["key_kind"] == "legacy_jwt"
@@ -164,7 +164,7 @@ def test_ls_lists_collections_tables_and_counts(
     store = make_store()
     store.insert_sql("events", [event(i) for i in range(7)])
     store.insert_sql("sessions", [{"id": "s1", "version": "0.9.0", "creation_utc": "t"}])
-    rows = cli("ls", store.prefix).json()
+    rows = cli("ls", store.prefix, script=True).json()
     by_collection = {row["collection"]: row for row in rows}
     assert by_collection["events"] == {
         "store": store.prefix, "collection": "events", "table": store.table("events"),
@@ -188,7 +188,7 @@ def events_store(make_store: Callable[[], StoreTables]) -> StoreTables:
 
 def test_count_with_and_without_a_filter(cli: RunCli, events_store: StoreTables) -> None:
     p = events_store.prefix
-    assert cli("count", p, "events").out == "40\n"
+    assert cli("count", p, "events", script=True).out == "40\n"
     assert cli("count", p, "events", "--where", '{"session_id": {"$eq": "s2"}}').out == "10\n"
     # typed jsonb comparisons: offset is a number, deleted a boolean
     assert cli("count", p, "events", "--where", '{"offset": {"$gte": 9}}').out == "31\n"
@@ -198,7 +198,7 @@ def test_count_with_and_without_a_filter(cli: RunCli, events_store: StoreTables)
 def test_find_with_where_prints_json_array_or_lines(cli: RunCli, events_store: StoreTables) -> None:
     p = events_store.prefix
     where = '{"session_id": {"$eq": "s2"}, "offset": {"$lt": 33}}'
-    docs = cli("find", p, "events", "--where", where).json()
+    docs = cli("find", p, "events", "--where", where, script=True).json()
     assert [d["offset"] for d in docs] == [30, 31, 32]
     assert docs[0] == event(30, session="s2")
     lines = cli("find", p, "events", "--where", where, "--nl").lines()
@@ -229,7 +229,7 @@ def test_find_sorts_by_a_document_field(cli: RunCli, events_store: StoreTables) 
 
 
 def test_get_prints_one_document_or_exits_1(cli: RunCli, events_store: StoreTables) -> None:
-    found = cli("get", events_store.prefix, "events", "ev-000005")
+    found = cli("get", events_store.prefix, "events", "ev-000005", script=True)
     assert found.code == 0 and found.json() == event(5)
     missing = cli("get", events_store.prefix, "events", "nope")
     assert missing.code == 1 and "no document with id 'nope'" in missing.err
@@ -250,14 +250,14 @@ def test_get_prints_one_document_or_exits_1(cli: RunCli, events_store: StoreTabl
 def test_bad_filters_exit_2_with_one_line(
     cli: RunCli, events_store: StoreTables, where: str, fragment: str
 ) -> None:
-    result = cli("find", events_store.prefix, "events", "--where", where)
+    result = cli("find", events_store.prefix, "events", "--where", where, script=True)
     assert result.code == 2
     assert fragment in result.err and result.out == ""
     assert_one_line_error(result.err)
 
 
 def test_missing_table_says_how_to_create_it(cli: RunCli, adapter_functions: None) -> None:
-    result = cli("count", "absent_sessions_", "events")
+    result = cli("count", "absent_sessions_", "events", script=True)
     assert result.code == 1
     assert "absent_sessions_events" in result.err and "parlant-supabase-sync sql" in result.err
     assert_one_line_error(result.err)
@@ -267,7 +267,7 @@ def test_a_failed_export_leaves_no_file(
     cli: RunCli, adapter_functions: None, tmp_path: Path
 ) -> None:
     target = tmp_path / "events.jsonl"
-    result = cli("export", "absent_sessions_", "events", "-o", str(target))
+    result = cli("export", "absent_sessions_", "events", "-o", str(target), script=True)
     assert result.code == 1 and "absent_sessions_events" in result.err
     assert list(tmp_path.iterdir()) == []
 
@@ -277,7 +277,7 @@ def test_import_of_non_utf8_input_is_one_line(
 ) -> None:
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(event(90)).encode() + b"\n" + b'{"id": "caf\xe9"}\n')
-    result = cli("import", events_store.prefix, "events", str(path))
+    result = cli("import", events_store.prefix, "events", str(path), script=True)
     assert result.code == 1 and "not UTF-8" in result.err
     assert_one_line_error(result.err)
 
@@ -286,7 +286,7 @@ def test_a_wrong_key_is_reported_without_printing_it(
     cli: RunCli, events_store: StoreTables
 ) -> None:
     wrong = "sb_secret_WrongWrongWrongWrongWr_abcdefgh"
-    result = cli("count", events_store.prefix, "events", env={"SUPABASE_KEY": wrong})
+    result = cli("count", events_store.prefix, "events", env={"SUPABASE_KEY": wrong}, script=True)
     assert result.code == 1
     assert "API key" in result.err and "SUPABASE_KEY" in result.err
     assert "WrongWrong" not in result.err + result.out
@@ -295,7 +295,7 @@ def test_a_wrong_key_is_reported_without_printing_it(
 
 @pytest.mark.parametrize("verb", [["ls"], ["count", "sessions", "events"]], ids=" ".join)
 def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int, verb: list[str]) -> None:
-    result = cli(*verb, env={"SUPABASE_URL": f"http://127.0.0.1:{closed_port}"})
+    result = cli(*verb, env={"SUPABASE_URL": f"http://127.0.0.1:{closed_port}"}, script=True)
     assert result.code == 1
     assert "could not reach Supabase" in result.err
     assert_one_line_error(result.err)
@@ -303,7 +303,7 @@ def test_an_unreachable_url_is_one_line(cli: RunCli, closed_port: int, verb: lis
 
 def test_verbose_shows_the_retries(cli: RunCli, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}"
-    result = cli("count", "sessions", "events", "-v", env={"SUPABASE_URL": url})
+    result = cli("count", "sessions", "events", "-v", env={"SUPABASE_URL": url}, script=True)
     assert result.code == 1
     assert "retry" in result.err and result.err.count("\n") > 1
 
@@ -316,7 +316,7 @@ def test_a_prefix_that_names_no_store_is_a_usage_error(cli: RunCli) -> None:
 
 
 def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
-    result = cli("ls", env={"SUPABASE_URL": "", "SUPABASE_KEY": ""})
+    result = cli("ls", env={"SUPABASE_URL": "", "SUPABASE_KEY": ""}, script=True)
     assert result.code == 2
     assert "SUPABASE_URL is not set" in result.err
     assert_one_line_error(result.err)
@@ -328,7 +328,7 @@ def test_missing_environment_variables_exit_2(cli: RunCli) -> None:
 def test_export_writes_every_document_as_json_lines(
     cli: RunCli, events_store: StoreTables, tmp_path: Path
 ) -> None:
-    out = cli("export", events_store.prefix, "events")
+    out = cli("export", events_store.prefix, "events", script=True)
     assert out.code == 0
     assert out.lines() == [event(i, session="s1" if i < 30 else "s2") for i in range(40)]
     folder = tmp_path / "backup"
@@ -344,7 +344,6 @@ def test_export_writes_every_document_as_json_lines(
     assert several.code == 2 and "--output DIR" in several.err
 
 
-@pytest.mark.slow
 def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
     cli: RunCli,
     make_store: Callable[[], StoreTables],
@@ -355,10 +354,10 @@ def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
     source.insert_sql("events", [event(i, session=f"s{i % 7}") for i in range(5000)])
     local_supabase.set_max_rows(1000)  # Supabase's default cap: export must page past it
     dump = tmp_path / "events.jsonl"
-    assert cli("export", source.prefix, "events", "-o", str(dump)).code == 0
+    assert cli("export", source.prefix, "events", "-o", str(dump), script=True).code == 0
     assert len(dump.read_text().splitlines()) == 5000
 
-    first = cli("import", target.prefix, "events", str(dump))
+    first = cli("import", target.prefix, "events", str(dump), script=True)
     assert first.code == 0, first.err
     assert first.json()["inserted"] == 5000
     again = cli("export", target.prefix, "events", "-o", str(tmp_path / "again.jsonl"))
@@ -376,7 +375,9 @@ def test_import_reports_a_different_document_with_an_existing_id(
 ) -> None:
     changed = event(3, session="s1", kind="status")
     lines = [json.dumps(event(2)), json.dumps(changed), json.dumps(event(100))]
-    result = cli("import", events_store.prefix, "events", input="\n".join(lines) + "\n")
+    result = cli(
+        "import", events_store.prefix, "events", input="\n".join(lines) + "\n", script=True
+    )
     assert result.code == 1
     report = result.json()
     assert report["inserted"] == 1 and report["skipped_identical"] == 1
@@ -395,7 +396,7 @@ def test_import_refuses_batches_with_invalid_lines_and_names_them(
     lines[7] = json.dumps(event(7)).replace('"offset": 7', '"offset": NaN')
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    result = cli("import", store.prefix, "events", str(path), "--batch-size", "3")
+    result = cli("import", store.prefix, "events", str(path), "--batch-size", "3", script=True)
     assert result.code == 1
     report = result.json()
     assert [p["line"] for p in report["invalid"]] == [5, 6, 8]
@@ -428,14 +429,23 @@ def test_failed_lists_and_restores_fixed_documents(
         f"('ev-000001', '{json.dumps(good)}'::jsonb, '2025-02-01T00:00:00+00:00'),"
         f"('ev-broken', '{json.dumps(broken)}'::jsonb, NULL)"
     )
-    listed = cli("failed", store.prefix).json()
+    listed = cli("failed", store.prefix, script=True).json()
     assert {(d["collection"], d["id"]) for d in listed} == {
         ("events", "ev-000001"),
         ("events", "ev-broken"),
     }
     assert next(d for d in listed if d["id"] == "ev-000001")["document"] == good
 
-    result = cli("failed", store.prefix, "events", "--restore", "ev-000001", "ev-broken", "ev-none")
+    result = cli(
+        "failed",
+        store.prefix,
+        "events",
+        "--restore",
+        "ev-000001",
+        "ev-broken",
+        "ev-none",
+        script=True,
+    )
     assert result.code == 1
     outcome = {d["id"]: d for d in result.json()}
     assert outcome["ev-000001"]["restored"] is True
@@ -510,6 +520,6 @@ def test_local_up_prints_the_environment_then_ready_and_stops_on_sigint(
 
 def test_demo_verb_hands_its_arguments_to_the_demo(cli: RunCli) -> None:
     pytest.importorskip("parlant_supabase_sync.demo")
-    result = cli("demo", "--", "--help")
+    result = cli("demo", "--", "--help", script=True)
     assert result.code == 0
     assert "usage:" in result.out
