@@ -44,6 +44,10 @@ drop table if exists public."conf_err_100%";
 create table public."conf_err_100%" (id int primary key, "pc%t" int);
 insert into public."conf_err_100%" values (1, 5);
 grant all on table public."conf_err_100%" to anon, authenticated, service_role;
+drop table if exists public."Conf_Err_Camel";
+create table public."Conf_Err_Camel" (id int primary key, "CamelCol" text, "naïve_été" text);
+insert into public."Conf_Err_Camel" values (1, 'x', 'ünï');
+grant all on table public."Conf_Err_Camel" to anon, authenticated, service_role;
 drop table if exists public.conf_err_deferred;
 create table public.conf_err_deferred (id int primary key, u int unique deferrable initially deferred);
 grant all on table public.conf_err_deferred to anon, authenticated, service_role;
@@ -221,6 +225,11 @@ class TestRouting:
 
     def test_percent_encoded_table_name(self, rest: Rest) -> None:
         assert ids(rest.get("/conf%20err%20spaced")) == [1]
+
+    def test_mixed_case_and_unicode_names(self, rest: Rest) -> None:
+        resp = rest.get("/Conf_Err_Camel", [("select", "CamelCol,naïve_été"), ("naïve_été", "eq.ünï")])
+        assert ok_json(resp) == [{"CamelCol": "x", "naïve_été": "ünï"}]
+        assert_error(rest.get("/Conf_Err_Camel", "select=camelcol"), 400, "42703")
 
     def test_names_with_a_percent_sign(self, rest: Rest) -> None:
         # Identifiers go into SQL text; a `%` must not be taken for a driver placeholder.
