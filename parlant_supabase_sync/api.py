@@ -45,7 +45,7 @@ from .naming import (
 
 if TYPE_CHECKING:
     import httpx
-    from typing_extensions import Self  # noqa: UP035 - Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
     from .core import SyncDocumentCollection, SyncDocumentDatabase
     from .settings import SupabaseSettings
