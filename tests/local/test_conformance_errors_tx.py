@@ -318,6 +318,24 @@ class TestNegotiationAndPreferences:
         assert_error(rest.get(P, headers={"Accept": "application/xml"}), 406, "PGRST107",
                      message="None of these media types are available: application/xml")
 
+    @pytest.mark.parametrize("accept", ["*/*", "text/unknowntype, */*", "application/json",
+                                        "application/json; charset=utf-8"])
+    def test_acceptable_accept_headers_get_json(self, rest: Rest, accept: str) -> None:
+        # QuerySpec.hs "should respond correctly to */* in accept header", "*/* should rescue ..."
+        resp = rest.get(P, headers={"Accept": accept})
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "application/json; charset=utf-8"
+
+    def test_csv_output(self, rest: Rest) -> None:
+        # Beyond the reference: QuerySpec.hs "should respond with CSV to 'text/csv' request".
+        resp = rest.get(P, "select=id,title&order=id", headers={"Accept": "text/csv"})
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/csv; charset=utf-8"
+        assert resp.text == "id,title\n1,one\n2,two"
+
+    def test_content_location_without_params_has_no_question_mark(self, rest: Rest) -> None:
+        assert rest.get(P).headers.get("content-location") == P
+
     def test_invalid_preferences_with_handling_strict_is_pgrst122(self, rest: Rest) -> None:
         resp = rest.get(P, prefer="handling=strict, foo, bar")
         assert_error(resp, 400, "PGRST122", message="Invalid preferences given with handling=strict",

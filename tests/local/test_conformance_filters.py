@@ -254,6 +254,9 @@ class TestOperators:
     def test_is(self, rest: Rest, query: str, expected: list[int]) -> None:
         assert q(rest, query) == expected
 
+    def test_not_is_not_null_equals_is_null(self, rest: Rest) -> None:
+        assert q(rest, "title=not.is.not_null") == [3]
+
     def test_is_with_another_word_is_pgrst100(self, rest: Rest) -> None:
         assert_error(rest.get(P, "flag=is.maybe"), 400, "PGRST100")
 
@@ -380,6 +383,18 @@ class TestQuoting:
     def test_quoted_only_when_closing_quote_is_followed_by_comma_or_paren(self, rest: Rest) -> None:
         # `"q"z` is taken literally, quotes included.
         assert q(rest, 'title=in.("q"z,alpha)') == [1, 16]
+
+    def test_unquoted_elements_keep_quotes_and_backslashes_literally(self, rest: Rest) -> None:
+        # QuerySpec.hs "IN values without quotes"
+        assert q(rest, 'title=in.(say%20"hi")') == [6]
+        assert q(rest, r"title=in.(back\slash)") == [7]
+
+    def test_in_with_only_blanks_is_empty_and_a_blank_element_is_a_value(self, rest: Rest) -> None:
+        # QuerySpec.hs "returns an empty result ignoring spaces" / "only returns an empty result
+        # set if the in value is empty"
+        assert q(rest, "id=in.(%20%20%20%20)") == []
+        assert_error(rest.get(P, "id=in.(%20,3,4)"), 400, "22P02",
+                     message='invalid input syntax for type bigint: ""')
 
     def test_a_lone_double_quote_is_a_value(self, rest: Rest) -> None:
         assert q(rest, 'title=in.(")') == [17]

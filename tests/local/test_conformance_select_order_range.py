@@ -110,6 +110,9 @@ class TestSelect:
 
     def test_names_with_reserved_characters_need_double_quotes(self, rest: Rest) -> None:
         assert one(rest, '"a.b"') == {"a.b": 10}
+        # QuerySpec.hs "will select and filter a quoted column that has PostgREST reserved characters"
+        assert ok_json(rest.get(P, 'select=id&"a.b"=eq.20')) == [{"id": 2}]
+        assert ok_json(rest.get(P, "select=id&my%20col=eq.mc3")) == [{"id": 3}]
 
     def test_unknown_column_is_42703(self, rest: Rest) -> None:
         assert_error(rest.get(P, "select=foo"), 400, "42703")
