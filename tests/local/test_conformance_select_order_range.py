@@ -211,6 +211,27 @@ class TestLimitsAndRange:
         assert ordered_ids(resp) == list(range(4, 16))
         assert content_range(resp) == "3-14/*"
 
+    @pytest.mark.parametrize(("rng", "expected", "crange"), [
+        ("0-0", [1], "0-0/*"),
+        ("10-100", [11, 12, 13, 14, 15], "10-14/*"),
+    ])
+    def test_range_header_edges(self, rest: Rest, rng: str, expected: list[int], crange: str) -> None:
+        # RangeSpec.hs "allows one-item requests", "handles ranges beyond collection length ..."
+        resp = rest.get(P, "order=id", headers={"Range": rng})
+        assert resp.status_code == 200
+        assert ordered_ids(resp) == expected
+        assert content_range(resp) == crange
+
+    def test_range_over_no_rows(self, rest: Rest) -> None:
+        resp = rest.get(P, "id=eq.999", headers={"Range": "0-1"})
+        assert ok_json(resp) == []
+        assert content_range(resp) == "*/*"
+
+    def test_nonzero_offset_with_count_over_no_rows_is_416(self, rest: Rest) -> None:
+        resp = rest.get(P, "id=eq.999&offset=1", prefer="count=exact")
+        assert_error(resp, 416, "PGRST103", details="An offset of 1 was requested, but there are only 0 rows.")
+        assert content_range(resp) == "*/0"
+
     def test_range_with_unit_prefix_is_ignored(self, rest: Rest) -> None:
         resp = rest.get(P, "order=id", headers={"Range": "items=0-1"})
         assert ordered_ids(resp) == ALL
