@@ -77,6 +77,10 @@ create or replace function public.conf_auth_helpers() returns jsonb
   end $$;
 create or replace function public.conf_auth_sleep(seconds float) returns int
   language plpgsql volatile as $$ begin perform pg_sleep(seconds); return 1; end $$;
+create or replace function public.conf_auth_private_fn(name text) returns text
+  language sql stable as $$ select 'Privileged hello to ' || name $$;
+revoke all on function public.conf_auth_private_fn(text) from public, anon;
+grant execute on function public.conf_auth_private_fn(text) to authenticated, service_role;
 drop table if exists public.conf_auth_dropbox;
 create table public.conf_auth_dropbox (id int primary key, body text);
 revoke all on table public.conf_auth_dropbox from anon, authenticated;
@@ -370,6 +374,20 @@ class TestPrivileges:
         resp = anon.post("/conf_auth_dropbox", json_body={"id": 3, "body": "x"}, prefer="return=representation")
         assert_error(resp, 401, "42501")
         assert sql_rows(stack.database_url, "select count(*) from public.conf_auth_dropbox") == [(0,)]
+
+    def test_function_without_execute_privilege(self, stack: Any, http: httpx.Client) -> None:
+        # AuthSpec.hs "denies execution on functions that anonymous does not own" / "allows ..."
+        anon = as_key(stack, http, stack.anon_key, bearer=stack.anon_key)
+        resp = anon.post("/rpc/conf_auth_private_fn", json_body={"name": "anonymous"})
+        assert_error(resp, 401, "42501", message="permission denied for function conf_auth_private_fn")
+        user = as_key(stack, http, stack.anon_key, bearer=user_jwt(stack.jwt_secret, U1))
+        assert ok_json(user.post("/rpc/conf_auth_private_fn", json_body={"name": "jdoe"})) == "Privileged hello to jdoe"
+
+    def test_jwt_with_no_claims_runs_as_anon(self, stack: Any, http: httpx.Client) -> None:
+        # AuthSpec.hs "should fail when jwt contains no claims" (-> anonymous -> 401 on a private table)
+        token = mint_jwt(stack.jwt_secret, {}, lifetime=None)
+        resp = as_key(stack, http, stack.anon_key, bearer=token).get(f"/{SECRET_T}")
+        assert_error(resp, 401, "42501")
 
     def test_service_role_has_the_grant(self, service: Rest) -> None:
         assert ids(service.get(f"/{SECRET_T}")) == [1]
