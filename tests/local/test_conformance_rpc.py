@@ -100,6 +100,10 @@ create or replace function public.conf_rpc_text(text) returns text
   language sql immutable as $$ select 'got ' || $1 $$;
 create or replace function public.conf_rpc_out(a int, out x int, out y text)
   language sql immutable as $$ select a * 2, 'y' || a $$;
+create or replace function public.conf_rpc_jnull(sql_null boolean) returns jsonb
+  language sql immutable as $$ select case when sql_null then null::jsonb else 'null'::jsonb end $$;
+create or replace function public.conf_rpc_len(p text[], extra jsonb default '{{}}') returns int
+  language sql immutable as $$ select coalesce(array_length(p, 1), 0) + coalesce((extra->>'n')::int, 0) $$;
 create or replace function public.conf_rpc_ping() returns int language sql immutable as $$ select 1 $$;
 -- only our functions: other suites share this database and may revoke on theirs
 do $$
@@ -206,6 +210,15 @@ class TestReturnShapes:
     def test_null(self, rest: Rest) -> None:
         resp = rpc(rest, "conf_rpc_null")
         assert resp.status_code == 200 and resp.json() is None
+
+    @pytest.mark.parametrize("sql_null", [True, False])
+    def test_jsonb_null_and_sql_null_are_both_json_null(self, rest: Rest, sql_null: bool) -> None:
+        resp = rpc(rest, "conf_rpc_jnull", {"sql_null": sql_null})
+        assert resp.status_code == 200 and resp.json() is None
+
+    def test_array_and_jsonb_arguments_from_json(self, rest: Rest) -> None:
+        assert ok_json(rpc(rest, "conf_rpc_len", {"p": ["a", "b,c", 'd"e']})) == 3
+        assert ok_json(rpc(rest, "conf_rpc_len", {"p": [], "extra": {"n": 5}})) == 5
 
     def test_setof_scalar(self, rest: Rest) -> None:
         assert ok_json(rpc(rest, "conf_rpc_series", {"n": 3})) == [1, 2, 3]
