@@ -81,10 +81,11 @@ class GrammarError(Exception):
 
 
 class _Fail(Exception):
-    def __init__(self, pos: int, expected: str) -> None:
+    def __init__(self, pos: int, expected: str, unexpected: str | None = None) -> None:
         super().__init__(expected)
         self.pos = pos
         self.expected = expected
+        self.unexpected = unexpected  # Parsec's `string` reports its first mismatching character
 
 
 # --- scanner ---------------------------------------------------------------------------------
@@ -230,7 +231,20 @@ def _json_path(p: _P) -> tuple[JsonOp, ...]:
             ops.append(JsonOp(arrow, p.s[save:k], True))
             continue
         p.i = save
-        ops.append(JsonOp(arrow, _json_key_name(p), False))
+        try:
+            ops.append(JsonOp(arrow, _json_key_name(p), False))
+        except _Fail as key_fail:
+            # Parsec reports the furthest failure of both alternatives, merging expectations
+            # when they fail at the same place (`data->>--34`: column 9, "expecting digit").
+            if j > save and k == j:
+                index_fail = _Fail(j, "digit")
+            else:
+                index_fail = _Fail(save, '"-", digit')
+            if index_fail.pos > key_fail.pos:
+                raise index_fail from None
+            if index_fail.pos == key_fail.pos:
+                raise _Fail(key_fail.pos, index_fail.expected + " or " + key_fail.expected) from None
+            raise
 
 
 def _field(p: _P) -> Field:
@@ -310,10 +324,25 @@ _OP_EXPECTED = "operator (eq, gt, ...)"
 
 
 def _op_expr(p: _P, fld: Field, in_tree: bool) -> Filter:
+    start = p.i
     negate = False
     if p.startswith("not."):
         negate = True
         p.i += 4
+    try:
+        return _operation(p, fld, in_tree, negate)
+    except _Fail as fail:
+        if negate or fail.pos != start or fail.expected != _OP_EXPECTED:
+            raise
+        # Still at the start: the failed `string "not"` alternative joins the message, and
+        # Parsec names the first character where "not" stopped matching.
+        mismatch = next((c for c, want in zip(p.s[start:], "not") if c != want), None)
+        if mismatch is None:
+            mismatch = p.s[start + 3] if len(p.s) > start + 3 else ""
+        raise _Fail(start, '"not" or ' + _OP_EXPECTED, mismatch) from None
+
+
+def _operation(p: _P, fld: Field, in_tree: bool, negate: bool) -> Filter:
 
     def single() -> str:
         if in_tree:
@@ -381,7 +410,9 @@ def _fail_to_error(label: str, text: str, fail: _Fail, parsed: str | None = None
     # Parsec reports 1-based columns; details mimic its "unexpected ... expecting ..." text.
     source = text if parsed is None else parsed
     column = fail.pos + 1
-    if fail.pos < len(source):
+    if fail.unexpected is not None:
+        unexpected = f'unexpected "{fail.unexpected}"' if fail.unexpected else "unexpected end of input"
+    elif fail.pos < len(source):
         unexpected = f'unexpected "{source[fail.pos]}"'
     else:
         unexpected = "unexpected end of input"
@@ -705,8 +736,7 @@ def parse_query(query: list[tuple[str, str]], *, rpc_read: bool = False) -> Pars
         if key in _RESERVED:
             continue
         if last in _RESERVED_LAST:
-            if value == "":
-                continue
+            # An empty value is still parsed (`order=` and `or=` fail); `limit=` is ignored.
             embedded = "." in key and not (last in ("and", "or") and set(key.split(".")[:-1]) <= {"not"})
             if last == "order":
                 terms = parse_order(value)

@@ -44,11 +44,13 @@ def raw(text: str) -> Frag:
 
 
 def ident(name: str) -> Frag:
-    return Frag([sql.Identifier(name)])
+    return raw(sql.Identifier(name).as_string(None))
 
 
 def qident(schema: str, name: str) -> Frag:
-    return Frag([sql.Identifier(schema, name)])
+    # Quoted by psycopg, then passed through `raw` so a '%' inside a name is not read as a
+    # placeholder marker once the statement has parameters.
+    return raw(sql.Identifier(schema, name).as_string(None))
 
 
 def param(value: str | None) -> Frag:
