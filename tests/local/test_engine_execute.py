@@ -485,3 +485,15 @@ class TestMediaTypes:
         seed(conn, {"id": "a"})
         response = call(conn, "GET", "/eng_docs", [("select", "id")], headers={"accept": "text/csv;q=0.5, application/json"})
         assert body_of(response) == [{"id": "a"}]
+
+
+def test_percent_signs_in_names_are_not_placeholders(stack: LocalSupabase, conn: psycopg.Connection[Any]) -> None:
+    stack.execute_sql(
+        'drop table if exists "eng_100%"; create table "eng_100%" ("p%s" int); grant all on "eng_100%" to service_role;'
+        'insert into "eng_100%" values (5)'
+    )
+    try:
+        response = call(conn, "GET", "/eng_100%25", [("select", '"alias%":"p%s"'), ('"p%s"', "eq.5")])
+        assert body_of(response) == [{"alias%": 5}]
+    finally:
+        stack.execute_sql('drop table "eng_100%"')

@@ -228,3 +228,32 @@ class TestQuerySplit:
 
     def test_columns_list(self) -> None:
         assert parse_columns("a, b,\"c,d\"") == ["a", "b", "c,d"]
+
+
+class TestParsecLikeMessages:
+    def test_unknown_operator_names_the_not_mismatch(self) -> None:
+        with pytest.raises(GrammarError) as info:
+            flt("noop.0")
+        assert info.value.message == '"failed to parse filter (noop.0)" (line 1, column 1)'
+        assert info.value.details == 'unexpected "o" expecting "not" or operator (eq, gt, ...)'
+
+    def test_bad_negative_index_reports_the_furthest_failure(self) -> None:
+        with pytest.raises(GrammarError) as info:
+            parse_select("data->>--34")
+        assert info.value.message.endswith("(line 1, column 9)")
+        assert info.value.details == 'unexpected "-" expecting digit'
+
+    def test_reserved_key_character_merges_both_expectations(self) -> None:
+        with pytest.raises(GrammarError) as info:
+            parse_select("data->(x")
+        assert info.value.details == (
+            'unexpected "(" expecting "-", digit or any non reserved character different from: .,>()'
+        )
+
+    @pytest.mark.parametrize("key", ["order", "or", "and", "not.or"])
+    def test_empty_values_of_reserved_keys_are_still_parsed(self, key: str) -> None:
+        with pytest.raises(GrammarError):
+            parse_query([(key, "")])
+
+    def test_empty_limit_is_ignored(self) -> None:
+        assert parse_query([("limit", ""), ("offset", "")]).limit is None
