@@ -104,6 +104,10 @@ create or replace function public.conf_rpc_jnull(sql_null boolean) returns jsonb
   language sql immutable as $$ select case when sql_null then null::jsonb else 'null'::jsonb end $$;
 create or replace function public.conf_rpc_len(p text[], extra jsonb default '{{}}') returns int
   language sql immutable as $$ select coalesce(array_length(p, 1), 0) + coalesce((extra->>'n')::int, 0) $$;
+create or replace function public.conf_rpc_wipe() returns int
+  language plpgsql volatile as $$ begin delete from public.{LOG}; return 1; end $$;
+create or replace function public.conf_rpc_wipe_where_true() returns int
+  language plpgsql volatile as $$ begin delete from public.{LOG} where true; return 1; end $$;
 create or replace function public.conf_rpc_ping() returns int language sql immutable as $$ select 1 $$;
 -- only our functions: other suites share this database and may revoke on theirs
 do $$
@@ -316,6 +320,23 @@ class TestOptions:
     def test_root(self, rest: Rest) -> None:
         assert rest.request("OPTIONS", "/").headers.get("allow") == "OPTIONS,GET,HEAD"
         assert rest.head("/").status_code == 200
+
+
+class TestSafeUpdateInsideFunctions:
+    # Supabase preloads pg-safeupdate for the `authenticator` sessions (reference §8). Its hook
+    # (eradman/pg-safeupdate safeupdate.c) is a post_parse_analyze_hook that refuses every
+    # UPDATE/DELETE whose jointree has no quals; SPI statements inside plpgsql functions are
+    # parse-analysed too, so an unfiltered DELETE inside an RPC is refused as well.
+    def test_unfiltered_delete_inside_a_function_is_refused(self, rest: Rest, stack: Any) -> None:
+        rpc(rest, "conf_rpc_write", {"t": "keep"})
+        before = log_count(stack)
+        assert_error(rpc(rest, "conf_rpc_wipe"), 400, "21000", message="DELETE requires a WHERE clause")
+        assert log_count(stack) == before
+
+    def test_any_where_clause_inside_a_function_satisfies_it(self, rest: Rest, stack: Any) -> None:
+        rpc(rest, "conf_rpc_write", {"t": "gone"})
+        assert ok_json(rpc(rest, "conf_rpc_wipe_where_true")) == 1
+        assert log_count(stack) == 0
 
 
 class TestResolutionErrors:
