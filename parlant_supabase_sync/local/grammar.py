@@ -400,7 +400,35 @@ def _operation(p: _P, fld: Field, in_tree: bool, negate: bool) -> Filter:
                 p.i += 1
                 return Filter(fld, negate, op, value=single(), quant=quant)
             p.i = save
-    raise _Fail(p.i, _OP_EXPECTED)
+    raise _Fail(_op_failure_pos(p.s, p.i), _OP_EXPECTED)
+
+
+def _op_failure_pos(s: str, i: int) -> int:
+    """Where Parsec reports a failed operator: the furthest point any alternative reached.
+
+    Every alternative is `try`-wrapped, so none consumes input, but the error of the one that
+    got furthest (e.g. `eq` matched, then no `.`) wins the merge.
+    """
+    best = i
+    for lit in ("in", "is", "isdistinct"):
+        if s.startswith(lit, i):
+            best = max(best, i + len(lit))
+    for op in FTS_OPS:
+        if s.startswith(op, i):
+            best = max(best, i + len(op))
+            break
+    for op in SIMPLE_OPS:
+        if s.startswith(op, i):
+            best = max(best, i + len(op))
+            break
+    for op in QUANT_OPS:
+        if s.startswith(op, i):
+            end = i + len(op)
+            if s.startswith(("(any)", "(all)"), end):
+                end += 5
+            best = max(best, end)
+            break
+    return best
 
 
 # --- entry points ----------------------------------------------------------------------------

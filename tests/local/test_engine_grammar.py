@@ -257,3 +257,14 @@ class TestParsecLikeMessages:
 
     def test_empty_limit_is_ignored(self) -> None:
         assert parse_query([("limit", ""), ("offset", "")]).limit is None
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "unexpected"),
+    [("eqq.1", 3, "q"), ("not.eqx", 7, "x"), ("isdistinctx", 11, "x"), ("likex", 5, "x")],
+)
+def test_operator_errors_point_where_the_longest_alternative_stopped(value: str, column: int, unexpected: str) -> None:
+    with pytest.raises(GrammarError) as info:
+        flt(value)
+    assert info.value.message.endswith(f"(line 1, column {column})")
+    assert info.value.details == f'unexpected "{unexpected}" expecting operator (eq, gt, ...)'
