@@ -1315,7 +1315,8 @@ def _location_query(location_json: str, pk: tuple[str, ...]) -> str:
         else:
             text = value if isinstance(value, str) else json.dumps(value)
             parts.append((col, "eq." + text))
-    return "?" + "&".join(urllib.parse.quote(k, safe="") + "=" + urllib.parse.quote(v, safe="") for k, v in parts)
+    # http-types' renderSimpleQuery: query-style escaping, a space becomes '+'.
+    return "?" + "&".join(urllib.parse.quote_plus(k, safe="") + "=" + urllib.parse.quote_plus(v, safe="") for k, v in parts)
 
 
 def _override(
