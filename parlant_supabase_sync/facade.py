@@ -35,7 +35,7 @@ from parlant.core.persistence.document_database import (
     TDocument,
     UpdateResult,
 )
-from typing_extensions import Self, override  # noqa: UP035  (typing.Self is 3.11+)
+from typing_extensions import Self, override
 
 from parlant_supabase_sync.cache import MetadataCache
 from parlant_supabase_sync.core import SyncDocumentCollection, SyncDocumentDatabase

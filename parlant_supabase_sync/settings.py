@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+from typing_extensions import Self
 
 from parlant_supabase_sync.errors import ConfigurationError
 
@@ -70,7 +70,7 @@ class KeyInfo:
         """True when the key is a JWT whose `exp` is in the past."""
         if self.expires_at is None:
             return False
-        moment = now or datetime.now(timezone.utc)  # noqa: UP017  (datetime.UTC is 3.11+)
+        moment = now or datetime.now(timezone.utc)
         return self.expires_at < moment.timestamp()
 
 

@@ -40,7 +40,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 import psycopg
 import psycopg_pool
-from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+from typing_extensions import Self
 
 from .engine import ApiRequest, ApiResponse, EngineConfig
 from .errors import PgrstError, from_pg_error

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import IO
 
-from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+from typing_extensions import Self
 
 __all__ = [
     "SERVER_SETTINGS",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from typing_extensions import Self  # noqa: UP035  (typing.Self is 3.11+; we support 3.10)
+from typing_extensions import Self
 
 from .bootstrap import AUTHENTICATOR, bootstrap
 from .keys import KeySet
