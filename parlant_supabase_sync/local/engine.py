@@ -616,12 +616,16 @@ class _Request:
         row = self._run_read(source_sql, count_sql, self._body_expr())
         return self._read_response(row, rng, content_location=f"/{table.name}")
 
-    def _run_read(self, source_sql: Frag, count_sql: Frag | None, body: Frag) -> tuple[Any, ...]:
-        counting = self.prefs.count in ("exact", "planned", "estimated") and count_sql is not None
+    def _run_read(self, source_sql: Frag, count_sql: Frag, body: Frag) -> tuple[Any, ...]:
+        """Statements.mainRead, plus the EXPLAIN of the count query for planned/estimated."""
+        max_rows = self.config.max_rows
+        counting = self.prefs.count in ("exact", "estimated")
         stmt = "WITH pgrst_source AS (" + source_sql + ")"
         if counting:
-            assert count_sql is not None
-            stmt = stmt + ", pgrst_source_count AS (" + count_sql + ")"
+            limited = count_sql
+            if self.prefs.count == "estimated" and max_rows is not None:
+                limited = count_sql + f" LIMIT {max_rows + 1}"
+            stmt = stmt + ", pgrst_source_count AS (" + limited + ")"
         total = raw("(SELECT pg_catalog.count(*) FROM pgrst_source_count)") if counting else raw("null::bigint")
         stmt = (
             stmt
@@ -635,7 +639,28 @@ class _Request:
         )
         row = self._exec(stmt).fetchone()
         assert row is not None
-        return tuple(row)
+        result = list(row)
+        if self.prefs.count in ("planned", "estimated"):
+            planned = self._explain_rows(count_sql)
+            if self.prefs.count == "planned":
+                result[0] = planned
+            elif planned is not None and (max_rows is None or result[0] > max_rows):
+                # MainTx.hs: past max-rows the larger of the capped count and the plan wins
+                # (with no max-rows configured, Haskell's `Just n > Nothing` always holds).
+                result[0] = max(result[0], planned)
+        return tuple(result)
+
+    def _explain_rows(self, count_sql: Frag) -> int | None:
+        row = self._exec("EXPLAIN (FORMAT JSON) " + count_sql).fetchone()
+        if row is None:
+            return None
+        plan = row[0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        try:
+            return int(plan[0]["Plan"]["Plan Rows"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
 
     def _read_response(self, row: tuple[Any, ...], rng: Range, *, content_location: str | None) -> ApiResponse:
         total, page_total, body, resp_headers, resp_status = row
@@ -1001,7 +1026,8 @@ class _Request:
                 "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
             )
         self._set_config()
-        counting = self.prefs.count in ("exact", "planned", "estimated")
+        # Statements.mainCall counts for exact/estimated only (no EXPLAIN for RPC).
+        counting = self.prefs.count in ("exact", "estimated")
         stmt = "WITH pgrst_source AS (" + call_sql + ")"
         if counting:
             stmt = stmt + ", pgrst_source_count AS (" + count_sql + ")"

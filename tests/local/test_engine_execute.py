@@ -497,3 +497,29 @@ def test_percent_signs_in_names_are_not_placeholders(stack: LocalSupabase, conn:
         assert body_of(response) == [{"alias%": 5}]
     finally:
         stack.execute_sql('drop table "eng_100%"')
+
+
+def test_planned_and_estimated_counts_follow_postgrest(stack: LocalSupabase, conn: psycopg.Connection[Any]) -> None:
+    stack.execute_sql(
+        "drop table if exists eng_counted; create table eng_counted (id int);"
+        "insert into eng_counted select generate_series(1, 50); analyze eng_counted;"
+        "grant all on eng_counted to service_role"
+    )
+    try:
+        def total(prefer: str, config: EngineConfig, path: str = "/eng_counted") -> str | None:
+            response = call(conn, "GET", path, [("limit", "1")], headers={"prefer": prefer}, config=config)
+            return header(response, "Content-Range")
+
+        # planned: the planner's row estimate of the count query (exact after ANALYZE here).
+        assert total("count=planned", EngineConfig()) == "0-0/50"
+        # estimated: the exact count while it stays within max-rows ...
+        assert total("count=estimated", EngineConfig(max_rows=100)) == "0-0/50"
+        # ... and the planner estimate once the (capped) exact count exceeds it.
+        stack.execute_sql("insert into eng_counted select generate_series(51, 60)")
+        assert total("count=estimated", EngineConfig(max_rows=5)) == "0-0/50"
+        assert total("count=exact", EngineConfig(max_rows=5)) == "0-0/60"
+        # RPC and writes never EXPLAIN: planned means no total there.
+        response = call(conn, "DELETE", "/eng_counted", [("id", "gt.55")], headers={"prefer": "count=planned"})
+        assert header(response, "Content-Range") == "*/*"
+    finally:
+        stack.execute_sql("drop table eng_counted")
