@@ -7,6 +7,8 @@ filters with postgrest-py's quoting, counts, ranges, writes, upserts, ``single()
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,9 +69,13 @@ def stack(local_supabase):  # type: ignore[no-untyped-def]
 def pg(stack) -> Iterator[SyncPostgrestClient]:  # type: ignore[no-untyped-def]
     key = stack.service_role_key
     http = httpx.Client(http2=False, timeout=20.0)
+    # retry_enabled exists only from postgrest 2.34; the oldest supported client has no retries.
+    extra: dict[str, Any] = {}
+    if "retry_enabled" in inspect.signature(SyncPostgrestClient.__init__).parameters:
+        extra["retry_enabled"] = False
     client = SyncPostgrestClient(f"{stack.url}/rest/v1",
                                  headers={"apikey": key, "Authorization": f"Bearer {key}"},
-                                 http_client=http, retry_enabled=False)
+                                 http_client=http, **extra)
     yield client
     http.close()
 
@@ -178,7 +184,11 @@ class TestWritesThroughTheClient:
 
     def test_limit_on_update_is_ignored_by_the_server(self, t: Any, stack: Any) -> None:
         # Pitfall §13.9: PostgREST v13+ ignores limit on PATCH; every matching row changes.
-        t.update({"status": "all"}).lte("id", 3).order("id").limit(1).execute()
+        # update().order/.limit exist only from postgrest 2.33 (supabase-sync-client.md §3.4).
+        builder = t.update({"status": "all"}).lte("id", 3)
+        if not hasattr(builder, "limit"):
+            pytest.skip("this postgrest client cannot send limit/order on update()")
+        builder.order("id").limit(1).execute()
         rows = sql_rows(stack.database_url, f"select status from public.{TABLE} where id <= 3")
         assert [r[0] for r in rows] == ["all", "all", "all"]
 
