@@ -8,7 +8,6 @@ filters with postgrest-py's quoting, counts, ranges, writes, upserts, ``single()
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import Iterator
 from typing import Any
 
