@@ -303,7 +303,10 @@ async def test_cancelled_updates_are_all_or_nothing_and_leak_no_token_or_thread(
                 assert set(states) <= {(0, 0), (1, 1)}
                 updated = states.count((1, 1))
                 assert 20 <= updated < count
-                assert updated <= 20 + limiter.total_tokens
+                # Cancellation stops new work promptly: besides the calls in flight (one per
+                # token), a waiter already handed a released token may still start its call
+                # before it reaches a checkpoint (seen on trio).
+                assert updated <= 20 + 2 * limiter.total_tokens
             assert limiter.borrowed_tokens == 0
             pool = client._transport._pool  # type: ignore[attr-defined]
             assert all(connection.is_idle() for connection in pool.connections)
