@@ -14,6 +14,6 @@ done
 export PATH
 
 if [ $# -eq 0 ]; then
-  set -- -e "${CI_TOX_ENVS:-py311,py310-oldest,py313,py312-trio,lint,type,sql}"
+  set -- -e "${CI_TOX_ENVS:-py310-oldest,py311,py312,py313,py312-trio,lint,type,sql}"
 fi
 exec .venv/bin/tox "$@"
