@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -270,18 +271,29 @@ def _interpreter_for(user: str) -> str | None:
 @pytest.mark.skipif(not IS_ROOT or shutil.which("runuser") is None,
                     reason="needs root (to become another user) and runuser")
 def test_a_normal_user_runs_postgres_as_itself() -> None:
-    import site
-
     python = _interpreter_for("postgres")
     if python is None:
         pytest.skip("no interpreter of this Python version that the postgres user can run")
-    project_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.pathsep.join([project_root, *site.getsitepackages()])
-    result = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "env", "HOME=/tmp", f"PYTHONPATH={path}",
-         python, "-c", _NON_ROOT_SCRIPT],
-        capture_output=True, text=True, timeout=120, check=False, cwd="/tmp",
-    )
+    # Our packages may sit where the postgres user cannot read them (tox makes .tox 0700, a
+    # venv may live under /root), so hand it a world-readable copy of just what the script uses.
+    with tempfile.TemporaryDirectory() as copy_root:
+        os.chmod(copy_root, 0o755)
+        for name in ("parlant_supabase_sync", "psycopg", "psycopg_binary", "typing_extensions"):
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                continue
+            source = spec.origin
+            if os.path.basename(source) == "__init__.py":
+                shutil.copytree(os.path.dirname(source), os.path.join(copy_root, name),
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, copy_root)
+        subprocess.run(["chmod", "-R", "a+rX", copy_root], check=True)
+        result = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "env", "HOME=/tmp", f"PYTHONPATH={copy_root}",
+             "PYTHONDONTWRITEBYTECODE=1", python, "-c", _NON_ROOT_SCRIPT],
+            capture_output=True, text=True, timeout=120, check=False, cwd="/tmp",
+        )
     assert result.returncode == 0, result.stderr
     started, removed = result.stdout.splitlines()
     euid, os_user, _ = started.split()
