@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # pyenv keeps one interpreter per version under $PYENV_ROOT/versions; tox discovers them on PATH.
-PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
+PYENV_ROOT="${PYENV_ROOT:-${HOME:-/root}/.pyenv}"
 for minor in 3.10 3.11 3.12 3.13; do
   for d in "$PYENV_ROOT"/versions/"$minor".*/bin; do
     [ -x "$d/python$minor" ] && PATH="$d:$PATH" && break
