@@ -9,6 +9,7 @@ that order (Parlant leaves the choice unspecified).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ WHERE = st.recursive(
 
 @pytest.mark.slow
 @settings(
-    max_examples=25,
+    max_examples=int(os.environ.get("DIFFERENTIAL_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
