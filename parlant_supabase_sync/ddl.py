@@ -20,6 +20,7 @@ from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
     MAX_IDENTIFIER_BYTES,
     METADATA_COLLECTION,
+    MIRRORED_COLUMNS,
     index_name,
     seed_index_name,
     tables_for,
@@ -51,14 +52,6 @@ ANON_POLICIES: tuple[AnonPolicy, ...] = ("none", "allow-all", "per-customer")
 
 DOCUMENT_TABLE_COMMENT = "parlant-supabase-sync document table"
 FAILED_TABLE_COMMENT = "parlant-supabase-sync failed-migrations table"
-MIRRORED_COLUMNS = (
-    "id",
-    "version",
-    "creation_utc",
-    "session_id",
-    "customer_id",
-    "agent_id",
-)
 MERGE_FUNCTION = "parlant_merge_document"
 REPORT_FUNCTION = "parlant_schema_report"
 FUNCTION_NAMES = (MERGE_FUNCTION, REPORT_FUNCTION)

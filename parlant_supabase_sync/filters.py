@@ -46,6 +46,7 @@ from typing import Any
 
 from ._types import Cursor, SortDirection
 from .errors import UnsupportedFilter
+from .naming import MIRRORED_COLUMNS
 
 __all__ = [
     "MIRRORED_COLUMNS",
@@ -58,14 +59,6 @@ __all__ = [
     "quote",
 ]
 
-MIRRORED_COLUMNS: tuple[str, ...] = (
-    "id",
-    "version",
-    "creation_utc",
-    "session_id",
-    "customer_id",
-    "agent_id",
-)
 
 # Every string sorts below every jsonb number and rows.py keeps numbers above this one, so
 # `lt.<floor>` selects strings and `gte.<floor>` selects numbers (see module docstring).

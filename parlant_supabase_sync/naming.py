@@ -16,6 +16,7 @@ __all__ = [
     "MAX_IDENTIFIER_BYTES",
     "MAX_PREFIX_LENGTH",
     "METADATA_COLLECTION",
+    "MIRRORED_COLUMNS",
     "StoreSpec",
     "TableNames",
     "all_table_names",
@@ -33,6 +34,17 @@ __all__ = [
 # NAMEDATALEN - 1: PostgreSQL silently cuts longer identifiers (with a NOTICE), so a table created
 # from a long name must be addressed through PostgREST by its cut name.
 MAX_IDENTIFIER_BYTES = 63
+
+# The document's top-level keys that every collection table mirrors into a text column of the
+# same name (when the value is a string); the whole document is in `data`.
+MIRRORED_COLUMNS: tuple[str, ...] = (
+    "id",
+    "version",
+    "creation_utc",
+    "session_id",
+    "customer_id",
+    "agent_id",
+)
 MAX_PREFIX_LENGTH = 48
 FAILED_SUFFIX = "_failed_migrations"
 METADATA_COLLECTION = "metadata"
