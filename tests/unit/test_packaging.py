@@ -72,6 +72,7 @@ def normalize(name: str) -> str:
 
 @dataclass(frozen=True)
 class Built:
+    source: Path  # the copy of the source tree that was built
     output: str
     sdist_members: frozenset[str]  # paths relative to the sdist's top directory
     wheel_members: frozenset[str]
@@ -95,8 +96,15 @@ def _copy_source_tree(destination: Path) -> Path:
         ".hypothesis",
     )
     target = destination / "src"
-    shutil.copytree(ROOT, target, ignore=ignored, symlinks=True)
-    return target
+    for attempt in range(3):
+        try:
+            shutil.copytree(ROOT, target, ignore=ignored, symlinks=True)
+            return target
+        except shutil.Error:  # a file vanished while others edit the tree: copy again
+            shutil.rmtree(target, ignore_errors=True)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +146,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         wheel_members = frozenset(archive.namelist())
         (metadata_name,) = [name for name in wheel_members if name.endswith(".dist-info/METADATA")]
         metadata = email.parser.Parser().parsestr(archive.read(metadata_name).decode())
-    yield Built(result.stdout, sdist_members, wheel_members, metadata, sdist_metadata)
+    yield Built(source, result.stdout, sdist_members, wheel_members, metadata, sdist_metadata)
 
 
-def _files_under(directory: Path) -> set[str]:
+def _files_under(source: Path, directory: str) -> set[str]:
+    # The copy that was built, not ROOT: others may add files to the working tree meanwhile.
     return {
-        path.relative_to(ROOT).as_posix()
-        for path in directory.rglob("*")
+        path.relative_to(source).as_posix()
+        for path in (source / directory).rglob("*")
         if path.is_file()
         and "__pycache__" not in path.parts
         and path.suffix not in (".pyc", ".pyo")
@@ -163,7 +172,7 @@ def test_the_build_prints_no_warnings(built: Built) -> None:
 
 @pytest.mark.parametrize("directory", SDIST_DIRECTORIES)
 def test_the_sdist_carries_every_file_of(built: Built, directory: str) -> None:
-    expected = _files_under(ROOT / directory)
+    expected = _files_under(built.source, directory)
     assert expected, f"{directory}/ is empty in the source tree"
     missing = sorted(expected - built.sdist_members)
     assert missing == [], f"add a MANIFEST.in line for: {missing}"
@@ -172,12 +181,12 @@ def test_the_sdist_carries_every_file_of(built: Built, directory: str) -> None:
 def test_the_sdist_carries_the_top_level_files_and_the_package(built: Built) -> None:
     for name in SDIST_FILES:
         assert name in built.sdist_members, name
-    assert _files_under(ROOT / PACKAGE) <= built.sdist_members
+    assert _files_under(built.source, PACKAGE) <= built.sdist_members
     assert not any(name.endswith((".pyc", ".pyo")) for name in built.sdist_members)
 
 
 def test_the_wheel_carries_the_package_and_its_runtime_data_only(built: Built) -> None:
-    package_files = _files_under(ROOT / PACKAGE)
+    package_files = _files_under(built.source, PACKAGE)
     assert f"{PACKAGE}/__init__.py" in package_files
     assert f"{PACKAGE}/py.typed" in package_files
     # Every file of the package, .py or data (py.typed is the only data the code needs: the
@@ -218,7 +227,7 @@ def test_metadata_carries_the_readme_as_markdown(built: Built) -> None:
     body = built.metadata.get_payload()
     assert isinstance(body, str)
     assert body.lstrip().startswith("# parlant-supabase-sync")
-    assert body.strip() == (ROOT / "README.md").read_text(encoding="utf-8").strip()
+    assert body.strip() == (built.source / "README.md").read_text(encoding="utf-8").strip()
 
 
 @dataclass(frozen=True)
@@ -246,10 +255,10 @@ def _requirements(metadata: email.message.Message) -> list[Requirement]:
     return result
 
 
-def _third_party_imports() -> dict[str, set[str]]:
+def _third_party_imports(source: Path) -> dict[str, set[str]]:
     """Top-level module → the package files (relative paths) that import it."""
     imports: dict[str, set[str]] = {}
-    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+    for path in sorted((source / PACKAGE).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
             names: list[str] = []
@@ -261,7 +270,7 @@ def _third_party_imports() -> dict[str, set[str]]:
                 top = name.split(".", 1)[0]
                 if top in sys.stdlib_module_names or top == PACKAGE or top == "__future__":
                     continue
-                imports.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
+                imports.setdefault(top, set()).add(path.relative_to(source).as_posix())
     return imports
 
 
@@ -289,7 +298,7 @@ def _covered(distributions: set[str], requirements: list[Requirement]) -> set[st
 
 def test_every_imported_distribution_is_required(built: Built) -> None:
     requirements = _requirements(built.metadata)
-    imports = _third_party_imports()
+    imports = _third_party_imports(built.source)
     assert {"httpx", "pydantic", "typing_extensions", "postgrest"} <= set(imports)
     problems = []
     for module, files in sorted(imports.items()):
