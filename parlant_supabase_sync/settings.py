@@ -1,20 +1,25 @@
-"""Connection settings (`SupabaseSettings`, `RetryPolicy`) and API-key inspection.
+"""Connection settings (`SupabaseSettings`, `RetryPolicy`), the environment, API-key inspection.
 
 Pure: nothing here performs I/O. Validation failures become `ConfigurationError` naming the
 environment variable to fix; the API key never appears in a message, repr or dump.
+
+This module is the one place that reads the process environment: `read_environment()` for the
+package's variables (`ENVIRONMENT_VARIABLES`), `SupabaseSettings.from_env()` for settings.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "Environment",
     "KeyInfo",
     "KeyKind",
     "RetryPolicy",
@@ -42,6 +49,7 @@ __all__ = [
     "Timeouts",
     "decode_key_role",
     "key_kind",
+    "read_environment",
 ]
 
 KeyKind = Literal["secret", "publishable", "legacy_jwt", "unknown"]
@@ -50,6 +58,11 @@ URL_ADVICE = "set SUPABASE_URL to your project URL, e.g. https://<ref>.supabase.
 KEY_ADVICE = (
     "set SUPABASE_KEY to the project's secret key (sb_secret_…) or legacy service_role key "
     "(Dashboard → Project Settings → API Keys)"
+)
+HTTP_ADVICE = (
+    "use https://, or set PARLANT_SUPABASE_ALLOW_HTTP=1 (allow_insecure_http=True) if you "
+    "trust every network in between (http is always allowed for 127.0.0.1, localhost and "
+    "[::1])"
 )
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 
@@ -214,18 +227,46 @@ def _normalize_url(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def _is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): traffic never leaves."""
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SupabaseSettings(_Model):
     """How to reach one Supabase project's REST API, and the client's limits."""
 
     url: str
+    """The project URL (SUPABASE_URL), normalized: no trailing slash, no `/rest/v1`.
+
+    Must be `https://` unless the host is loopback (127.0.0.1, localhost, [::1]) or
+    `allow_insecure_http` is set: over http the key travels in clear text.
+    """
     key: SecretStr
     db_schema: str = "public"
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_workers: int = Field(default=16, ge=1, le=1024)
+    """Size of the limiter (PARLANT_SUPABASE_MAX_WORKERS): at most this many requests at once.
+
+    Refused (`ConfigurationError`) when larger than an explicit `http_pool_size`: every worker
+    needs its own pooled connection, or it waits for one and times out (pool timeout).
+    """
     http_pool_size: int = Field(default=0, ge=0, le=4096)
+    """Connections in the HTTP pool (PARLANT_SUPABASE_HTTP_POOL_SIZE); 0 means `max_workers`.
+
+    Never silently raised: a value below `max_workers` is refused with a message saying to
+    raise it, leave it unset, or lower PARLANT_SUPABASE_MAX_WORKERS.
+    """
     metadata_cache_ttl: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=1000, ge=1, le=10000)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    allow_insecure_http: bool = False
+    """Allow `http://` to a non-loopback host (PARLANT_SUPABASE_ALLOW_HTTP=1), e.g. a gateway
+    on a private network you trust; the key is then sent unencrypted."""
 
     if TYPE_CHECKING:
         # The key may be passed as a plain str (validated into SecretStr); say so to type checkers.
@@ -241,6 +282,7 @@ class SupabaseSettings(_Model):
             metadata_cache_ttl: float = ...,
             page_size: int = ...,
             retry: RetryPolicy | Mapping[str, Any] = ...,
+            allow_insecure_http: bool = ...,
         ) -> None: ...
 
     @field_validator("url", mode="before")
@@ -291,10 +333,23 @@ class SupabaseSettings(_Model):
         if self.http_pool_size == 0:
             object.__setattr__(self, "http_pool_size", self.max_workers)
         elif self.http_pool_size < self.max_workers:
-            raise ValueError(
-                f"http_pool_size (PARLANT_SUPABASE_HTTP_POOL_SIZE={self.http_pool_size}) must be "
-                f"at least max_workers (PARLANT_SUPABASE_MAX_WORKERS={self.max_workers}), or "
-                "worker threads wait for connections"
+            raise ConfigurationError(
+                f"invalid PARLANT_SUPABASE_HTTP_POOL_SIZE (http_pool_size): {self.http_pool_size} "
+                f"connections cannot serve PARLANT_SUPABASE_MAX_WORKERS (max_workers)="
+                f"{self.max_workers} concurrent requests; raise it to at least "
+                f"{self.max_workers}, leave it unset (it then equals max_workers), or lower "
+                "PARLANT_SUPABASE_MAX_WORKERS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _https_unless_loopback(self) -> Self:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(host):
+            raise ConfigurationError(
+                f"invalid SUPABASE_URL (url): http:// to {host!r} would send the API key "
+                f"unencrypted; {HTTP_ADVICE}"
             )
         return self
 
@@ -316,13 +371,12 @@ class SupabaseSettings(_Model):
 
         Keyword arguments override the environment.
         """
-        env = os.environ if environ is None else environ
+        env = read_environment(environ)
         values: dict[str, Any] = {}
         for variable, field in _ENV_FIELDS.items():
             raw = env.get(variable)
-            if raw is None or raw.strip() == "":
-                continue
-            _assign(values, field, raw.strip())
+            if raw is not None:
+                _assign(values, field, raw)
         for name, value in overrides.items():
             if name in ("timeouts", "retry") and isinstance(value, Mapping):
                 values.setdefault(name, {}).update(value)
@@ -351,6 +405,7 @@ _ENV_FIELDS: dict[str, tuple[str, ...]] = {
     "PARLANT_SUPABASE_RETRY_BASE_DELAY": ("retry", "base_delay"),
     "PARLANT_SUPABASE_RETRY_MAX_DELAY": ("retry", "max_delay"),
     "PARLANT_SUPABASE_RETRY_JITTER": ("retry", "jitter"),
+    "PARLANT_SUPABASE_ALLOW_HTTP": ("allow_insecure_http",),
 }
 _FIELD_VARIABLES: dict[tuple[str, ...], str] = {
     field: variable for variable, field in _ENV_FIELDS.items()
@@ -389,3 +444,61 @@ def _configuration_error(
             message = f"{message}; {KEY_ADVICE}"
         problems.append(f"invalid {label}: {message}")
     return ConfigurationError("; ".join(problems))
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+ENVIRONMENT_VARIABLES: Mapping[str, str] = MappingProxyType(
+    {
+        **{
+            variable: f"SupabaseSettings.{'.'.join(field)}"
+            for variable, field in _ENV_FIELDS.items()
+        },
+        "PARLANT_SUPABASE_PG_BINDIR": "local stand-in: directory of the PostgreSQL server binaries",
+    }
+)
+"""Every environment variable the package reads, with what it sets."""
+
+_SECRET_VARIABLES = frozenset({"SUPABASE_KEY"})
+
+
+class Environment(Mapping[str, str]):
+    """A snapshot of the package's environment variables that are set.
+
+    Values are stripped; a blank value counts as unset. Only names in `ENVIRONMENT_VARIABLES`
+    are kept. The repr names the variables and hides secret values (SUPABASE_KEY).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = {
+            name: value.strip()
+            for name, value in values.items()
+            if name in ENVIRONMENT_VARIABLES and value.strip()
+        }
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={'**********' if name in _SECRET_VARIABLES else value!r}"
+            for name, value in self._values.items()
+        )
+        return f"Environment({shown})"
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
+    """The package's variables from `environ` (default: `os.environ`), see `Environment`.
+
+    The one function that reads the process environment; everything else asks it, e.g.
+    `read_environment().get("SUPABASE_SCHEMA")`.
+    """
+    return Environment(os.environ if environ is None else environ)

@@ -281,3 +281,179 @@ def test_settings_expose_the_key_kind() -> None:
         SupabaseSettings(url="https://x.supabase.co", key=SERVICE_JWT).key_kind
         == "legacy_jwt"
     )
+
+
+# --- https unless loopback -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:54321",
+        "http://localhost:54321",
+        "http://LOCALHOST",
+        "http://[::1]:54321",
+        "http://127.0.0.2:8000",
+        "https://x.supabase.co",
+        "https://10.0.0.5",
+    ],
+)
+def test_https_or_loopback_http_is_accepted(url: str) -> None:
+    assert SupabaseSettings(url=url, key=SECRET).url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://x.supabase.co",
+        "http://10.0.0.5:8000",
+        "http://kong:8000/rest/v1",
+        "http://0.0.0.0:54321",
+        "http://[::ffff:8.8.8.8]",
+        "http://localhost.example.com",
+        "http://127.0.0.1.nip.io",
+        "http://2130706433",
+    ],
+)
+def test_http_to_a_non_loopback_host_is_refused_in_one_line(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SupabaseSettings(url=url, key=SECRET)
+    message = str(info.value)
+    assert message.startswith("invalid SUPABASE_URL (url): http:// to ")
+    assert "PARLANT_SUPABASE_ALLOW_HTTP=1" in message
+    assert "https://" in message
+    assert "\n" not in message
+    assert "AbCdEfGhIj" not in f"{message}{info.value!r}{info.getrepr()}"
+
+
+def test_http_refusal_never_contains_a_jwt_key() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SupabaseSettings(url="http://x.supabase.co", key=SERVICE_JWT)
+    assert SERVICE_JWT.split(".")[1] not in f"{info.value}{info.value!r}{info.getrepr()}"
+
+
+def test_http_to_any_host_is_allowed_when_asked_for() -> None:
+    settings = SupabaseSettings(url="http://kong:8000", key=SECRET, allow_insecure_http=True)
+    assert settings.rest_url == "http://kong:8000/rest/v1"
+    assert SupabaseSettings(url="https://x.supabase.co", key=SECRET).allow_insecure_http is False
+
+
+@pytest.mark.parametrize(("raw", "allowed"), [("1", True), ("true", True), ("0", False)])
+def test_allow_http_is_read_from_the_environment(raw: str, allowed: bool) -> None:
+    variables = env(SUPABASE_URL="http://gateway.internal", PARLANT_SUPABASE_ALLOW_HTTP=raw)
+    if allowed:
+        assert SupabaseSettings.from_env(variables).url == "http://gateway.internal"
+    else:
+        with pytest.raises(ConfigurationError, match="PARLANT_SUPABASE_ALLOW_HTTP=1"):
+            SupabaseSettings.from_env(variables)
+
+
+def test_invalid_allow_http_value_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="PARLANT_SUPABASE_ALLOW_HTTP"):
+        SupabaseSettings.from_env(env(PARLANT_SUPABASE_ALLOW_HTTP="maybe"))
+
+
+def test_an_override_allows_http_over_the_environment() -> None:
+    settings = SupabaseSettings.from_env(
+        env(SUPABASE_URL="http://gateway.internal"), allow_insecure_http=True
+    )
+    assert settings.allow_insecure_http is True
+
+
+# --- limiter vs HTTP pool ------------------------------------------------------------------------
+
+
+def test_a_limiter_wider_than_the_pool_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SupabaseSettings.from_env(
+            env(PARLANT_SUPABASE_MAX_WORKERS="32", PARLANT_SUPABASE_HTTP_POOL_SIZE="10")
+        )
+    message = str(info.value)
+    assert message.startswith("invalid PARLANT_SUPABASE_HTTP_POOL_SIZE (http_pool_size): 10 ")
+    assert "PARLANT_SUPABASE_MAX_WORKERS" in message
+    assert "at least 32" in message
+    assert "\n" not in message
+    assert "AbCdEfGhIj" not in message
+
+
+@pytest.mark.parametrize(("workers", "pool", "expected"), [(8, 0, 8), (8, 8, 8), (4, 64, 64)])
+def test_the_pool_is_never_smaller_than_the_limiter(workers: int, pool: int, expected: int) -> None:
+    settings = SupabaseSettings(
+        url="https://x.supabase.co", key=SECRET, max_workers=workers, http_pool_size=pool
+    )
+    assert (settings.max_workers, settings.http_pool_size) == (workers, expected)
+
+
+def test_the_pool_rule_is_documented_on_the_fields() -> None:
+    import inspect
+
+    source = inspect.getsource(SupabaseSettings)
+    assert "Refused (`ConfigurationError`) when larger than an explicit `http_pool_size`" in source
+
+
+# --- the environment, read in one place ----------------------------------------------------------
+
+
+def test_read_environment_keeps_the_package_variables_that_are_set() -> None:
+    from parlant_supabase_sync.settings import ENVIRONMENT_VARIABLES, read_environment
+
+    snapshot = read_environment(
+        {
+            "SUPABASE_URL": " https://x.supabase.co ",
+            "SUPABASE_KEY": SECRET,
+            "SUPABASE_SCHEMA": "   ",
+            "PARLANT_SUPABASE_PG_BINDIR": "/usr/lib/postgresql/15/bin",
+            "HOME": "/root",
+        }
+    )
+    assert dict(snapshot) == {
+        "SUPABASE_URL": "https://x.supabase.co",
+        "SUPABASE_KEY": SECRET,
+        "PARLANT_SUPABASE_PG_BINDIR": "/usr/lib/postgresql/15/bin",
+    }
+    assert snapshot.get("SUPABASE_SCHEMA") is None
+    assert snapshot.get("HOME") is None
+    assert "SUPABASE_KEY" in snapshot
+    assert len(snapshot) == 3
+    assert set(ENVIRONMENT_VARIABLES) >= {
+        "SUPABASE_URL",
+        "SUPABASE_KEY",
+        "SUPABASE_SCHEMA",
+        "PARLANT_SUPABASE_ALLOW_HTTP",
+        "PARLANT_SUPABASE_MAX_WORKERS",
+        "PARLANT_SUPABASE_HTTP_POOL_SIZE",
+        "PARLANT_SUPABASE_PG_BINDIR",
+    }
+
+
+def test_read_environment_hides_the_key_in_its_repr() -> None:
+    from parlant_supabase_sync.settings import read_environment
+
+    snapshot = read_environment({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": SECRET})
+    assert "AbCdEfGhIj" not in repr(snapshot)
+    assert "AbCdEfGhIj" not in str(snapshot)
+    assert "SUPABASE_KEY" in repr(snapshot)
+    assert "https://x.supabase.co" in repr(snapshot)
+
+
+def test_read_environment_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parlant_supabase_sync.settings import read_environment
+
+    monkeypatch.setenv("SUPABASE_SCHEMA", "api")
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    snapshot = read_environment()
+    assert snapshot.get("SUPABASE_SCHEMA") == "api"
+    assert "SUPABASE_URL" not in snapshot
+
+
+def test_every_settings_variable_is_listed() -> None:
+    from parlant_supabase_sync.settings import ENVIRONMENT_VARIABLES
+
+    settings_variables = {
+        name for name, what in ENVIRONMENT_VARIABLES.items() if what.startswith("SupabaseSettings.")
+    }
+    for name in settings_variables:
+        field = ENVIRONMENT_VARIABLES[name].removeprefix("SupabaseSettings.").split(".")[0]
+        assert field in SupabaseSettings.model_fields, name
+    # from_env reads each of them (blank means unset).
+    assert SupabaseSettings.from_env(env(SUPABASE_SCHEMA="  ")).db_schema == "public"
