@@ -1,4 +1,12 @@
-"""Table and index names: one table per collection, cut to 63 bytes exactly as PostgreSQL does."""
+"""Table and index names: one table per collection, cut to 63 bytes exactly as PostgreSQL does.
+
+Every table name is built by `table_name` / `failed_table_name` (through `table_names`), and
+both validate their arguments: a collection name by `validate_collection_name` (ASCII letters,
+digits and underscores, at most 63 characters, not ending in `_failed_migrations`), a prefix by
+the same characters (`validate_prefix_characters`). Names travel in the REST path
+(`/rest/v1/<table>`), so anything else could reach another table or another API
+(`"_/../parlant_customers_"`, `"x/../../../auth/v1/admin/users"`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +19,10 @@ from types import MappingProxyType
 from parlant_supabase_sync.errors import ConfigurationError
 
 __all__ = [
+    "COLLECTION_NAME_PATTERN",
     "DEFAULT_STORES",
     "FAILED_SUFFIX",
+    "MAX_COLLECTION_NAME_LENGTH",
     "MAX_IDENTIFIER_BYTES",
     "MAX_PREFIX_LENGTH",
     "METADATA_COLLECTION",
@@ -28,7 +38,10 @@ __all__ = [
     "table_names",
     "tables_for",
     "truncate_identifier",
+    "validate_collection_name",
     "validate_prefix",
+    "validate_prefix_characters",
+    "validate_table_name",
 ]
 
 # NAMEDATALEN - 1: PostgreSQL silently cuts longer identifiers (with a NOTICE), so a table created
@@ -49,7 +62,23 @@ MAX_PREFIX_LENGTH = 48
 FAILED_SUFFIX = "_failed_migrations"
 METADATA_COLLECTION = "metadata"
 
-_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# The one character rule for collection names and table prefixes: ASCII letters, digits and
+# underscores. Every collection name Parlant 3.3 passes to a document database fits it
+# (sessions, events, customer_tag_associations, metadata, embedder class names such as
+# OpenAITextEmbedding3Large, ...); dots, slashes, percent signs, quotes, spaces, NUL and non-ASCII
+# letters do not.
+COLLECTION_NAME_PATTERN = r"[A-Za-z0-9_]+"
+# A collection name alone may fill a PostgreSQL identifier; with its prefix the main table name
+# must fit too (see `table_name`).
+MAX_COLLECTION_NAME_LENGTH = MAX_IDENTIFIER_BYTES
+
+_COLLECTION_RE = re.compile(COLLECTION_NAME_PATTERN)
+# Prefixes also start with a letter or underscore, so a table name never starts with a digit.
+_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PREFIX_ADVICE = (
+    "use ASCII letters, digits and underscores, starting with a letter or underscore "
+    "(e.g. 'parlant_sessions_')"
+)
 
 
 def truncate_identifier(name: str) -> str:
@@ -93,32 +122,99 @@ DEFAULT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
 )
 
 
-def _check_collection(collection: str) -> None:
-    if not collection or "\x00" in collection:
+def _shown(name: object) -> str:
+    """A name for an error message: repr, shortened, so the message stays one short line."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_collection_name(collection: str) -> str:
+    """Check a collection name and return it unchanged; the one rule for collection names.
+
+    ASCII letters, digits and underscores (`COLLECTION_NAME_PATTERN`), 1 to 63 characters, and
+    not ending in `_failed_migrations` (that would be another collection's failed-migrations
+    table). Raises `ConfigurationError` (a `ValueError`) with a one-line message.
+    """
+    if not isinstance(collection, str) or not _COLLECTION_RE.fullmatch(collection):
         raise ConfigurationError(
-            f"invalid collection name {collection!r}: it must be non-empty and contain no NUL"
+            f"invalid collection name {_shown(collection)}: use 1 to "
+            f"{MAX_COLLECTION_NAME_LENGTH} ASCII letters, digits and underscores "
+            "(e.g. 'events')"
         )
+    if len(collection) > MAX_COLLECTION_NAME_LENGTH:
+        raise ConfigurationError(
+            f"invalid collection name {_shown(collection)}: it is {len(collection)} characters "
+            f"long; use at most {MAX_COLLECTION_NAME_LENGTH}"
+        )
+    if collection.endswith(FAILED_SUFFIX):
+        raise ConfigurationError(
+            f"invalid collection name {_shown(collection)}: names ending in {FAILED_SUFFIX!r} "
+            "are reserved for failed-migrations tables"
+        )
+    return collection
+
+
+def validate_prefix_characters(prefix: str) -> str:
+    """Check a table prefix's characters (the collection-name characters, not starting with a
+    digit) and return it unchanged; `validate_prefix` also checks its length and collisions."""
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise ConfigurationError(f"invalid table prefix {_shown(prefix)}: {_PREFIX_ADVICE}")
+    return prefix
+
+
+def validate_table_name(table: str) -> str:
+    """Check a complete table name (e.g. one read back from a report) and return it unchanged.
+
+    What `table_name` and `failed_table_name` produce: the prefix characters, at most 63 bytes.
+    For code that receives table names rather than building them, before they reach a URL.
+    """
+    if (
+        not isinstance(table, str)
+        or not _PREFIX_RE.fullmatch(table)
+        or len(table) > MAX_IDENTIFIER_BYTES
+    ):
+        raise ConfigurationError(
+            f"invalid table name {_shown(table)}: use 1 to {MAX_IDENTIFIER_BYTES} ASCII "
+            "letters, digits and underscores, starting with a letter or underscore"
+        )
+    return table
 
 
 def _full_table_name(prefix: str, collection: str) -> str:
+    validate_prefix_characters(prefix)
+    validate_collection_name(collection)
     if prefix.rstrip("_").endswith(collection):
-        return prefix
-    return prefix + collection
+        full = prefix
+    else:
+        full = prefix + collection
+    if len(full.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        # PostgreSQL would cut it: the main and failed-migrations tables (and any collection
+        # sharing the first 63 bytes) would get the same name.
+        raise ConfigurationError(
+            f"table prefix {_shown(prefix)} and collection {_shown(collection)} make a "
+            f"{len(full)}-byte table name, which PostgreSQL cuts to {MAX_IDENTIFIER_BYTES} bytes "
+            "so that different tables would get the same name; choose a shorter prefix or "
+            "collection name"
+        )
+    return full
 
 
 def table_name(prefix: str, collection: str) -> str:
-    """The main table of `collection` under `prefix` (already cut to 63 bytes)."""
-    _check_collection(collection)
-    return truncate_identifier(_full_table_name(prefix, collection))
+    """The main table of `collection` under `prefix` (at most 63 bytes, never cut).
+
+    Validates both (`validate_prefix_characters`, `validate_collection_name`) and refuses a
+    combination longer than PostgreSQL's 63-byte identifiers.
+    """
+    return _full_table_name(prefix, collection)
 
 
 def failed_table_name(prefix: str, collection: str) -> str | None:
     """The failed-migrations table of `collection`, or None for `metadata`."""
-    _check_collection(collection)
+    full = _full_table_name(prefix, collection)
     if collection == METADATA_COLLECTION:
         return None
-    # Built from the uncut main name, as the seed SQL did; PostgreSQL then cut the whole name.
-    return truncate_identifier(_full_table_name(prefix, collection) + FAILED_SUFFIX)
+    # Built from the full main name, as the seed SQL did; PostgreSQL then cut the whole name.
+    return truncate_identifier(full + FAILED_SUFFIX)
 
 
 def table_names(prefix: str, collection: str) -> TableNames:
@@ -180,11 +276,7 @@ def validate_prefix(prefix: str, collections: Iterable[str] | None = None) -> st
     Without `collections`, the prefix must work for every default store's collections.
     Raises `ConfigurationError` saying what to change.
     """
-    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
-        raise ConfigurationError(
-            f"invalid table prefix {prefix!r}: use ASCII letters, digits and underscores, "
-            "starting with a letter or underscore (e.g. 'parlant_sessions_')"
-        )
+    validate_prefix_characters(prefix)
     if len(prefix) > MAX_PREFIX_LENGTH:
         raise ConfigurationError(
             f"table prefix {prefix!r} is {len(prefix)} characters long; use at most "

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import pytest
 
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
+    FAILED_SUFFIX,
+    MAX_COLLECTION_NAME_LENGTH,
     MAX_IDENTIFIER_BYTES,
     TableNames,
     all_table_names,
@@ -18,7 +24,10 @@ from parlant_supabase_sync.naming import (
     table_names,
     tables_for,
     truncate_identifier,
+    validate_collection_name,
     validate_prefix,
+    validate_prefix_characters,
+    validate_table_name,
 )
 
 # Every table the seed SQL created, as PostgreSQL stored it.
@@ -186,3 +195,260 @@ def test_prefix_for_table_finds_the_default_store() -> None:
 def test_collection_names_must_be_non_empty() -> None:
     with pytest.raises(ConfigurationError):
         table_name("p_", "")
+
+
+# --- one rule for collection names (issue #11 item 3) ------------------------------------------
+
+# Every collection name Parlant 3.3 passes to a DocumentDatabase or VectorDatabase, by store
+# (parlant/core/**, the SDK and bin/prepare_migration.py).
+PARLANT_COLLECTIONS = {
+    "sessions": ["sessions", "events", "metadata"],
+    "customers": ["customers", "customer_tag_associations", "metadata"],
+    "context_variables": ["variables", "variable_tag_associations", "values", "metadata"],
+    "agents": ["agents", "agent_tags", "metadata"],
+    "tags": ["tags", "metadata"],
+    "guidelines": ["guidelines", "guideline_tag_associations", "metadata"],
+    "guideline_tool_associations": ["associations", "metadata"],
+    "relationships": ["relationships", "metadata"],
+    "journeys": [
+        "journeys",
+        "journey_nodes",
+        "journey_edges",
+        "journey_tags",
+        "journey_conditions",
+        "metadata",
+    ],
+    "glossary": ["glossary", "glossary_tags", "metadata"],
+    "canned_responses": ["canned_responses", "canned_response_tag_associations", "metadata"],
+    "capabilities": ["capabilities", "capability_tags", "metadata"],
+    "evaluations": ["evaluations", "evaluation_tag_associations", "metadata"],
+    "services": ["tool_services", "metadata"],
+    # EmbeddingCache: one collection per embedder class, named by the class.
+    "embedding_cache": [
+        "OpenAITextEmbedding3Large",
+        "OpenAITextEmbedding3Small",
+        "GeminiTextEmbedding_004",
+        "JinaAIEmbedder",
+        "LiteLLMEmbedder",
+    ],
+    # JSON-file/Chroma internals and old store names that prepare_migration.py still opens.
+    "migration_and_vector_internals": [
+        "failed_migrations",
+        "glossary_unembedded",
+        "journeys_unembedded",
+        "canned_responses_unembedded",
+        "capabilities_unembedded",
+        "utterances",
+        "utterances_unembedded",
+        "utterance_tags",
+        "utterance_tag_associations",
+        "context_variable_values",
+        "journey_tag_associations",
+        "journey_condition_associations",
+        "guideline_connections",
+        "guideline_relationships",
+        "canned_responses_tags",
+        "capabilities_tags",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "collection",
+    sorted({name for names in PARLANT_COLLECTIONS.values() for name in names}),
+)
+def test_every_parlant_collection_name_is_accepted(collection: str) -> None:
+    assert validate_collection_name(collection) == collection
+    assert table_name("parlant_x_", collection).startswith("parlant_x_")
+
+
+def _installed_parlant_collection_names() -> set[str]:
+    spec = importlib.util.find_spec("parlant")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("parlant is not installed (the parlant extra)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    call = re.compile(
+        r"\b(?:get_or_create_collection|get_collection|create_collection|delete_collection)"
+        r"\(\s*(?:name\s*=\s*)?([\"'])([^\"'{}]*)\1"
+    )
+    names: set[str] = set()
+    for path in root.glob("core/**/*.py"):
+        names.update(match.group(2) for match in call.finditer(path.read_text("utf-8")))
+    return names
+
+
+def test_the_installed_parlant_uses_only_names_the_rule_accepts() -> None:
+    names = _installed_parlant_collection_names()
+    # The scan found the stores' collections (it would find nothing if Parlant changed style).
+    assert {"sessions", "events", "customers", "metadata", "variables", "values"} <= names
+    refused = []
+    for name in sorted(names):
+        try:
+            validate_collection_name(name)
+        except ConfigurationError as exc:
+            refused.append(str(exc))
+    assert refused == []
+
+
+HOSTILE_COLLECTIONS = [
+    "",
+    ".",
+    "..",
+    "_/../parlant_customers_",
+    "x/../../../auth/v1/admin/users",
+    "../rpc/parlant_merge_document",
+    "events/..",
+    "a/b",
+    "a\\b",
+    "a%2Fb",
+    "%2e%2e",
+    "a?select=*",
+    "a#frag",
+    "a&b=c",
+    "a\x00b",
+    "\x00",
+    'a"b',
+    "a'b",
+    "a`b",
+    "a b",
+    " events",
+    "events ",
+    "events\n",
+    "events\t",
+    "a-b",
+    "a.b",
+    "a;drop table x",
+    "a,b",
+    "a(b)",
+    "é",
+    "événements",
+    "ａｂｃ",  # fullwidth letters
+    "١٢٣",  # Arabic-Indic digits (match \d but not [0-9])
+    "events\u200b",  # zero-width space
+    "ﬁ",  # ligature that NFKC-normalizes to "fi"
+    "a" * (MAX_COLLECTION_NAME_LENGTH + 1),
+    "x" * 10_000,
+    "events" + FAILED_SUFFIX,
+    "x_failed_migrations",
+]
+
+
+@pytest.mark.parametrize("collection", HOSTILE_COLLECTIONS)
+def test_hostile_collection_names_are_refused_in_one_line(collection: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        validate_collection_name(collection)
+    message = str(info.value)
+    assert message.startswith("invalid collection name ")
+    assert "\n" not in message and "\x00" not in message
+    assert len(message) < 250
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("collection", HOSTILE_COLLECTIONS)
+@pytest.mark.parametrize(
+    "build", [table_name, failed_table_name, table_names], ids=lambda f: f.__name__
+)
+def test_every_table_name_function_refuses_hostile_collections(
+    collection: str, build: object
+) -> None:
+    assert callable(build)
+    with pytest.raises(ConfigurationError, match="invalid collection name"):
+        build("parlant_sessions_", collection)
+
+
+@pytest.mark.parametrize("collection", HOSTILE_COLLECTIONS)
+def test_tables_for_and_validate_prefix_refuse_hostile_collections(collection: str) -> None:
+    with pytest.raises(ConfigurationError, match="invalid collection name"):
+        tables_for("parlant_sessions_", ["events", collection])
+    with pytest.raises(ConfigurationError, match="invalid collection name"):
+        validate_prefix("parlant_sessions_", [collection])
+
+
+@pytest.mark.parametrize("value", [None, 5, b"events", ["events"]])
+def test_non_string_collection_names_are_refused(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="invalid collection name"):
+        validate_collection_name(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "collection",
+    ["a", "A", "_", "0", "9lives", "x_1", "CamelCase", "a" * MAX_COLLECTION_NAME_LENGTH],
+)
+def test_plain_ascii_names_are_accepted(collection: str) -> None:
+    assert validate_collection_name(collection) == collection
+
+
+HOSTILE_PREFIXES = [
+    "",
+    "_/../",
+    "parlant_sessions_/../parlant_customers_",
+    "x/../../../auth/v1/admin/users/",
+    "p%2F",
+    "p\x00",
+    'p"',
+    "p'",
+    "p ",
+    "p-",
+    "p.",
+    "1p_",
+    "é_",
+    "ｐ_",
+    "p_\n",
+]
+
+
+@pytest.mark.parametrize("prefix", HOSTILE_PREFIXES)
+def test_hostile_prefixes_are_refused_by_every_table_name_function(prefix: str) -> None:
+    for build in (table_name, failed_table_name, table_names):
+        with pytest.raises(ConfigurationError, match="invalid table prefix") as info:
+            build(prefix, "events")
+        assert "\n" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="invalid table prefix"):
+        validate_prefix_characters(prefix)
+    with pytest.raises(ConfigurationError, match="invalid table prefix"):
+        validate_prefix(prefix, ["events"])
+
+
+def test_a_table_name_postgresql_would_cut_is_refused() -> None:
+    # 38 + len("variable_tag_associations") = 63 bytes: fits (its failed table is cut, as the
+    # seed's was); one more byte and the main table would be cut too.
+    assert len(table_name("p" * 38, "variable_tag_associations")) == MAX_IDENTIFIER_BYTES
+    with pytest.raises(ConfigurationError, match="shorter prefix or collection name") as info:
+        table_names("p" * 39, "variable_tag_associations")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="cuts to 63 bytes"):
+        table_name("p_", "m" * 62)
+    # Two long collections that would share their first 63 bytes cannot both get tables.
+    for collection in ("x" * 62 + "a", "x" * 62 + "b"):
+        with pytest.raises(ConfigurationError):
+            table_name("p_", collection)
+
+
+def test_the_collection_named_like_its_prefix_still_maps_to_the_prefix() -> None:
+    assert table_name("parlant_customers_", "customers") == "parlant_customers_"
+    assert failed_table_name("parlant_customers_", "customers") == (
+        "parlant_customers__failed_migrations"
+    )
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["parlant_sessions_events", "parlant_context_variables_variable_tag_associations_failed_migr"],
+)
+def test_validate_table_name_accepts_what_the_builders_make(table: str) -> None:
+    assert validate_table_name(table) == table
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["", "../auth/v1/admin/users", "t%2F", "t\x00", 't"', "1t", "t" * 64, "é", "a.b", None],
+)
+def test_validate_table_name_refuses_the_rest(table: str) -> None:
+    with pytest.raises(ConfigurationError, match="invalid table name"):
+        validate_table_name(table)
+
+
+def test_every_default_table_passes_validate_table_name() -> None:
+    for spec in DEFAULT_STORES.values():
+        for table in all_table_names(spec.prefix, spec.collections):
+            assert validate_table_name(table) == table
