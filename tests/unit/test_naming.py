@@ -223,11 +223,15 @@ PARLANT_COLLECTIONS = {
     "capabilities": ["capabilities", "capability_tags", "metadata"],
     "evaluations": ["evaluations", "evaluation_tag_associations", "metadata"],
     "services": ["tool_services", "metadata"],
-    # EmbeddingCache: one collection per embedder class, named by the class.
+    # BasicEmbeddingCache: one collection per embedder class, named by the class (the server
+    # wires it to a JSON file today, but the cache takes any DocumentDatabase).
     "embedding_cache": [
         "OpenAITextEmbedding3Large",
         "OpenAITextEmbedding3Small",
-        "GeminiTextEmbedding_004",
+        "GeminiTextEmbedding_001",
+        "VertexTextEmbedding004",
+        "QwenTextEmbedding_V4",
+        "Embedding_3",
         "JinaAIEmbedder",
         "LiteLLMEmbedder",
     ],
