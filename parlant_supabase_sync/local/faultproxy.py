@@ -161,6 +161,7 @@ class _Scripted:
     path_contains: str | None
     remaining: int
     body: BodyStyle | None
+    skip: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -509,15 +510,17 @@ class FaultProxy:
         path_contains: str | None = None,
         times: int = 1,
         body: BodyStyle | None = None,
+        after: int = 0,
     ) -> None:
         """Inject ``kind`` into the next ``times`` requests matching ``method`` and
-        ``path_contains`` (a substring of the path without its query; None matches any)."""
+        ``path_contains`` (a substring of the path without its query; None matches any),
+        after letting ``after`` matching requests through. ``body`` picks the gateway body."""
         if kind not in FAULT_KINDS:
             raise FaultProxyError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
-        if times < 1:
-            raise FaultProxyError("times must be >= 1")
+        if times < 1 or after < 0:
+            raise FaultProxyError("times must be >= 1 and after >= 0")
         with self._lock:
-            self._script.append(_Scripted(kind, method, path_contains, times, body))
+            self._script.append(_Scripted(kind, method, path_contains, times, body, after))
 
     def clear_script(self) -> None:
         with self._lock:
@@ -697,6 +700,9 @@ class FaultProxy:
             body: BodyStyle | None = None
             for entry in self._script:
                 if entry.matches(method, path):
+                    if entry.skip > 0:
+                        entry.skip -= 1
+                        continue
                     chosen, body = entry.kind, entry.body
                     entry.remaining -= 1
                     if entry.remaining <= 0:

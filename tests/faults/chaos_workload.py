@@ -527,8 +527,18 @@ async def run_chaos(
     logger: logging.Logger | None = None,
     on_ready: Callable[[], None] | None = None,
     on_done: Callable[[], None] | None = None,
+    directed: Callable[[int], None] | None = None,
+    directed_positions: int = 3,
+    undirect: Callable[[], None] | None = None,
 ) -> Figures:
-    """Run ``operations`` operations split over ``workers`` concurrent workers; check them."""
+    """Run ``operations`` operations split over ``workers`` concurrent workers; check them.
+
+    ``on_ready`` runs once the collection is open (turn the faults on), ``on_done`` after the
+    random phase. With ``directed(position)`` (script one fault for the request ``position``
+    requests from now) a directed phase follows: one worker runs every operation kind
+    ``directed_positions`` times, faulting its 1st, 2nd, … request, ``undirect()`` (clear the
+    script) after each; those operations count in ``operations`` too.
+    """
     if logger is None:
         logger, _ = chaos_logger()
     figures = Figures()
@@ -559,6 +569,15 @@ async def run_chaos(
             finally:
                 if on_done is not None:
                     on_done()
+            if directed is not None:
+                for operation in OPERATIONS:
+                    for position in range(directed_positions):
+                        directed(position)
+                        try:
+                            await crew[0].step(operation)
+                        finally:
+                            if undirect is not None:
+                                undirect()
         rows = truths[0].all()
         for worker in crew:
             worker.final_check(rows)

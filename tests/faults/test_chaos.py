@@ -1,6 +1,7 @@
 """Chaos through the async facade: real faults from FaultProxy, outcomes read from PostgreSQL.
 
-One case per fault kind, a mixed case on both anyio backends, and two processes racing upserts
+One case per fault kind (a random phase, then a directed one: every operation kind with its
+1st, 2nd, 3rd request faulted), a mixed case on both anyio backends, and two processes racing upserts
 of one new id. Every case asserts 0 lost acknowledged writes, 0 duplicates, 0 wrong results,
 0 untyped errors and no hang (see chaos_workload.py for the exact rules). Typed errors after the
 adapter's retries ran out are allowed; their writes must be applied once or not at all.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from chaos_workload import chaos_logger, chaos_settings, run_chaos
+from chaos_workload import OPERATIONS, chaos_logger, chaos_settings, run_chaos
 from faults_helpers import FreshTable, MakeProxy
 
 from parlant_supabase_sync.local import LocalSupabase
@@ -33,6 +34,8 @@ OPERATIONS_MIXED = int(os.environ.get("CHAOS_OPERATIONS_MIXED", "80"))
 # `hold` costs a read timeout per fault; the other kinds are cheap.
 RATES = {kind: 0.25 for kind in FAULT_KINDS} | {"hold": 0.12}
 CASE_DEADLINE = 180.0
+# The directed phase faults the 1st, 2nd, 3rd request of every operation kind once each.
+DIRECTED_POSITIONS = {"hold": 2}
 
 
 async def _run(
@@ -44,6 +47,7 @@ async def _run(
     rate: float,
     weights: dict[str, float] | None,
     seed: int,
+    directed: str | None = None,
 ) -> str:
     logger, retries = chaos_logger()
     with anyio.fail_after(CASE_DEADLINE):
@@ -58,12 +62,16 @@ async def _run(
             logger=logger,
             on_ready=lambda: proxy.set_rate(rate, weights),
             on_done=lambda: proxy.set_rate(0.0),
+            directed=(lambda n: proxy.script(directed, after=n)) if directed else None,  # type: ignore[arg-type]
+            directed_positions=DIRECTED_POSITIONS.get(directed or "", 3),
+            undirect=proxy.clear_script,
         )
     report = (
         f"{figures.report()}\nfaults: {proxy.counters}\nretries: {retries.retries}, "
         f"proxy requests: {proxy.requests}"
     )
-    assert figures.operations == operations
+    directed_operations = len(OPERATIONS) * DIRECTED_POSITIONS.get(directed or "", 3) if directed else 0
+    assert figures.operations == operations + directed_operations
     assert figures.clean, report
     return report
 
@@ -82,6 +90,7 @@ async def test_chaos_one_fault_kind(
         rate=RATES[kind],
         weights={kind: 1.0},
         seed=seed,
+        directed=kind,
     )
     assert proxy.counters[kind] > 0, "the fault never fired: raise the rate or the operations"
     assert {e.kind for e in proxy.log} == {kind}

@@ -234,6 +234,10 @@ def test_scripts_match_method_and_path_and_run_out(
         statuses = [client.get(f"/{fresh_table.table}").status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
     assert [event.kind for event in proxy.log] == ["gateway_503", "gateway_503"]
+    proxy.script("gateway_504", after=2)
+    with _client(proxy, stand_in) as client:
+        statuses = [client.get("/no_such_table").status_code for _ in range(4)]
+    assert statuses == [404, 404, 504, 404]
 
 
 def _random_run(stand_in: LocalSupabase, proxy: FaultProxy) -> list[int]:
