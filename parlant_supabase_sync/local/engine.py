@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import pq, sql
@@ -52,6 +52,12 @@ class ApiRequest:
     claims: dict[str, Any]
 
 
+class SchemaSource(Protocol):
+    """Where the engine gets the schema cache from (`schema_listener.SchemaCache`)."""
+
+    def current(self) -> schema_cache.Snapshot: ...
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """PostgREST settings that change engine behaviour."""
@@ -62,6 +68,8 @@ class EngineConfig:
     tx_end: str = "commit"  # commit | commit-allow-override | rollback | rollback-allow-override
     safeupdate: bool = True
     extra_search_path: tuple[str, ...] = ("public", "extensions")
+    # The schema cache requests are answered from; None: read pg_catalog in every request.
+    schema_cache: SchemaSource | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -411,6 +419,10 @@ class _Request:
         self.method = request.method.upper()
         # The contract promises lower-cased names; normalising again costs nothing.
         self.headers: dict[str, str] = {k.lower(): v for k, v in request.headers.items()}
+        source = config.schema_cache
+        self.catalog: schema_cache.Catalog = (
+            source.current() if source is not None else schema_cache.LiveCatalog(conn)
+        )
 
     # Stage 1: everything PostgREST validates before touching the schema cache.
     def run(self) -> ApiResponse:
@@ -470,7 +482,7 @@ class _Request:
         return self._table(name)
 
     def _timezone_ok(self, name: str) -> bool:
-        return self.conn.execute("select 1 from pg_timezone_names where name = %s", [name]).fetchone() is not None
+        return self.catalog.timezone_ok(name)
 
     def _plan_checks(self) -> None:
         if self.accept_error is not None:
@@ -536,9 +548,9 @@ class _Request:
     # --- tables ------------------------------------------------------------------------------
 
     def _lookup_table(self, name: str) -> schema_cache.Table:
-        table = schema_cache.lookup_table(self.conn, self.schema, name)
+        table = self.catalog.table(self.schema, name)
         if table is None:
-            hint_name = schema_cache.closest(name, schema_cache.table_names(self.conn, self.schema))
+            hint_name = schema_cache.closest(name, self.catalog.table_names(self.schema))
             hint = f"Perhaps you meant the table '{self.schema}.{hint_name}'" if hint_name else None
             raise PgrstError(
                 404, "PGRST205", f"Could not find the table '{self.schema}.{name}' in the schema cache", None, hint
@@ -983,7 +995,7 @@ class _Request:
     # --- RPC ---------------------------------------------------------------------------------
 
     def _rpc(self, name: str) -> ApiResponse:
-        funcs = schema_cache.lookup_functions(self.conn, self.schema, name)
+        funcs = self.catalog.functions(self.schema, name)
         is_post = self.method == "POST"
         if is_post:
             assert self.payload is not None
@@ -1151,7 +1163,7 @@ class _Request:
                 if best is not None:
                     hint = f"Perhaps you meant to call the function {func_name}{best}"
             else:
-                other = schema_cache.closest(name, schema_cache.function_names(self.conn, self.schema))
+                other = schema_cache.closest(name, self.catalog.function_names(self.schema))
                 if other is not None:
                     hint = f"Perhaps you meant to call the function {self.schema}.{other}"
             raise PgrstError(
@@ -1234,7 +1246,7 @@ class _Request:
     def _options(self, kind: str, name: str) -> ApiResponse:
         self._exec(raw("SET TRANSACTION READ ONLY"))
         if kind == "rpc":
-            funcs = schema_cache.lookup_functions(self.conn, self.schema, name)
+            funcs = self.catalog.functions(self.schema, name)
             if not funcs:
                 self.conn.rollback()
                 raise PgrstError(
@@ -1260,7 +1272,7 @@ class _Request:
         if self.method == "OPTIONS":
             return ApiResponse(200, [("Access-Control-Allow-Origin", "*"), ("Allow", "OPTIONS,GET,HEAD")], b"")
         self._exec(raw("SET TRANSACTION READ ONLY"))
-        names = sorted(schema_cache.table_names(self.conn, self.schema))
+        names = sorted(self.catalog.table_names(self.schema))
         self.conn.rollback()
         doc = {
             "swagger": "2.0",

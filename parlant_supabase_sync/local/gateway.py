@@ -44,8 +44,9 @@ from typing_extensions import Self
 
 from .engine import ApiRequest, ApiResponse, EngineConfig
 from .errors import PgrstError, from_pg_error
-from .keys import mint_role_jwt
+from .keys import ApiKeys, mint_role_jwt
 from .requestlog import RequestLog
+from .schema_listener import SchemaCache, SchemaCacheError
 
 __all__ = [
     "REST_PREFIX",
@@ -65,9 +66,26 @@ Executor = Callable[["psycopg.Connection[Any]", ApiRequest, EngineConfig], ApiRe
 
 _JSON = "application/json; charset=utf-8"
 _SERVER = "postgrest/14-local"
-# A request line holds the whole URL: PostgREST filters on long `in.(…)` lists make URLs of
-# tens of KiB, so allow far more than the 64 KiB the stdlib handler stops at.
-_MAX_REQUEST_LINE = 1024 * 1024
+#: Supabase's API gateway is Kong on nginx, whose `large_client_header_buffers 4 8k` must hold
+#: the whole request line (method, target, version and the line break): 8 KiB.
+DEFAULT_MAX_REQUEST_LINE = 8192
+# What a reader without a limit (max_request_line=None) still stops at.
+_UNLIMITED_REQUEST_LINE = 64 * 1024 * 1024
+# Kong answers an over-long request line through its error_page handler: "URI too long" in its
+# default error type, text/plain, because no request header (Accept) has been read yet
+# (Kong/kong kong/error_handlers.lua; hosted Supabase's body in supabase-js#766 and
+# postgrest-py#365 is exactly `URI too long\n`). `uri_too_long="nginx"` gives bare nginx's page.
+_KONG_SERVER = "kong/2.8.1"  # the version Supabase's self-hosted compose file pins
+_URI_TOO_LONG_KONG = (
+    [("Content-Type", "text/plain; charset=utf-8"), ("Server", _KONG_SERVER)],
+    b"URI too long\n",
+)
+_URI_TOO_LONG_NGINX = (
+    [("Content-Type", "text/html"), ("Server", "nginx")],
+    (b"<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+    b"<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"),
+)
 _MAX_BODY = 256 * 1024 * 1024
 _MAX_CHUNK_LINE = 4096
 # Minted role JWTs live this long; one is reused until half of that has passed.
@@ -90,21 +108,6 @@ class GatewayError(RuntimeError):
     """The gateway could not start (database unreachable, port taken, bad configuration)."""
 
 
-@dataclass(frozen=True)
-class ApiKeys:
-    """The project's four API keys; `repr` shows none of them."""
-
-    anon: str
-    service_role: str
-    publishable: str
-    secret: str
-
-    def __repr__(self) -> str:
-        return "ApiKeys(<hidden>)"
-
-    __str__ = __repr__
-
-
 @dataclass
 class GatewayConfig:
     """Everything a `Gateway` needs; `repr` hides the secret and the keys."""
@@ -119,12 +122,20 @@ class GatewayConfig:
     pool_size: int = 10
     # PostgREST's db-pool-acquisition-timeout: how long a request waits for a connection.
     pool_timeout: float = 10.0
+    # Longest request line (with its line break) before 414; None: no limit.
+    max_request_line: int | None = DEFAULT_MAX_REQUEST_LINE
+    # Body of that 414: "kong" (Supabase's gateway, text/plain) or "nginx" (bare nginx's HTML).
+    uri_too_long: str = "kong"
+    # Schema cache: reload on `NOTIFY pgrst` (PostgREST's db-channel-enabled). False: the
+    # engine reads the catalog on every request instead (no cache at all).
+    schema_cache: bool = True
 
     def __repr__(self) -> str:
         return (
             f"GatewayConfig(database_url={_hide_password(self.database_url)!r}, engine={self.engine!r}, "
             f"legacy_keys_enabled={self.legacy_keys_enabled}, kong_mode={self.kong_mode}, "
-            f"pool_size={self.pool_size}, pool_timeout={self.pool_timeout})"
+            f"pool_size={self.pool_size}, pool_timeout={self.pool_timeout}, "
+            f"max_request_line={self.max_request_line}, schema_cache={self.schema_cache})"
         )
 
 
@@ -491,14 +502,16 @@ def _parse_query(raw: str) -> list[tuple[str, str]]:
 
 
 def _redact_query(raw: str) -> str:
-    """The raw query with every `apikey` value cut to 6 characters (for the request log)."""
-    if "apikey" not in raw:
-        return raw
+    """The raw query with every `apikey` value cut to 6 characters (for the request log).
+
+    The parameter is recognised by its decoded name (`api%6Bey` is `apikey` to the key layer
+    too), in any case, and with or without a value.
+    """
     parts = []
     for part in raw.split("&"):
         key, sep, value = part.partition("=")
-        if sep and unquote_plus(key) == "apikey":
-            part = f"{key}={_key_hint(unquote_plus(value))}"
+        if unquote_plus(key).lower() == "apikey":
+            part = f"{key}={_key_hint(unquote_plus(value))}" if sep else key
         parts.append(part)
     return "&".join(parts)
 
@@ -571,12 +584,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         try:
-            self.raw_requestline = self.rfile.readline(_MAX_REQUEST_LINE + 1)
-            if len(self.raw_requestline) > _MAX_REQUEST_LINE:
-                self.requestline = ""
-                self.request_version = ""
-                self.command = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            limit = self.server.gateway._config.max_request_line
+            cap = _UNLIMITED_REQUEST_LINE if limit is None else limit
+            self.raw_requestline = self.rfile.readline(cap + 1)
+            if len(self.raw_requestline) > cap:
+                self._uri_too_long()
                 return
             if not self.raw_requestline:
                 self.close_connection = True
@@ -595,6 +607,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.gateway._serve(self, body)
         except OSError:  # the peer reset or closed the connection, or stop() shut it down
             self.close_connection = True
+
+    def _uri_too_long(self) -> None:
+        """414 as Kong/nginx answer it, then close (the rest of the request is never read)."""
+        line = self.raw_requestline.decode("latin-1")
+        self.requestline = ""
+        self.request_version = ""
+        self.command = ""
+        self.close_connection = True
+        headers, body = _URI_TOO_LONG_NGINX if self.server.gateway._config.uri_too_long == "nginx" else _URI_TOO_LONG_KONG
+        method, _, target = line.partition(" ")
+        # Logged without its query (it may hold a key); the path is cut to the limit read.
+        path = _split_target(target.split(" ", 1)[0])[0] if method.isalpha() else ""
+        self.server.gateway.requests.record(method if method.isalpha() else "", path, "", 414)
+        self._send(_Reply(414, list(headers), body), head_only=False)
 
     def _read_body(self) -> bytes | None:
         transfer_encoding = self.headers.get("Transfer-Encoding")
@@ -787,6 +813,7 @@ class Gateway:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._port: int | None = None
         self._checking = threading.Event()
+        self._schema_cache: SchemaCache | None = None
 
     # ---- lifecycle
 
@@ -804,6 +831,11 @@ class Gateway:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def schema_cache(self) -> SchemaCache | None:
+        """The schema cache requests are answered from (None with `schema_cache=False`)."""
+        return self._schema_cache
 
     def set_max_rows(self, n: int | None) -> None:
         """Change PostgREST's `db-max-rows` for the requests that start from now on."""
@@ -845,9 +877,15 @@ class Gateway:
                     "pool_size or raise the server's max_connections"
                 ) from None
             try:
+                self._start_schema_cache()
+            except BaseException:
+                pool.close()
+                raise
+            try:
                 server = _Server((self._host, self._requested_port), self)
             except OSError as exc:
                 pool.close()
+                self._stop_schema_cache()
                 raise GatewayError(
                     f"the gateway cannot listen on {self._host}:{self._requested_port}: {exc.strerror}; "
                     "choose another port (0 picks a free one)"
@@ -879,9 +917,29 @@ class Gateway:
                 server.close_connections(timeout)
                 server.server_close()
             finally:
+                self._stop_schema_cache()
                 if pool is not None:
                     pool.close(timeout=timeout)
             logger.info("gateway on port %s stopped", self._port)
+
+    def _start_schema_cache(self) -> None:
+        """Load the schema cache and start its listener, as PostgREST does before serving."""
+        if not self._config.schema_cache:
+            return
+        cache = SchemaCache(self._config.database_url, self._engine_config.schemas)
+        try:
+            cache.start()
+        except SchemaCacheError as exc:
+            cache.stop()
+            raise GatewayError(f"the gateway could not load its schema cache: {exc}") from None
+        self._schema_cache = cache
+        self._engine_config = dataclasses.replace(self._engine_config, schema_cache=cache)
+
+    def _stop_schema_cache(self) -> None:
+        cache, self._schema_cache = self._schema_cache, None
+        if cache is not None:
+            cache.stop()
+            self._engine_config = dataclasses.replace(self._engine_config, schema_cache=None)
 
     def __enter__(self) -> Self:
         self.start()

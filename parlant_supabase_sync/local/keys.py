@@ -20,17 +20,15 @@ import string
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import jwt
-
-if TYPE_CHECKING:
-    from .gateway import ApiKeys
 
 __all__ = [
     "LEGACY_KEY_LIFETIME",
     "PUBLISHABLE_PREFIX",
     "SECRET_PREFIX",
+    "ApiKeys",
     "KeySet",
     "api_keys",
     "generate_jwt_secret",
@@ -103,6 +101,21 @@ def mint_role_jwt(
     claims: dict[str, Any] = {"iss": "supabase", **extra_claims, "role": role, "iat": now,
                               "exp": now + max(1, int(lifetime))}
     return jwt.encode(claims, jwt_secret, algorithm="HS256")
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """The project's four API keys as the gateway checks them; `repr` shows none of them."""
+
+    anon: str
+    service_role: str
+    publishable: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return "ApiKeys(<hidden>)"
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -179,8 +192,6 @@ class KeySet:
 
 def api_keys(keys: KeySet) -> ApiKeys:
     """The gateway's `ApiKeys` for `keys`."""
-    from .gateway import ApiKeys
-
     return ApiKeys(
         anon=keys.anon, service_role=keys.service_role,
         publishable=keys.publishable, secret=keys.secret,

@@ -26,6 +26,7 @@ import glob
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +43,8 @@ from typing import IO
 from typing_extensions import Self
 
 __all__ = [
+    "DEFAULT_LOCALE",
+    "PASSWORDS_FILE",
     "SERVER_SETTINGS",
     "PostgresError",
     "PostgresServer",
@@ -66,6 +69,8 @@ _DATABASE = "postgres"
 _TEMP_PREFIX = "parlant-supabase-pg-"
 # Unix socket paths are limited to 107 bytes on Linux (103 on macOS).
 _MAX_SOCKET_PATH = 100
+#: Name of the file (mode 0600, inside a given data dir) that keeps the role passwords.
+PASSWORDS_FILE = "parlant-supabase-passwords.json"
 
 
 class PostgresError(RuntimeError):
@@ -250,21 +255,46 @@ def _available_locales() -> frozenset[str]:
     return frozenset(line.strip() for line in out.splitlines() if line.strip())
 
 
-def _locale_args(bindir: str, version: int) -> list[list[str]]:
-    """initdb locale options to try in order: an en-US collation first (as Supabase has, so
-    collation-dependent ordering bugs show up locally), then plain UTF-8, then C."""
-    available = {name.lower().replace("-", ""): name for name in _available_locales()}
-    utf8_c = available.get("c.utf8")
-    en_us = available.get("en_us.utf8")
-    options: list[list[str]] = []
-    if en_us:
-        options.append([f"--locale={en_us}"])
-    if version >= 15 and utf8_c:
-        options.append(["--locale-provider=icu", "--icu-locale=en-US", f"--locale={utf8_c}"])
-    if utf8_c:
-        options.append([f"--locale={utf8_c}"])
-    options.append(["--locale=C"])
-    return options
+#: The default cluster locale: hosted Supabase databases have `lc_collate = C.UTF-8`
+#: (supabase/postgres#696, supabase/cli#1309), which sorts by code point ('B' < 'a').
+DEFAULT_LOCALE = "C.UTF-8"
+
+
+def _normalise_locale(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def _locale_args(bindir: str, version: int, locale: str = DEFAULT_LOCALE) -> list[list[str]]:
+    """initdb locale options to try in order for `locale`.
+
+    `locale` is a libc locale (`C.UTF-8`, `en_US.UTF-8`, as `locale -a` lists it in any
+    spelling) or, on PostgreSQL 15+, `icu:<tag>` (e.g. `icu:en-US`) for an ICU collation with a
+    C.UTF-8 ctype. The default, C.UTF-8, falls back to plain `C` (the same code-point order)
+    where the system has no C.UTF-8; any other locale that is missing is an error, so a test
+    that asked for a natural-language collation never silently runs with another.
+    """
+    available = {_normalise_locale(name): name for name in _available_locales()}
+    utf8_c = available.get(_normalise_locale("C.UTF-8"))
+    if locale.startswith("icu:"):
+        if version < 15 or utf8_c is None:
+            raise PostgresError(
+                f"locale {locale!r} needs PostgreSQL 15+ and a C.UTF-8 system locale "
+                f"(server version {version}, C.UTF-8 {'present' if utf8_c else 'missing'})"
+            )
+        return [["--locale-provider=icu", f"--icu-locale={locale[4:]}", f"--locale={utf8_c}"]]
+    wanted = _normalise_locale(locale)
+    if wanted == _normalise_locale(DEFAULT_LOCALE):
+        return ([[f"--locale={utf8_c}"]] if utf8_c else []) + [["--locale=C"]]
+    if wanted in ("c", "posix"):
+        return [[f"--locale={locale}"]]
+    found = available.get(wanted)
+    if found is None:
+        raise PostgresError(
+            f"locale {locale!r} is not installed on this system (`locale -a` does not list it); "
+            "install it (Debian: `locales` package, `localedef -i en_US -f UTF-8 en_US.UTF-8`) "
+            "or use an ICU locale such as 'icu:en-US'"
+        )
+    return [[f"--locale={found}"]]
 
 
 def _free_port() -> int:
@@ -287,98 +317,9 @@ def _tail(path: str, lines: int = 25) -> str:
 # --------------------------------------------------------------------------------------------
 # supervisor
 
-# Runs as `python -I -c _SUPERVISOR <json>`; kept free of project imports so it works whatever
-# sys.path the parent had. Runs one command (initdb, postgres) with the config's uid, output to
-# a log file. Its stdin is a pipe from the parent: EOF (parent stopped us, or died) means send
-# the child `stop_signal`, SIGKILL it after `kill_after` s, then delete the `remove` paths.
-# Exits with the child's exit code (128 + signal number if it was killed).
-_SUPERVISOR = r"""
-import ctypes, json, os, shutil, signal, subprocess, sys, threading
-cfg = json.loads(sys.argv[1])
-parent = os.getpid()
-libc = None
-if sys.platform.startswith("linux"):
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        libc = None
-
-def child_setup():
-    if libc is not None:
-        libc.prctl(1, cfg["stop_signal"], 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            os._exit(1)
-
-proc = None
-if cfg["argv"] is not None:
-    kwargs = {}
-    if cfg["uid"] is not None:
-        kwargs = {"user": cfg["uid"], "group": cfg["gid"], "extra_groups": []}
-    with open(cfg["log"], "ab") as log:
-        proc = subprocess.Popen(
-            cfg["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cfg["cwd"],
-            env=cfg["env"], preexec_fn=child_setup, **kwargs)
-    sys.stdout.write("%d\n" % proc.pid)
-    sys.stdout.flush()
-lock = threading.Lock()
-stopping = threading.Event()
-
-def kill_all():
-    # Backends run in their own sessions; they would exit on postmaster death anyway, but a
-    # stuck one is killed here too (Linux lists a process's children in /proc).
-    try:
-        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as fh:
-            children = [int(pid) for pid in fh.read().split()]
-    except (OSError, ValueError):
-        children = []
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
-
-def shutdown(*_):
-    with lock:
-        if stopping.is_set():
-            return
-        stopping.set()
-    if proc is not None and proc.poll() is None:
-        try:
-            proc.send_signal(cfg["stop_signal"])
-        except OSError:
-            pass
-        timer = threading.Timer(cfg["kill_after"], kill_all)
-        timer.daemon = True
-        timer.start()
-
-def watch_parent():
-    try:
-        while os.read(0, 4096):
-            pass
-    except OSError:
-        pass
-    shutdown()
-
-signal.signal(signal.SIGTERM, shutdown)
-signal.signal(signal.SIGINT, shutdown)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-threading.Thread(target=watch_parent, daemon=True).start()
-if proc is None:
-    while not stopping.wait(1.0):
-        pass
-    rc = 0
-else:
-    rc = proc.wait()
-# When the command ended on its own the parent still wants its log; it deletes the dir itself.
-if stopping.is_set():
-    for path in cfg["remove"]:
-        shutil.rmtree(path, ignore_errors=True)
-sys.exit(rc if rc >= 0 else 128 - rc)
-"""
+# The supervisor is `supervisor.py`, run by path (not imported, not `-m`): it needs nothing but
+# the standard library, so it works whatever sys.path the parent had.
+_SUPERVISOR_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.py")
 
 
 def _spawn_supervisor(
@@ -407,7 +348,7 @@ def _spawn_supervisor(
         "remove": list(remove),
     }
     return subprocess.Popen(
-        [sys.executable, "-I", "-c", _SUPERVISOR, json.dumps(config)],
+        [sys.executable, "-I", _SUPERVISOR_SCRIPT, json.dumps(config)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
         start_new_session=True, close_fds=True, cwd=cwd or "/",
     )
@@ -462,7 +403,8 @@ def _run_supervised(
         _release_supervisor(supervisor, 10.0)
 
 
-_TemplateKey = tuple[str, int, int]
+# (bindir, uid, gid, locale)
+_TemplateKey = tuple[str, int, int, str]
 
 
 class _TemplateCache:
@@ -477,10 +419,11 @@ class _TemplateCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._initdb_runs: dict[_TemplateKey, int] = {}
-        self._templates: dict[_TemplateKey, str] = {}
+        # template path and the superuser password the template cluster was created with
+        self._templates: dict[_TemplateKey, tuple[str, str]] = {}
         self._roots: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def template_for(self, key: _TemplateKey) -> str | None:
+    def template_for(self, key: _TemplateKey) -> tuple[str, str] | None:
         with self._lock:
             return self._templates.get(key)
 
@@ -488,7 +431,7 @@ class _TemplateCache:
         with self._lock:
             self._templates.pop(key, None)
 
-    def initdb_ran(self, key: _TemplateKey, data_dir: str, user: _OsUser) -> None:
+    def initdb_ran(self, key: _TemplateKey, data_dir: str, user: _OsUser, password: str) -> None:
         """Called after a successful initdb into `data_dir` (before the server starts)."""
         with self._lock:
             runs = self._initdb_runs[key] = self._initdb_runs.get(key, 0) + 1
@@ -507,7 +450,7 @@ class _TemplateCache:
         with self._lock:
             self._roots.append((root, janitor))
             if returncode == 0:
-                self._templates[key] = template
+                self._templates[key] = (template, password)
 
     def close(self) -> None:
         with self._lock:
@@ -520,6 +463,79 @@ class _TemplateCache:
 
 _templates = _TemplateCache()
 atexit.register(_templates.close)
+
+
+# --------------------------------------------------------------------------------------------
+# passwords
+
+
+def new_password() -> str:
+    """A fresh random role password (32 URL-safe characters: no DSN escaping needed)."""
+    return secrets.token_urlsafe(24)
+
+
+class _Passwords:
+    """Role passwords of one cluster; for a given data dir also kept in `PASSWORDS_FILE` (0600).
+
+    The file belongs to whoever runs the launcher (root, when the server runs as `postgres`),
+    so the server's OS user cannot read it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, str] = {}
+        self._path: str | None = None
+
+    def attach(self, path: str | None) -> None:
+        """Keep the passwords in `path` from now on: load it if it exists, else write it."""
+        with self._lock:
+            self._path = path
+            if path is not None and not os.path.exists(path):
+                self._save_locked()
+            elif path is not None:
+                with open(path) as fh:
+                    try:
+                        stored = json.load(fh)
+                    except json.JSONDecodeError:
+                        stored = None
+                if not isinstance(stored, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in stored.items()
+                ):
+                    raise PostgresError(f"{path} is not a passwords file; the cluster cannot be reused")
+                self._values.update(stored)
+
+    def known(self, role: str) -> bool:
+        with self._lock:
+            return role in self._values
+
+    def get(self, role: str) -> str:
+        """The password of `role`, created (and saved) on first use."""
+        with self._lock:
+            value = self._values.get(role)
+            if value is None:
+                value = self._values[role] = new_password()
+                self._save_locked()
+            return value
+
+    def set(self, role: str, value: str) -> None:
+        with self._lock:
+            self._values[role] = value
+            self._save_locked()
+
+    def _save_locked(self) -> None:
+        path = self._path
+        if path is None or not os.path.isdir(os.path.dirname(path)):
+            return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self._values, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,11 +555,18 @@ def _stop_all_at_exit() -> None:
 
 
 class PostgresServer:
-    """A PostgreSQL server for tests and demos; trust authentication, loopback only.
+    """A PostgreSQL server for tests and demos; loopback only, password authentication.
 
     `data_dir=None` creates a temporary cluster that `stop()` deletes. A given `data_dir` is
     initialised if it is empty or missing, reused if it already holds a cluster, and never
     deleted. `port=0` picks a free port.
+
+    Every connection, over TCP and over the Unix socket, needs a password (`scram-sha-256`; no
+    `trust` line in pg_hba.conf), so no other local OS user can connect as the superuser. The
+    superuser's password is random per cluster; `dsn()` and `superuser_dsn` carry it. For a
+    given data dir the passwords are kept in `PASSWORDS_FILE` there (mode 0600) so the cluster
+    can be reused. `locale` picks the cluster locale (see `_locale_args`): C.UTF-8 by default,
+    as hosted Supabase has.
     """
 
     def __init__(
@@ -555,7 +578,12 @@ class PostgresServer:
         settings: Mapping[str, str] | None = None,
         startup_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        locale: str = DEFAULT_LOCALE,
     ) -> None:
+        self._locale = locale
+        self._passwords = _Passwords()
+        # A template copy starts with the template's superuser password; start() replaces it.
+        self._rotate_to: str | None = None
         self._given_data_dir = os.path.abspath(data_dir) if data_dir is not None else None
         self._requested_port = port
         self._bindir = bindir
@@ -652,12 +680,22 @@ class PostgresServer:
         return self._supervisor is not None and self._supervisor.poll() is None
 
     @property
+    def locale(self) -> str:
+        """The locale asked for (a reused cluster keeps the one it was created with)."""
+        return self._locale
+
+    @property
     def superuser_dsn(self) -> str:
         return self.dsn(_SUPERUSER)
 
+    def password_for(self, role: str) -> str:
+        """The password `dsn(role)` carries: the superuser's, or one created for `role` on first
+        use (set it with `ALTER ROLE … PASSWORD`, as the bootstrap does for `authenticator`)."""
+        return self._passwords.get(role)
+
     def dsn(self, user: str, database: str = _DATABASE) -> str:
-        """libpq URL for `user` over TCP on 127.0.0.1 (trust authentication: no password)."""
-        return f"postgresql://{user}@{self.host}:{self.port}/{database}"
+        """libpq URL for `user` over TCP on 127.0.0.1, with its password."""
+        return f"postgresql://{user}:{self.password_for(user)}@{self.host}:{self.port}/{database}"
 
     def __repr__(self) -> str:
         state = f"port={self._port}" if self.running else "stopped"
@@ -700,6 +738,7 @@ class PostgresServer:
     def _start(self) -> None:
         bindir = self.bindir
         version = _server_version(bindir)
+        _locale_args(bindir, version, self._locale)  # an unknown locale fails before anything exists
         self._user = user = _server_user(self._given_data_dir)
         self._temp_dir = temp_dir = _make_temp_dir(user)
         os.mkdir(self.socket_dir, 0o700)
@@ -709,17 +748,26 @@ class PostgresServer:
             os.chown(self.log_path, user.uid, user.gid)
         data_dir = self._given_data_dir or os.path.join(temp_dir, "data")
         self._data_dir = data_dir
+        passwords_file = os.path.join(data_dir, PASSWORDS_FILE) if self._given_data_dir else None
         if os.path.exists(os.path.join(data_dir, "PG_VERSION")):
             self._check_reusable(data_dir, version)
+            if passwords_file is None or not os.path.exists(passwords_file):
+                raise PostgresError(
+                    f"{data_dir} holds a cluster but no {PASSWORDS_FILE} (it was created by an "
+                    "older version with trust authentication, or the file was deleted); its "
+                    "superuser password is unknown: use a new data dir"
+                )
         else:
             self._initdb(data_dir, user, bindir, version)
             self._initialised = True
+        self._passwords.attach(passwords_file)
         attempts = 3 if self._requested_port == 0 else 1
         for attempt in range(attempts):
             self._port = self._requested_port or _free_port()
             try:
                 self._launch(data_dir, user, bindir)
                 self._wait_ready()
+                self._rotate_superuser_password()
                 return
             except _PortTaken:
                 self._terminate_supervisor()
@@ -728,6 +776,18 @@ class PostgresServer:
                         f"PostgreSQL could not listen on 127.0.0.1:{self._port} (address in use); "
                         "choose another port or pass port=0"
                     ) from None
+
+    def _rotate_superuser_password(self) -> None:
+        """Give a cluster copied from a template its own superuser password."""
+        new, self._rotate_to = self._rotate_to, None
+        if new is None:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.superuser_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(_SUPERUSER), sql.Literal(new)))
+        self._passwords.set(_SUPERUSER, new)
 
     def _check_reusable(self, data_dir: str, version: int) -> None:
         with open(os.path.join(data_dir, "PG_VERSION")) as fh:
@@ -756,29 +816,60 @@ class PostgresServer:
                     "parents world-searchable (chmod o+x)"
                 )
         temp_dir = self._temp_dir or "/"
-        key: _TemplateKey = (bindir, user.uid, user.gid)
+        key: _TemplateKey = (bindir, user.uid, user.gid, self._locale)
+        if self._copy_template(key, data_dir, user, temp_dir):
+            return
+        password = new_password()
+        # initdb reads the superuser password from a file the server user can read; it is
+        # removed as soon as initdb has finished.
+        pwfile = os.path.join(temp_dir, "pwfile")
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        if user.uid != os.geteuid():
+            os.chown(pwfile, user.uid, user.gid)
+        try:
+            self._run_initdb(key, data_dir, user, bindir, version, pwfile, password)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(pwfile)
+        self._passwords.set(_SUPERUSER, password)
+
+    def _copy_template(self, key: _TemplateKey, data_dir: str, user: _OsUser, temp_dir: str) -> bool:
         template = _templates.template_for(key)
-        if template is not None:
-            log = os.path.join(temp_dir, "copy.log")
-            copied = _run_supervised(
-                ["cp", "-a", template + "/.", data_dir], user, log=log, cwd=temp_dir,
-                remove=[temp_dir],
-            )
-            if copied == 0:
-                return
-            _templates.forget(key)
-            for entry in os.listdir(data_dir):
-                shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+        if template is None:
+            return False
+        path, template_password = template
+        log = os.path.join(temp_dir, "copy.log")
+        copied = _run_supervised(
+            ["cp", "-a", path + "/.", data_dir], user, log=log, cwd=temp_dir, remove=[temp_dir],
+        )
+        if copied == 0:
+            self._passwords.set(_SUPERUSER, template_password)
+            self._rotate_to = new_password()
+            return True
+        _templates.forget(key)
+        for entry in os.listdir(data_dir):
+            shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+        return False
+
+    def _run_initdb(
+        self, key: _TemplateKey, data_dir: str, user: _OsUser, bindir: str, version: int,
+        pwfile: str, password: str,
+    ) -> None:
+        temp_dir = self._temp_dir or "/"
         failures: list[str] = []
-        for locale_args in _locale_args(bindir, version):
+        for locale_args in _locale_args(bindir, version, self._locale):
             argv = [
                 os.path.join(bindir, "initdb"), "-D", data_dir, "-U", _SUPERUSER, "-E", "UTF8",
-                "--auth=trust", "--no-sync", "--no-instructions", *locale_args,
+                # scram-sha-256 for `local` and `host` lines alike: no trust anywhere.
+                "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                "--no-sync", "--no-instructions", *locale_args,
             ]
             log = os.path.join(temp_dir, "initdb.log")
             returncode = _run_supervised(argv, user, log=log, cwd=temp_dir, remove=[temp_dir])
             if returncode == 0:
-                _templates.initdb_ran(key, data_dir, user)
+                _templates.initdb_ran(key, data_dir, user, password)
                 return
             failures.append(f"{' '.join(locale_args)}: {_tail(log, 12)}")
             os.unlink(log)

@@ -1,14 +1,19 @@
-"""Catalog look-ups standing in for PostgREST's schema cache.
+"""PostgREST's schema cache: tables, columns, primary keys, functions and time zones.
 
-PostgREST caches the catalog and needs `NOTIFY pgrst, 'reload schema'` after DDL; the stand-in
-reads pg_catalog on every request instead (a few sub-millisecond queries), so tables and
-functions created by tests or by `ensure` calls are visible immediately.
+`Snapshot` is the cache as PostgREST holds it: loaded in one go (`load_snapshot`) and then
+answering every request until the next reload (`schema_listener.SchemaCache` reloads it on
+`NOTIFY pgrst`). `LiveCatalog` answers the same questions from pg_catalog at each call; the
+engine uses it only when no cache is configured (engine unit tests, `schema_cache=False`).
+
+As in PostgREST's `SchemaCache.hs`, partitions are not tables of their own (`relispartition`)
+and functions returning `trigger` are not callable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import psycopg
 
@@ -61,8 +66,8 @@ class Function:
     return_types: dict[str, str]
 
 
-_TABLE_SQL = """
-select c.relkind::text,
+_TABLE_SQL_TEMPLATE = """
+select n.nspname::text, c.relname::text, c.relkind::text,
   coalesce((
     select json_agg(json_build_object(
         'name', a.attname,
@@ -98,16 +103,20 @@ select c.relkind::text,
     where i.indrelid = c.oid and i.indisprimary), '[]'::json)
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'v', 'm', 'f', 'p')
+where {where} and c.relkind in ('r', 'v', 'm', 'f', 'p') and not c.relispartition
+order by c.oid
 """
+_TABLE_SQL = _TABLE_SQL_TEMPLATE.format(where="n.nspname = %s and c.relname = %s")
+_ALL_TABLES_SQL = _TABLE_SQL_TEMPLATE.format(where="n.nspname = any(%s)")
 
 _TABLE_NAMES_SQL = """
 select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'f', 'p')
+where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'f', 'p') and not c.relispartition
+order by c.oid
 """
 
-_FUNCTIONS_SQL = """
-select p.oid,
+_FUNCTIONS_SQL_TEMPLATE = """
+select n.nspname::text, p.proname::text,
   coalesce(p.proargnames, array[]::text[]),
   coalesce(p.proargmodes::text[], array[]::text[]),
   coalesce((select array_agg(format_type(x, null) order by o)
@@ -128,25 +137,31 @@ select p.oid,
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
-where n.nspname = %s and p.proname = %s and p.prokind = 'f'
+where {where} and p.prokind = 'f' and p.prorettype <> 'trigger'::regtype
 order by p.oid
 """
+_FUNCTIONS_SQL = _FUNCTIONS_SQL_TEMPLATE.format(where="n.nspname = %s and p.proname = %s")
+_ALL_FUNCTIONS_SQL = _FUNCTIONS_SQL_TEMPLATE.format(where="n.nspname = any(%s)")
 
 _FUNCTION_NAMES_SQL = """
 select distinct p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-where n.nspname = %s and p.prokind = 'f'
+where n.nspname = %s and p.prokind = 'f' and p.prorettype <> 'trigger'::regtype
 """
 
+_TIMEZONES_SQL = "select name from pg_timezone_names"
 
-def lookup_table(conn: psycopg.Connection[Any], schema: str, name: str) -> Table | None:
-    row = conn.execute(_TABLE_SQL, (schema, name)).fetchone()
-    if row is None:
-        return None
-    kind, cols, pk = row
+
+def _table_from_row(row: Sequence[Any]) -> Table:
+    schema, name, kind, cols, pk = row
     columns = tuple(
         Column(c["name"], c["type"], c["base"], c["default"], bool(c["generated"])) for c in cols
     )
     return Table(schema, name, kind, columns, tuple(pk))
+
+
+def lookup_table(conn: psycopg.Connection[Any], schema: str, name: str) -> Table | None:
+    row = conn.execute(_TABLE_SQL, (schema, name)).fetchone()
+    return None if row is None else _table_from_row(row)
 
 
 def table_names(conn: psycopg.Connection[Any], schema: str) -> list[str]:
@@ -158,39 +173,119 @@ def function_names(conn: psycopg.Connection[Any], schema: str) -> list[str]:
 
 
 def lookup_functions(conn: psycopg.Connection[Any], schema: str, name: str) -> list[Function]:
-    out: list[Function] = []
-    for row in conn.execute(_FUNCTIONS_SQL, (schema, name)).fetchall():
-        (_oid, argnames, argmodes, argtypes, ndefaults, nargs, rettype, retset, retvoid, rettyptype, volatile, relcols, reltypes) = row
-        modes = list(argmodes) or ["i"] * len(argtypes)
-        names = list(argnames) + [""] * (len(argtypes) - len(argnames))
-        in_params: list[tuple[str, str, bool]] = []
-        out_names: list[str] = []
-        for pname, pmode, ptype in zip(names, modes, argtypes):
-            if pmode in ("i", "b", "v"):
-                in_params.append((pname, ptype, pmode == "v"))
-            if pmode in ("o", "b", "t"):
-                out_names.append(pname)
-        first_default = nargs - ndefaults
-        params = tuple(
-            Param(pname, ptype, idx >= first_default, variadic) for idx, (pname, ptype, variadic) in enumerate(in_params)
-        )
-        composite = rettyptype == "c" or (rettype == "record" and bool(out_names))
-        return_columns = tuple(relcols) if rettyptype == "c" else tuple(out_names)
-        out.append(
-            Function(
-                schema,
-                name,
-                params,
-                rettype,
-                bool(retset),
-                bool(retvoid),
-                composite,
-                volatile == "v",
-                return_columns,
-                dict(zip(relcols, reltypes)) if rettyptype == "c" else {},
-            )
-        )
-    return out
+    return [_function_from_row(row) for row in conn.execute(_FUNCTIONS_SQL, (schema, name)).fetchall()]
+
+
+def _function_from_row(row: Sequence[Any]) -> Function:
+    (schema, name, argnames, argmodes, argtypes, ndefaults, nargs, rettype, retset, retvoid,
+     rettyptype, volatile, relcols, reltypes) = row
+    modes = list(argmodes) or ["i"] * len(argtypes)
+    names = list(argnames) + [""] * (len(argtypes) - len(argnames))
+    in_params: list[tuple[str, str, bool]] = []
+    out_names: list[str] = []
+    for pname, pmode, ptype in zip(names, modes, argtypes):
+        if pmode in ("i", "b", "v"):
+            in_params.append((pname, ptype, pmode == "v"))
+        if pmode in ("o", "b", "t"):
+            out_names.append(pname)
+    first_default = nargs - ndefaults
+    params = tuple(
+        Param(pname, ptype, idx >= first_default, variadic) for idx, (pname, ptype, variadic) in enumerate(in_params)
+    )
+    composite = rettyptype == "c" or (rettype == "record" and bool(out_names))
+    return_columns = tuple(relcols) if rettyptype == "c" else tuple(out_names)
+    return Function(
+        schema,
+        name,
+        params,
+        rettype,
+        bool(retset),
+        bool(retvoid),
+        composite,
+        volatile == "v",
+        return_columns,
+        dict(zip(relcols, reltypes)) if rettyptype == "c" else {},
+    )
+
+
+class Catalog(Protocol):
+    """What the engine asks the schema cache (a `Snapshot` or the `LiveCatalog`)."""
+
+    def table(self, schema: str, name: str) -> Table | None: ...
+
+    def table_names(self, schema: str) -> list[str]: ...
+
+    def functions(self, schema: str, name: str) -> list[Function]: ...
+
+    def function_names(self, schema: str) -> list[str]: ...
+
+    def timezone_ok(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One loaded schema cache; immutable, so requests may share it across threads."""
+
+    schemas: tuple[str, ...]
+    tables: Mapping[tuple[str, str], Table] = field(default_factory=dict)
+    routines: Mapping[tuple[str, str], tuple[Function, ...]] = field(default_factory=dict)
+    timezones: frozenset[str] = frozenset()
+
+    def table(self, schema: str, name: str) -> Table | None:
+        return self.tables.get((schema, name))
+
+    def table_names(self, schema: str) -> list[str]:
+        return [name for (s, name) in self.tables if s == schema]
+
+    def functions(self, schema: str, name: str) -> list[Function]:
+        return list(self.routines.get((schema, name), ()))
+
+    def function_names(self, schema: str) -> list[str]:
+        return sorted({name for (s, name) in self.routines if s == schema})
+
+    def timezone_ok(self, name: str) -> bool:
+        return name in self.timezones
+
+    def summary(self) -> str:
+        return f"{len(self.tables)} relations, {sum(len(f) for f in self.routines.values())} functions"
+
+
+def load_snapshot(conn: psycopg.Connection[Any], schemas: Sequence[str]) -> Snapshot:
+    """Query the whole schema cache for `schemas` (PostgREST's querySchemaCache)."""
+    wanted = list(schemas)
+    tables = {}
+    for row in conn.execute(_ALL_TABLES_SQL, (wanted,)).fetchall():
+        table = _table_from_row(row)
+        tables[(table.schema, table.name)] = table
+    routines: dict[tuple[str, str], list[Function]] = {}
+    for row in conn.execute(_ALL_FUNCTIONS_SQL, (wanted,)).fetchall():
+        func = _function_from_row(row)
+        routines.setdefault((func.schema, func.name), []).append(func)
+    timezones = frozenset(r[0] for r in conn.execute(_TIMEZONES_SQL).fetchall())
+    return Snapshot(tuple(schemas), tables, {k: tuple(v) for k, v in routines.items()}, timezones)
+
+
+class LiveCatalog:
+    """The same answers as a `Snapshot`, read from pg_catalog on `conn` at every call."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def table(self, schema: str, name: str) -> Table | None:
+        return lookup_table(self._conn, schema, name)
+
+    def table_names(self, schema: str) -> list[str]:
+        return table_names(self._conn, schema)
+
+    def functions(self, schema: str, name: str) -> list[Function]:
+        return lookup_functions(self._conn, schema, name)
+
+    def function_names(self, schema: str) -> list[str]:
+        return function_names(self._conn, schema)
+
+    def timezone_ok(self, name: str) -> bool:
+        row = self._conn.execute("select 1 from pg_timezone_names where name = %s", [name]).fetchone()
+        return row is not None
 
 
 _ROLE_SETTINGS_SQL = """

@@ -14,7 +14,7 @@ from typing_extensions import Self
 
 from .bootstrap import AUTHENTICATOR, bootstrap
 from .keys import KeySet
-from .postgres import PostgresServer
+from .postgres import DEFAULT_LOCALE, PostgresServer
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -34,7 +34,16 @@ class LocalSupabase:
     """A local Supabase stand-in: `with LocalSupabase() as sb: ...` then use `sb.url`, `sb.env()`.
 
     `data_dir=None` uses a temporary cluster deleted on exit; a given `data_dir` is created or
-    reused (same data, same keys) and never deleted. `port=0` picks a free port for the API.
+    reused (same data, same keys, same passwords) and never deleted. `port=0` picks a free port
+    for the API.
+
+    Limits as hosted Supabase has them: `locale` is the cluster locale (C.UTF-8, code-point
+    order; e.g. `"icu:en-US"` for a natural-language collation; a reused cluster keeps its own);
+    `max_request_line` is the longest request line (with its line break) Kong/nginx accept
+    before 414 (None: no limit); `schemas` are the exposed schemas (the first is the default;
+    others are created if missing, with no grants); the schema cache reloads on
+    `NOTIFY pgrst, 'reload schema'`, which Supabase's event triggers send after DDL —
+    `ddl_watch=False` removes them (plain PostgREST: only an explicit NOTIFY reloads).
     """
 
     def __init__(
@@ -44,11 +53,23 @@ class LocalSupabase:
         data_dir: str | None = None,
         max_rows: int = 1000,
         legacy_keys_enabled: bool = True,
+        locale: str = DEFAULT_LOCALE,
+        max_request_line: int | None = 8192,
+        schemas: Sequence[str] = ("public",),
+        ddl_watch: bool = True,
     ) -> None:
+        if not schemas:
+            raise ValueError("schemas must name at least one schema")
+        if max_request_line is not None and max_request_line < 16:
+            raise ValueError("max_request_line must be None (no limit) or at least 16 bytes")
         self._port = port
         self._data_dir = data_dir
         self._max_rows = max_rows
         self._legacy_keys_enabled = legacy_keys_enabled
+        self._locale = locale
+        self._max_request_line = max_request_line
+        self._schemas = tuple(schemas)
+        self._ddl_watch = ddl_watch
         self._postgres: PostgresServer | None = None
         self._gateway: Gateway | None = None
         self._keys: KeySet | None = None
@@ -92,10 +113,15 @@ class LocalSupabase:
         from .engine import EngineConfig
         from .gateway import Gateway, GatewayConfig
 
-        self._postgres = postgres = PostgresServer(data_dir=self._data_dir)
+        self._postgres = postgres = PostgresServer(data_dir=self._data_dir, locale=self._locale)
         postgres.start()
         with psycopg.connect(postgres.superuser_dsn, autocommit=True) as conn:
-            bootstrap(conn)
+            bootstrap(
+                conn,
+                authenticator_password=postgres.password_for(AUTHENTICATOR),
+                ddl_watch=self._ddl_watch,
+                schemas=self._schemas,
+            )
         if self._data_dir is not None:
             self._keys = KeySet.load_or_create(os.path.join(postgres.data_dir, KEYS_FILE))
         else:
@@ -104,8 +130,9 @@ class LocalSupabase:
             database_url=postgres.dsn(AUTHENTICATOR),
             jwt_secret=self._keys.jwt_secret,
             api_keys=self._keys.api_keys(),
-            engine=EngineConfig(max_rows=self._max_rows),
+            engine=EngineConfig(max_rows=self._max_rows, schemas=self._schemas),
             legacy_keys_enabled=self._legacy_keys_enabled,
+            max_request_line=self._max_request_line,
         )
         self._gateway = Gateway(config, host="127.0.0.1", port=self._port)
         self._gateway.start()
@@ -173,7 +200,7 @@ class LocalSupabase:
 
     @property
     def database_url(self) -> str:
-        """Superuser DSN (trust authentication on 127.0.0.1)."""
+        """Superuser DSN with the cluster's random password (the server accepts no other way in)."""
         return self._require_postgres().superuser_dsn
 
     @property
@@ -197,11 +224,43 @@ class LocalSupabase:
         }
 
     def execute_sql(self, sql: str) -> None:
-        """Run `sql` (one or more statements, no parameters) as superuser, autocommit."""
+        """Run `sql` (one or more statements, no parameters) as superuser, autocommit.
+
+        When the SQL made PostgreSQL send a schema-reload notification (DDL with the event
+        triggers on, the default, or an explicit `NOTIFY pgrst, 'reload schema'`), this waits
+        until the gateway's schema cache has reloaded, so a table created here can be used
+        through the API as soon as this returns. Real Supabase reloads asynchronously: right
+        after DDL through any other connection the API may still answer PGRST205 for a moment
+        (`wait_schema_reload()` waits for that). DDL that sends no notification (e.g. with
+        `ddl_watch=False`) is not waited for: the cache stays stale, as plain PostgREST's does.
+        """
         import psycopg
 
+        notified: list[str] = []
         with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.add_notify_handler(
+                lambda n: notified.append(n.payload) if n.channel == "pgrst" else None
+            )
+            conn.execute("LISTEN pgrst")
             conn.execute(sql.encode())
+            # Our own notifications arrive with the results above; this flushes any straggler.
+            conn.execute("UNLISTEN pgrst")
+        if any(payload in ("", "reload schema") for payload in notified):
+            self.wait_schema_reload()
+
+    def wait_schema_reload(self, timeout: float = 10.0) -> None:
+        """Return once the schema cache has loaded every reload notification committed before
+        this call (a barrier; returns at once if none is pending)."""
+        cache = self._require_gateway().schema_cache
+        if cache is None:
+            return
+        cache.sync(timeout)
+
+    @property
+    def schema_reload_count(self) -> int:
+        """How many times the gateway's schema cache has been loaded (1 right after start)."""
+        cache = self._require_gateway().schema_cache
+        return 0 if cache is None else cache.reload_count
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of one statement run as superuser (for tests and the demo report)."""

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from parlant_supabase_sync.local.postgres import (
+    PASSWORDS_FILE,
     PostgresError,
     PostgresServer,
     find_bindir,
@@ -90,7 +91,8 @@ def test_server_accepts_connections_and_stop_leaves_no_process_or_directory() ->
     try:
         cluster, temp_dir, port = server.cluster_name, server.temp_dir, server.port
         assert temp_dir is not None and os.path.isdir(temp_dir)
-        assert server.superuser_dsn == f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        password = server.password_for("postgres")
+        assert server.superuser_dsn == f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
         with psycopg.connect(server.superuser_dsn) as conn:
             row = conn.execute(
                 "SELECT current_user, current_setting('fsync'), current_setting('listen_addresses'),"
@@ -106,14 +108,66 @@ def test_server_accepts_connections_and_stop_leaves_no_process_or_directory() ->
     server.stop()  # idempotent
 
 
-def test_default_collation_is_not_bytewise_c() -> None:
-    # Supabase databases sort text by a natural-language collation; so must ours, or ordering
-    # bugs (missing COLLATE "C") would pass locally and fail in production.
+ORDER_SQL = "SELECT x FROM (VALUES ('a'), ('B'), ('c')) v(x) ORDER BY x"
+
+
+def test_default_locale_is_c_utf8_as_on_hosted_supabase() -> None:
+    # Hosted Supabase databases have lc_collate = C.UTF-8 (supabase/postgres#696,
+    # supabase/cli#1309): text sorts by code point, so 'B' < 'a'.
     with PostgresServer() as server, psycopg.connect(server.superuser_dsn) as conn:
-        rows = conn.execute(
-            "SELECT x FROM (VALUES ('a'), ('B'), ('c')) v(x) ORDER BY x"
-        ).fetchall()
+        collate, ctype = conn.execute(
+            "SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()"
+        ).fetchone() or ("", "")
+        rows = conn.execute(ORDER_SQL).fetchall()
+        upper = conn.execute("SELECT upper('é')").fetchone()
+    assert collate.lower().replace("-", "") in ("c.utf8", "c")
+    assert ctype.lower().replace("-", "") in ("c.utf8", "c")
+    assert [r[0] for r in rows] == ["B", "a", "c"]
+    if collate.lower().replace("-", "") == "c.utf8":
+        assert upper == ("É",)  # a UTF-8 ctype, unlike plain C
+
+
+def test_another_locale_can_be_chosen_and_orders_naturally() -> None:
+    # An ICU collation needs no OS locale package, so the test runs on minimal systems.
+    with PostgresServer(locale="icu:en-US") as server, psycopg.connect(server.superuser_dsn) as conn:
+        rows = conn.execute(ORDER_SQL).fetchall()
+    assert server.locale == "icu:en-US"
     assert [r[0] for r in rows] == ["a", "B", "c"]
+
+
+def test_an_unknown_locale_is_refused_before_anything_is_created() -> None:
+    server = PostgresServer(locale="xx_YY.UTF-8")
+    with pytest.raises(PostgresError, match="not installed"):
+        server.start()
+    assert server.temp_dir is None
+    assert not server.running
+
+
+def test_connections_need_the_password_over_tcp_and_the_socket() -> None:
+    no_passfile = {"passfile": os.devnull}
+    with PostgresServer() as server:
+        tcp = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        sock = f"host={server.socket_dir} port={server.port} user=postgres dbname=postgres"
+        for conninfo in (tcp, sock):
+            with pytest.raises(psycopg.OperationalError, match="no password supplied"):
+                psycopg.connect(conninfo, connect_timeout=5, **no_passfile)
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(conninfo, password="wrong", connect_timeout=5, **no_passfile)
+            right = psycopg.connect(conninfo, password=server.password_for("postgres"), connect_timeout=5)
+            right.close()
+        with psycopg.connect(server.superuser_dsn) as conn:
+            methods = {r[0] for r in conn.execute("SELECT auth_method FROM pg_hba_file_rules").fetchall()}
+    assert methods == {"scram-sha-256"}
+
+
+def test_passwords_are_random_per_cluster(shared_dir: str) -> None:
+    with PostgresServer() as first, PostgresServer() as second, PostgresServer() as third:
+        passwords = {s.password_for("postgres") for s in (first, second, third)}
+        # The third start copies a template cluster; it still gets a password of its own.
+        for server in (first, second, third):
+            with psycopg.connect(server.superuser_dsn) as conn:
+                conn.execute("SELECT 1")
+    assert len(passwords) == 3
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="privilege drop only happens when running as root")
@@ -146,6 +200,20 @@ def test_given_data_dir_is_initialised_then_reused_and_never_deleted(shared_dir:
         cluster = second.cluster_name
     assert os.path.isfile(os.path.join(data_dir, "PG_VERSION"))
     assert processes_with(cluster) == []
+    # The password that let the second server in is kept next to the cluster, owner-only.
+    passwords = os.path.join(data_dir, PASSWORDS_FILE)
+    assert os.stat(passwords).st_mode & 0o777 == 0o600
+    assert os.stat(passwords).st_uid == os.geteuid()
+    assert first.password_for("postgres") == second.password_for("postgres")
+
+
+def test_reused_cluster_without_its_passwords_file_is_refused(shared_dir: str) -> None:
+    data_dir = os.path.join(shared_dir, "cluster")
+    with PostgresServer(data_dir=data_dir):
+        pass
+    os.unlink(os.path.join(data_dir, PASSWORDS_FILE))
+    with pytest.raises(PostgresError, match="superuser password is unknown"):
+        PostgresServer(data_dir=data_dir).start()
 
 
 def test_non_empty_directory_without_a_cluster_is_refused(shared_dir: str) -> None:
@@ -328,7 +396,7 @@ _TEMPLATE_SCRIPT = textwrap.dedent(
             pass
     third = PostgresServer()
     third.start()
-    print(*_templates._templates.values(), third.cluster_name, flush=True)
+    print(*(path for path, _ in _templates._templates.values()), third.cluster_name, flush=True)
     time.sleep(600)
     """
 )

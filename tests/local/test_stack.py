@@ -62,7 +62,7 @@ def wait_until(condition: Any, timeout: float = 20.0) -> bool:
 def bootstrapped() -> Iterator[PostgresServer]:
     with PostgresServer() as server:
         with psycopg.connect(server.superuser_dsn, autocommit=True) as conn:
-            bootstrap(conn)
+            bootstrap(conn, authenticator_password=server.password_for("authenticator"))
         yield server
 
 
@@ -187,7 +187,9 @@ def test_local_supabase_env_has_all_client_settings(local_supabase: Any) -> None
     assert anon["role"] == "anon"
     assert env["SUPABASE_SECRET_KEY"].startswith("sb_secret_")
     assert env["SUPABASE_PUBLISHABLE_KEY"].startswith("sb_publishable_")
-    assert env["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
+    password = local_supabase.postgres.password_for("postgres")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", password)
+    assert env["DATABASE_URL"].startswith(f"postgresql://postgres:{password}@127.0.0.1:")
 
 
 def test_local_supabase_repr_shows_no_keys(local_supabase: Any) -> None:
@@ -300,7 +302,7 @@ UP_LINES = re.compile(
     r"SUPABASE_ANON_KEY=[\w-]+\.[\w-]+\.[\w-]+\n"
     r"SUPABASE_SECRET_KEY=sb_secret_[\w-]{22}_[0-9a-f]{8}\n"
     r"SUPABASE_PUBLISHABLE_KEY=sb_publishable_[\w-]{22}_[0-9a-f]{8}\n"
-    r"DATABASE_URL=postgresql://postgres@127\.0\.0\.1:\d+/postgres\n"
+    r"DATABASE_URL=postgresql://postgres:[\w-]{32}@127\.0\.0\.1:\d+/postgres\n"
     r"ready\n"
 )
 
