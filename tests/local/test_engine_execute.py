@@ -76,9 +76,7 @@ def stack(local_supabase: LocalSupabase) -> LocalSupabase:
 
 @pytest.fixture
 def conn(stack: LocalSupabase) -> Iterator[psycopg.Connection[Any]]:
-    info = psycopg.conninfo.conninfo_to_dict(stack.database_url)
-    info["user"] = "authenticator"
-    with psycopg.connect(**info) as c:  # type: ignore[arg-type]
+    with psycopg.connect(stack.postgres.dsn("authenticator")) as c:
         yield c
         # Every request must leave the pooled connection idle, whatever happened.
         assert c.info.transaction_status == pq.TransactionStatus.IDLE
