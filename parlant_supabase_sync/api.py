@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import Cursor, FindResult, ObjectId, SortDirection
-from .ddl import FUNCTION_NAMES, MERGE_FUNCTION, REPORT_FUNCTION
+from .core import count_rows, read_rows, schema_report
+from .ddl_functions import FUNCTION_NAMES, REPORT_FUNCTION, WRITE_FUNCTION
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -32,8 +33,6 @@ from .errors import (
     PermissionDenied,
     SupabaseSyncError,
     TableMissing,
-    from_api_error,
-    from_transport_error,
 )
 from .naming import (
     DEFAULT_STORES,
@@ -42,6 +41,7 @@ from .naming import (
     table_names,
     validate_prefix,
 )
+from .transport import Expect, Transport
 
 if TYPE_CHECKING:
     import httpx
@@ -182,91 +182,6 @@ def check_shape(document: Any) -> str | None:
     except InvalidDocument as exc:
         return str(exc)
     return None
-
-
-# --- raw REST access (report RPC, failed-migration tables, bulk inserts) ------------------------
-
-
-class _Rest:
-    """The few PostgREST requests the core has no method for, over the shared HTTP client."""
-
-    def __init__(self, settings: SupabaseSettings, http: httpx.Client) -> None:
-        from .client import auth_headers
-
-        self._base = settings.rest_url
-        self._http = http
-        self._headers = {
-            **auth_headers(settings),
-            "Accept-Profile": settings.db_schema,
-            "Content-Profile": settings.db_schema,
-        }
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Sequence[tuple[str, str]] = (),
-        body: Any = None,
-        prefer: str | None = None,
-        table: str | None = None,
-    ) -> httpx.Response:
-        import httpx
-
-        headers = dict(self._headers)
-        if prefer:
-            headers["Prefer"] = prefer
-        content = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            response = self._http.request(
-                method,
-                f"{self._base}/{path}",
-                params=list(params),
-                content=content,
-                headers=headers,
-            )
-        except httpx.TransportError as exc:
-            raise from_transport_error(exc) from None
-        if response.status_code >= 400:
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = None
-            raise from_api_error(
-                payload if isinstance(payload, dict) else {"message": response.text[:200]},
-                response.status_code,
-                table=table,
-            )
-        return response
-
-    def rpc(self, function: str, args: Mapping[str, Any]) -> Any:
-        return self.request("POST", f"rpc/{function}", body=dict(args)).json()
-
-    def select(self, table: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-        rows = self.request("GET", table, params=params, table=table).json()
-        return rows if isinstance(rows, list) else []
-
-    def count(self, table: str, params: Sequence[tuple[str, str]] = ()) -> int:
-        response = self.request(
-            "HEAD", table, params=[("select", "id"), *params], prefer="count=exact", table=table
-        )
-        total = response.headers.get("content-range", "*/0").rpartition("/")[2]
-        return int(total) if total.isdigit() else 0
-
-    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.request("POST", table, body=rows, prefer="return=minimal", table=table)
-
-    def delete(self, table: str, params: Sequence[tuple[str, str]]) -> None:
-        self.request("DELETE", table, params=params, prefer="return=minimal", table=table)
-
-
-def _in_list(values: Iterable[str]) -> str:
-    from .filters import quote
-
-    return "in.(" + ",".join(quote(v) for v in values) + ")"
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -493,8 +408,8 @@ class Collection:
         return f"<Collection {self.name!r} table={self.table!r}>"
 
     @property
-    def _rest(self) -> _Rest:
-        return self.store.connection._rest
+    def _transport(self) -> Transport:
+        return self.store.connection.transport
 
     @property
     def core(self) -> SyncDocumentCollection:
@@ -597,11 +512,8 @@ class Collection:
 
     def insert_many(self, documents: Sequence[Mapping[str, Any]]) -> None:
         """Insert documents in one request: all are written or none."""
-        from .rows import document_to_row
-
-        rows = [document_to_row(d) for d in documents]
-        if rows:
-            self._rest.insert(self.table, rows)
+        if documents:
+            self.core.insert_many(documents)
 
     def import_jsonl(
         self,
@@ -666,10 +578,8 @@ class Collection:
         existing: dict[str, str] = {}
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
-            for row in self._rest.select(
-                self.table, [("select", "id,data"), ("id", _in_list(chunk))]
-            ):
-                existing[row["id"]] = _canonical(row["data"])
+            for found in self.core.find({"id": {"$in": chunk}}).items:
+                existing[found["id"]] = _canonical(found)
         new: list[dict[str, Any]] = []
         for number, doc in batch:
             current = existing.get(doc["id"])
@@ -691,14 +601,9 @@ class Collection:
         offset = 0
         page = self.store.connection.settings.page_size
         while True:
-            rows = self._rest.select(
-                self.failed_table,
-                [
-                    ("select", "*"),
-                    ("order", "id.asc"),
-                    ("limit", str(page)),
-                    ("offset", str(offset)),
-                ],
+            rows = read_rows(
+                self._transport, "failed", self.failed_table, [], order="id.asc", limit=page,
+                offset=offset,
             )
             if not rows:
                 return
@@ -720,7 +625,7 @@ class Collection:
 
     def _restore_one(self, doc_id: str) -> RestoreResult:
         assert self.failed_table is not None
-        rows = self._rest.select(self.failed_table, [("select", "*"), ("id", f"eq.{doc_id}")])
+        rows = read_rows(self._transport, "restore", self.failed_table, [("id", f"eq.{doc_id}")])
         if not rows:
             return RestoreResult(doc_id, False, f"not in {self.failed_table}")
         versions = {
@@ -756,20 +661,34 @@ class Collection:
                 return RestoreResult(
                     doc_id, False, f"{self.table} got a document with this id meanwhile"
                 )
-        self._rest.delete(self.failed_table, [("id", f"eq.{doc_id}")])
+        self.store.database.write("restore", self.failed_table, "delete_many", {"ids": [doc_id]})
         return RestoreResult(
             doc_id, True, "restored" if current is None else "already present; removed from failed"
         )
 
     # sorted listings (custom sort keys are not in the core's keyset paging)
 
-    def _sorted_params(
-        self, where: dict[str, Any], keys: list[tuple[str, SortDirection]]
-    ) -> list[tuple[str, str]]:
+    def _sorted_rows(
+        self,
+        where: dict[str, Any],
+        keys: list[tuple[str, SortDirection]],
+        limit: int,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
         from .filters import encode_order, encode_where
 
         last = keys[-1][1] if keys else None
-        return [("select", "data"), *encode_where(where), ("order", encode_order(keys, last))]
+        rows = read_rows(
+            self._transport,
+            "find",
+            self.table,
+            encode_where(where),
+            columns="data",
+            order=encode_order(keys, last),
+            limit=limit,
+            offset=offset,
+        )
+        return [row["data"] for row in rows]
 
     def _find_sorted(
         self, where: dict[str, Any], limit: int | None, keys: list[tuple[str, SortDirection]]
@@ -784,10 +703,7 @@ class Collection:
             return FindResult(items=items, total_count=total, has_more=False)
         items = []
         if limit > 0:
-            rows = self._rest.select(
-                self.table, [*self._sorted_params(where, keys), ("limit", str(limit))]
-            )
-            items = [r["data"] for r in rows]
+            items = self._sorted_rows(where, keys, limit)
         return FindResult(items=items, total_count=total, has_more=total > len(items))
 
     def _iter_sorted(
@@ -798,16 +714,12 @@ class Collection:
         if matches_nothing(where):
             return
         page = page_size or self.store.connection.settings.page_size
-        params = self._sorted_params(where, keys)
         offset = 0
         while True:
-            rows = self._rest.select(
-                self.table, [*params, ("limit", str(page)), ("offset", str(offset))]
-            )
+            rows = self._sorted_rows(where, keys, page, offset)
             if not rows:
                 return
-            for row in rows:
-                yield row["data"]
+            yield from rows
             offset += len(rows)
 
 
@@ -852,7 +764,7 @@ class Store:
             from .core import SyncDocumentDatabase
 
             self._database = SyncDocumentDatabase(
-                self.connection.settings, table_prefix=self.prefix, http_client=self.connection.http
+                table_prefix=self.prefix, transport=self.connection.transport
             )
         return self._database
 
@@ -917,9 +829,8 @@ class Connection:
         self, settings: SupabaseSettings, *, http_client: httpx.Client | None = None
     ) -> None:
         self.settings = settings
-        self._owns_http = http_client is None
-        self.http: httpx.Client = http_client if http_client is not None else _build_http(settings)
-        self._rest = _Rest(settings, self.http)
+        self.transport = Transport(settings, http_client)
+        self.http: httpx.Client = self.transport.http
         self._stores: dict[str, Store] = {}
 
     def __repr__(self) -> str:
@@ -936,8 +847,7 @@ class Connection:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
-        if self._owns_http:
-            self.http.close()
+        self.transport.close()
 
     def store(self, name: str) -> Store:
         """A store by key (`sessions`, `customers`, `context_variables`) or by table prefix."""
@@ -954,7 +864,7 @@ class Connection:
         the report function itself is missing, e.g. on a database set up by the older SQL)."""
         names = list(dict.fromkeys(tables))
         try:
-            raw = self._rest.rpc(SCHEMA_REPORT_FUNCTION, {"p_tables": names})
+            raw = schema_report(self.transport, names)
         except FunctionMissing:
             return self._probe(names)
         except SupabaseSyncError as exc:
@@ -982,9 +892,7 @@ class Connection:
         statuses: dict[str, TableStatus] = {}
         for name in names:
             try:
-                self._rest.request(
-                    "GET", name, params=[("select", "*"), ("limit", "0")], table=name
-                )
+                read_rows(self.transport, "probe", name, [], limit=0)
                 statuses[name] = TableStatus(exists=True)
             except TableMissing:
                 statuses[name] = TableStatus(exists=False)
@@ -992,15 +900,22 @@ class Connection:
                 statuses[name] = TableStatus(exists=True, access=False)
         functions = {SCHEMA_REPORT_FUNCTION: False}
         try:
-            # An empty table name is refused by the function itself (P0001) without writing.
-            self._rest.rpc(MERGE_FUNCTION, {"p_table": "", "p_id": "", "p_params": {}})
-            functions[MERGE_FUNCTION] = True
+            # A request id that is too short is refused by the function itself (P0001) before
+            # it looks at anything else, so the probe writes nothing.
+            body = {"p_request_id": "", "p_table": "", "p_operation": "", "p_args": {}}
+            self.transport.send(
+                "probe",
+                self.transport.rpc(WRITE_FUNCTION, body),
+                function=WRITE_FUNCTION,
+                expect=Expect.OBJECT,
+            )
+            functions[WRITE_FUNCTION] = True
         except FunctionMissing:
-            functions[MERGE_FUNCTION] = False
+            functions[WRITE_FUNCTION] = False
         except AuthenticationError:
             raise
         except SupabaseSyncError as exc:
-            functions[MERGE_FUNCTION] = exc.code != "42883"  # see schema_report
+            functions[WRITE_FUNCTION] = exc.code != "42883"  # see schema_report
         return SchemaReport(statuses, functions, from_report_function=False)
 
     def _store_list(self, names: Iterable[str] | None) -> list[Store]:
@@ -1047,9 +962,9 @@ class Connection:
         for info in self.stores(names):
             label = info.key or info.prefix
             for c in info.collections:
-                documents = self._rest.count(c.table) if counts and c.exists else None
+                documents = count_rows(self.transport, "ls", c.table) if counts and c.exists else None
                 failed = (
-                    self._rest.count(c.failed_table)
+                    count_rows(self.transport, "ls", c.failed_table)
                     if counts and c.failed_table and c.failed_exists
                     else None
                 )
@@ -1172,12 +1087,6 @@ def _tables_of(stores: Iterable[Store]) -> list[str]:
     for store in stores:
         names.extend(all_table_names(store.prefix, store.collections))
     return names
-
-
-def _build_http(settings: SupabaseSettings) -> httpx.Client:
-    from .client import build_http_client
-
-    return build_http_client(settings)
 
 
 def connect(

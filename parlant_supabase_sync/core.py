@@ -4,10 +4,10 @@ Every method gives the result Parlant's ``TransientDocumentDatabase`` gives for 
 calls (see :mod:`parlant_supabase_sync.filters` for the documented filter differences), with
 as few HTTP round trips as PostgREST allows:
 
-* ``find_one``, ``find`` (up to one page), ``insert_one``, and ``update_one``/``delete_one``
-  filtered by ``{"id": {"$eq": …}}``: one request each.
+* ``find_one``, ``find`` (up to one page), ``insert_one``, and ``update_one`` (upserts included)
+  / ``delete_one`` filtered by ``{"id": {"$eq": …}}``: one request each.
 * ``update_one``/``delete_one`` with any other filter: two (the first match's id, then the
-  write pinned to that id); an upsert that misses: two.
+  write pinned to that id).
 * ``find`` without a limit: one request per page of ``settings.page_size`` documents (keyset
   paging on ``(creation_utc, id)``; a server ``max-rows`` cap below the page size only adds
   pages, it never drops documents).
@@ -18,6 +18,11 @@ first document in ``(creation_utc, id)`` order; Transient takes the first insert
 leaves the choice unspecified. Documents are expected to hold ``creation_utc`` and ``id`` as
 strings, as every Parlant document does.
 
+Every write goes through the generated ``parlant_write`` function with a request id made here,
+so a write repeated after a lost answer returns the outcome of its first attempt (exactly once:
+see :mod:`parlant_supabase_sync.ddl_functions`). All requests go through
+:class:`~parlant_supabase_sync.transport.Transport`.
+
 The REST API cannot create or drop tables: they come from the generated SQL
 (``parlant-supabase-sync sql``). A missing table or function raises :class:`SchemaMissing`
 listing everything missing and the command that prints the SQL.
@@ -27,16 +32,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import httpx
-from postgrest.exceptions import APIError
-from postgrest.types import CountMethod, ReturnMethod
+from postgrest.types import CountMethod
 from typing_extensions import Self, get_type_hints
 
 from . import filters as _filters
@@ -51,52 +54,37 @@ from ._types import (
     UpdateResult,
 )
 from .cache import MetadataCache, MetadataWrite
-from .client import (
-    build_http_client,
-    build_postgrest_client,
-    disable_builder_retry,
-    last_status,
-    post_rpc,
-    record_statuses,
-    reset_status,
-    rpc_objects_supported,
-)
-from .errors import (
-    DuplicateDocument,
-    FunctionMissing,
-    SchemaMissing,
-    SupabaseSyncError,
-    TableMissing,
-    from_api_error,
-    from_transport_error,
-)
+from .ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
+from .errors import FunctionMissing, SchemaMissing, TableMissing
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
-from .retry import call_with_retry
-from .rows import document_to_row, row_to_document, validate_document
+from .rows import row_to_document, validate_document
 from .settings import SupabaseSettings
+from .transport import Expect, OperationStats, RequestStats, Transport
 
 __all__ = [
     "CollectionMissing",
+    "Document",
     "OperationStats",
     "RequestStats",
     "SyncDocumentCollection",
     "SyncDocumentDatabase",
+    "apply_filters",
+    "apply_order",
+    "count_rows",
     "ensure_is_total",
+    "read_rows",
+    "schema_report",
 ]
 
 T = TypeVar("T")
 Document = dict[str, Any]
 Loader = Callable[[Document], "Document | None"]
 
-MERGE_FUNCTION = "parlant_merge_document"
-REPORT_FUNCTION = "parlant_schema_report"
 _ROW_COLUMNS = "id,creation_utc,data"
 # Typed Any: postgrest's StrEnums are unknown to mypy when it checks for Python 3.10.
-_MINIMAL: Any = ReturnMethod.minimal
-_REPRESENTATION: Any = ReturnMethod.representation
 _EXACT: Any = CountMethod.exact
-# Ids per `in.(…)` list in one URL; ids are short, so this stays far below gateway URL limits.
-_IN_CHUNK = 200
+# Ids per bulk write (they travel in the POST body, not the URL).
+_WRITE_CHUNK = 1000
 
 
 class CollectionMissing(TableMissing, ValueError):
@@ -118,74 +106,12 @@ def ensure_is_total(document: Mapping[str, Any], schema: type[Any]) -> None:
         )
 
 
-# --- request statistics --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OperationStats:
-    """Calls of one operation, the HTTP requests they sent, and their total wall time."""
-
-    calls: int
-    requests: int
-    seconds: float
-
-
-class RequestStats:
-    """Requests and time per operation (``find``, ``insert_one``, …), thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[str, int] = {}
-        self._requests: dict[str, int] = {}
-        self._seconds: dict[str, float] = {}
-        self._current = threading.local()
-
-    def record_request(self, operation: str) -> None:
-        """Count one HTTP request, under the public operation in progress on this thread."""
-        current = getattr(self._current, "operation", None)
-        name = current or operation
-        with self._lock:
-            self._requests[name] = self._requests.get(name, 0) + 1
-
-    @contextmanager
-    def timed(self, operation: str) -> Iterator[None]:
-        """Time one call of ``operation``; requests sent meanwhile are counted under it."""
-        outer = getattr(self._current, "operation", None)
-        if outer is None:
-            self._current.operation = operation
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - start
-            if outer is None:
-                self._current.operation = None
-                with self._lock:
-                    self._calls[operation] = self._calls.get(operation, 0) + 1
-                    self._seconds[operation] = self._seconds.get(operation, 0.0) + elapsed
-
-    @property
-    def total_requests(self) -> int:
-        with self._lock:
-            return sum(self._requests.values())
-
-    def snapshot(self) -> dict[str, OperationStats]:
-        with self._lock:
-            names = sorted(set(self._calls) | set(self._requests))
-            return {
-                name: OperationStats(
-                    self._calls.get(name, 0),
-                    self._requests.get(name, 0),
-                    self._seconds.get(name, 0.0),
-                )
-                for name in names
-            }
-
-    def reset(self) -> None:
-        with self._lock:
-            self._calls.clear()
-            self._requests.clear()
-            self._seconds.clear()
+def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
+    try:
+        ensure_is_total(document, schema)
+    except TypeError:
+        return False
+    return True
 
 
 # --- per-process state ---------------------------------------------------------------------
@@ -240,12 +166,68 @@ def _find_in(
     return FindResult(items=documents, total_count=total, has_more=False, next_cursor=None)
 
 
+def apply_filters(builder: Any, params: Sequence[tuple[str, str]]) -> Any:
+    """Put ``filters.encode_where`` parameters on a postgrest builder."""
+    for key, value in params:
+        if key == "or":
+            builder = builder.or_(value[1:-1])
+        else:
+            operator, _, criteria = value.partition(".")
+            builder = builder.filter(key, operator, criteria)
+    return builder
+
+
+def apply_order(builder: Any, order: str) -> Any:
+    """Put a ``filters.encode_order`` value on a postgrest builder."""
+    # postgrest-py's order() appends "<column>.<asc|desc>" verbatim; our order string always
+    # ends with the id tiebreak, so it goes in as one "column" plus the last direction.
+    head, _, direction = order.rpartition(".")
+    return builder.order(head, desc=direction == "desc")
+
+
+def read_rows(
+    transport: Transport,
+    operation: str,
+    table: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    columns: str = "*",
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Document]:
+    """One GET of ``table``'s rows (for the tools layer's listings of any adapter table)."""
+    builder = apply_filters(transport.table(table).select(columns), params)
+    if order is not None:
+        builder = apply_order(builder, order)
+    if limit is not None:
+        builder = builder.range(offset, offset + limit - 1) if offset else builder.limit(limit)
+    rows: list[Document] = transport.send(operation, builder, table=table).data
+    return rows
+
+
+def count_rows(transport: Transport, operation: str, table: str) -> int:
+    """How many rows ``table`` holds (one request)."""
+    builder = transport.table(table).select("id", count=_EXACT).limit(0)
+    answer = transport.send(operation, builder, table=table, count=True)
+    return answer.count or 0
+
+
+def schema_report(transport: Transport, tables: Sequence[str]) -> dict[str, Any]:
+    """``parlant_schema_report`` for ``tables``: one request (see ddl_functions)."""
+    builder = transport.rpc(REPORT_FUNCTION, {"p_tables": list(tables)})
+    report: dict[str, Any] = transport.send(
+        "schema_report", builder, function=REPORT_FUNCTION, expect=Expect.OBJECT
+    ).data
+    return report
+
+
 class SyncDocumentDatabase:
     """A Parlant document database on Supabase's REST API, synchronous and thread-safe.
 
     One table per collection, named from ``table_prefix`` (:mod:`parlant_supabase_sync.naming`).
-    The HTTP client is created from ``settings`` unless one is injected; :meth:`close` closes
-    it only if this object created it.
+    The HTTP client is created from ``settings`` unless one (or a whole ``transport``) is
+    injected; :meth:`close` closes only what this object created.
     """
 
     def __init__(
@@ -256,34 +238,34 @@ class SyncDocumentDatabase:
         http_client: httpx.Client | None = None,
         metadata_cache: MetadataCache | None = None,
         logger: logging.Logger | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        if transport is not None:
+            settings = transport.settings
         self._settings = settings if settings is not None else SupabaseSettings.from_env()
         self._prefix = validate_prefix(table_prefix, ())
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else build_http_client(self._settings)
-        if not self._owns_http:
-            record_statuses(self._http)
-        self._pg = build_postgrest_client(self._settings, self._http)
+        self._logger = logger if logger is not None else logging.getLogger(__name__)
+        self._owns_transport = transport is None
+        self._transport = (
+            transport
+            if transport is not None
+            else Transport(self._settings, http_client, logger=self._logger)
+        )
         self._cache = (
             metadata_cache
             if metadata_cache is not None
             else MetadataCache(self._settings.metadata_cache_ttl)
         )
         self._db_key = MetadataCache.database_key(self._settings.url, self._settings.db_schema)
-        self._logger = logger if logger is not None else logging.getLogger(__name__)
-        self._stats = RequestStats()
         self._collections: dict[str, SyncDocumentCollection] = {}
         self._lock = threading.Lock()
-        self._closed = False
 
     # lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the HTTP client if this database created it (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            if self._owns_http:
-                self._http.close()
+        """Close the transport (and its HTTP client) if this database created it (idempotent)."""
+        if self._owns_transport:
+            self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -306,14 +288,19 @@ class SyncDocumentDatabase:
         return self._prefix
 
     @property
+    def transport(self) -> Transport:
+        """The one send path of this database (shared with whoever injected it)."""
+        return self._transport
+
+    @property
     def stats(self) -> RequestStats:
         """Requests and time per operation, for reports."""
-        return self._stats
+        return self._transport.stats
 
     @property
     def request_count(self) -> int:
         """HTTP requests sent so far (retries included)."""
-        return self._stats.total_requests
+        return self._transport.stats.total_requests
 
     @property
     def metadata_cache(self) -> MetadataCache:
@@ -335,7 +322,7 @@ class SyncDocumentDatabase:
         The table itself must exist (the REST API cannot create tables; they come from the
         generated SQL); a missing one raises :class:`SchemaMissing`.
         """
-        with self._stats.timed("create_collection"):
+        with self.stats.timed("create_collection"):
             tables = self.table_for(name)
             self._require_tables(name, tables)
             self._delete_all("create_collection", tables.main)
@@ -346,7 +333,7 @@ class SyncDocumentDatabase:
     ) -> SyncDocumentCollection:
         """The existing collection ``name``; raises ``ValueError`` (:class:`CollectionMissing`)
         when its table does not exist. The loader runs once per process over every document."""
-        with self._stats.timed("get_collection"):
+        with self.stats.timed("get_collection"):
             tables = self.table_for(name)
             self._require_tables(name, tables, missing_collection_is_value_error=True)
             collection = self._remember(name, schema, tables)
@@ -363,7 +350,7 @@ class SyncDocumentDatabase:
         one it rejects (``None`` or an exception) is copied to the failed-migrations table
         before it is removed from the collection.
         """
-        with self._stats.timed("get_or_create_collection"):
+        with self.stats.timed("get_or_create_collection"):
             tables = self.table_for(name)
             self._require_tables(name, tables)
             collection = self._remember(name, schema, tables)
@@ -375,7 +362,7 @@ class SyncDocumentDatabase:
 
         Idempotent. The tables stay: the REST API cannot drop tables.
         """
-        with self._stats.timed("delete_collection"):
+        with self.stats.timed("delete_collection"):
             tables = self.table_for(name)
             for table in (tables.main, tables.failed):
                 if table is None:
@@ -396,15 +383,7 @@ class SyncDocumentDatabase:
             return collection
 
     def _delete_all(self, operation: str, table: str) -> None:
-        # pg-safeupdate refuses an unfiltered DELETE; `id=not.is.null` matches every row.
-        self._send(
-            operation,
-            table,
-            lambda: self._pg.table(table)
-            .delete(returning=_MINIMAL)
-            .filter("id", "not.is", "null"),
-            retry=True,
-        )
+        self.write(operation, table, "clear", {})
 
     def _require_tables(
         self, name: str, tables: TableNames, *, missing_collection_is_value_error: bool = False
@@ -413,17 +392,13 @@ class SyncDocumentDatabase:
         if all((self._db_key, table) in _EXISTING_TABLES for table in needed):
             return
         try:
-            report = self._retry(
-                "schema_report",
-                None,
-                lambda _: self._rpc("schema_report", REPORT_FUNCTION, {"p_tables": needed}),
-            )
+            report = self.schema_report(needed)
         except FunctionMissing:
             raise SchemaMissing(
-                functions=[REPORT_FUNCTION, MERGE_FUNCTION], prefixes=[self._prefix]
+                functions=[REPORT_FUNCTION, WRITE_FUNCTION], prefixes=[self._prefix]
             ) from None
-        table_report = report.get("tables", {}) if isinstance(report, Mapping) else {}
-        function_report = report.get("functions", {}) if isinstance(report, Mapping) else {}
+        table_report = report.get("tables") or {}
+        function_report = report.get("functions") or {}
         missing_tables = [
             table for table in needed if not (table_report.get(table) or {}).get("exists")
         ]
@@ -442,6 +417,8 @@ class SyncDocumentDatabase:
                 functions=missing_functions,
                 prefixes=[self._prefix],
             )
+        if report.get("receipts") is False:
+            missing_tables.append(RECEIPTS_TABLE)
         if missing_tables or missing_functions:
             raise SchemaMissing(
                 tables=missing_tables, functions=missing_functions, prefixes=[self._prefix]
@@ -459,96 +436,33 @@ class SyncDocumentDatabase:
 
     # requests -------------------------------------------------------------------------------
 
-    def _send(
-        self,
-        operation: str,
-        table: str | None,
-        build: Callable[[], Any],
-        *,
-        retry: bool,
-        check: Callable[[int, SupabaseSyncError], Any] | None = None,
-    ) -> Any:
-        """Execute the builder made by ``build()``; return the response data.
+    def schema_report(self, tables: Sequence[str]) -> dict[str, Any]:
+        """``parlant_schema_report`` for ``tables``: one request (see ddl_functions)."""
+        return schema_report(self._transport, tables)
 
-        Failures are mapped through :mod:`.errors`. With ``retry``, connection errors and
-        502/503/504 are retried per the settings' policy; ``check(attempt, error)`` may turn
-        an error on a repeated attempt into a result (e.g. an insert meeting its own row).
+    def write(
+        self, operation: str, table: str, write: str, args: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One ``parlant_write`` call under a fresh request id; its outcome object.
+
+        The id is made once per write, so every retry of it returns the first outcome instead
+        of acting again (exactly once, even when an answer was lost after the commit).
         """
-
-        def attempt(number: int) -> Any:
-            try:
-                return self._execute(operation, table, build())
-            except SupabaseSyncError as error:
-                if check is not None and number > 0:
-                    return check(number, error)
-                raise
-
-        if not retry:
-            return attempt(0)
-        return self._retry(operation, table, attempt)
-
-    def _retry(self, operation: str, table: str | None, send: Callable[[int], T]) -> T:
-        """``send(attempt)`` under the settings' retry policy, logging each retry."""
-
-        def log_retry(number: int, error: SupabaseSyncError, delay: float) -> None:
-            self._logger.warning(
-                "parlant-supabase-sync: %s on %s failed (%s); retry %d in %.2fs",
-                operation,
-                table or "rpc",
-                type(error).__name__,
-                number,
-                delay,
-            )
-
-        return call_with_retry(self._settings.retry, send, on_retry=log_retry)
-
-    def _rpc(self, operation: str, function: str, body: Mapping[str, Any]) -> Any:
-        """Call an adapter SQL function (one request); its JSON result, ``None`` for null."""
-        if rpc_objects_supported():
-            return self._execute(operation, None, self._pg.rpc(function, cast(Any, body)))
-        if self._closed:
-            raise RuntimeError("this SyncDocumentDatabase is closed")
-        self._stats.record_request(operation)
-        try:
-            response = post_rpc(self._http, self._settings, function, body)
-        except httpx.TransportError as exc:
-            raise from_transport_error(exc) from None
-        try:
-            payload = response.json() if response.content else None
-        except ValueError:
-            payload = None
-        if response.is_success:
-            return payload
-        error_body = payload if isinstance(payload, Mapping) else None
-        raise from_api_error(error_body, response.status_code)
-
-    def _execute(self, operation: str, table: str | None, builder: Any) -> Any:
-        return self._execute_response(operation, table, builder).data
-
-    def _execute_response(self, operation: str, table: str | None, builder: Any) -> Any:
-        if self._closed:
-            raise RuntimeError("this SyncDocumentDatabase is closed")
-        disable_builder_retry(builder)
-        self._stats.record_request(operation)
-        reset_status()
-        try:
-            return builder.execute()
-        except APIError as exc:
-            raise self._api_error(exc, table) from None
-        except httpx.TransportError as exc:
-            raise from_transport_error(exc) from None
-
-    @staticmethod
-    def _api_error(exc: APIError, table: str | None) -> SupabaseSyncError:
-        raw = exc.json() if callable(getattr(exc, "json", None)) else {}
-        body: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
-        status = last_status()
-        code = body.get("code")
-        if isinstance(code, str) and code.isdigit() and len(code) == 3:
-            # postgrest-py puts the HTTP status in `code` when the body was not PostgREST JSON.
-            status = status if status is not None else int(code)
-            body["code"] = None
-        return from_api_error(body, status, table=table)
+        body = {
+            "p_request_id": uuid.uuid4().hex,
+            "p_table": table,
+            "p_operation": write,
+            "p_args": dict(args),
+        }
+        answer = self._transport.send(
+            operation,
+            self._transport.rpc(WRITE_FUNCTION, body),
+            table=table,
+            function=WRITE_FUNCTION,
+            expect=Expect.OBJECT,
+        )
+        outcome: dict[str, Any] = answer.data
+        return outcome
 
 
 class SyncDocumentCollection:
@@ -689,12 +603,13 @@ class SyncDocumentCollection:
     def insert_one(self, document: Mapping[str, Any]) -> InsertResult:
         """Insert ``document`` (it must have every key of the schema, as in Transient).
 
-        An existing id raises :class:`DuplicateDocument` (a ``ValueError``), unless a retried
-        request finds that its own earlier attempt stored the identical document.
+        An existing id raises :class:`DuplicateDocument` (a ``ValueError``). A retry after a
+        lost answer returns the first attempt's outcome, so it never meets its own document.
         """
         with self._db.stats.timed("insert_one"), self._writing() as write:
             ensure_is_total(document, self._schema)
-            self._insert("insert_one", document_to_row(document))
+            validate_document(document)
+            self._db.write("insert_one", self._table, "insert", {"document": dict(document)})
             if write is not None:
                 write.inserted(dict(document))
             return InsertResult(acknowledged=True)
@@ -706,41 +621,52 @@ class SyncDocumentCollection:
 
         A hit gives ``matched_count=1, modified_count=1`` and the merged document; a miss gives
         0, 0 and None, or with ``upsert`` inserts ``params`` (which must then be a complete
-        document) and returns it with counts 0, 0.
+        document) and returns it with counts 0, 0. The upsert is one statement: concurrent
+        upserts of one id give one document (the later ones merge into it) and no error.
         """
         with self._db.stats.timed("update_one"), self._writing() as write:
             validate_document(params, "params")
-            where = _filters.encode_where(filters)
+            # Transient checks an upsert's document only when it has to insert it.
+            insertable = upsert and _is_total(params, self._schema)
             pinned = _filters.id_pinned(filters)
-            if not _filters.matches_nothing(filters):
-                # Each lost race means another caller removed a match, so this ends.
-                while True:
-                    target = (
-                        pinned if pinned is not None else self._first_id("update_one", where)
-                    )
-                    if target is None:
-                        break
-                    merged = self._merge(target, params)
-                    if merged is not None:
-                        if write is not None:
-                            write.replaced(target, merged)
+            where = _filters.encode_where(filters)
+            nothing = _filters.matches_nothing(filters)
+            while True:
+                target = None
+                if not nothing:
+                    target = pinned if pinned is not None else self._first_id("update_one", where)
+                if target is None and not insertable:
+                    break
+                outcome = self._db.write(
+                    "update_one",
+                    self._table,
+                    "merge",
+                    {"id": target, "params": dict(params), "upsert": insertable},
+                )
+                document = outcome.get("document")
+                if isinstance(document, dict):
+                    if write is not None and outcome.get("inserted"):
+                        write.inserted(document)
+                    elif write is not None:
+                        write.replaced(target or str(document.get("id")), document)
+                    if outcome.get("inserted"):
                         return UpdateResult(
                             acknowledged=True,
-                            matched_count=1,
-                            modified_count=1,
-                            updated_document=merged,
+                            matched_count=0,
+                            modified_count=0,
+                            updated_document=dict(params),
                         )
-                    if pinned is not None:
-                        break
-                    # The match was deleted between the two requests: look again.
+                    return UpdateResult(
+                        acknowledged=True,
+                        matched_count=1,
+                        modified_count=1,
+                        updated_document=document,
+                    )
+                if pinned is not None or target is None:
+                    break
+                # The match was deleted between the two requests: look again.
             if upsert:
-                ensure_is_total(params, self._schema)
-                self._insert("update_one", document_to_row(params))
-                if write is not None:
-                    write.inserted(dict(params))
-                return UpdateResult(
-                    acknowledged=True, matched_count=0, modified_count=0, updated_document=params
-                )
+                ensure_is_total(params, self._schema)  # raises: nothing matched to merge into
             if write is not None:
                 write.unchanged()
             return UpdateResult(
@@ -755,40 +681,30 @@ class SyncDocumentCollection:
             if not _filters.matches_nothing(filters):
                 # Each lost race means another caller removed a match, so this ends.
                 while True:
-                    known: Document | None = None
-                    if pinned is not None:
-                        target: str | None = pinned
-                    else:
-                        rows = self._select(
-                            "delete_one", where, _filters.encode_order(None), 1, columns="id,data"
-                        )
-                        target = rows[0]["id"] if rows else None
-                        known = row_to_document(rows[0]) if rows else None
+                    target = pinned if pinned is not None else self._first_id("delete_one", where)
                     if target is None:
                         break
-                    deleted, retried = self._delete_ids(
-                        "delete_one", self._table, [target], returning=True
-                    )
-                    if deleted:
+                    outcome = self._db.write("delete_one", self._table, "delete", {"id": target})
+                    deleted = outcome.get("deleted")
+                    if isinstance(deleted, dict):
                         if write is not None:
                             write.deleted(target)
                         return DeleteResult(
-                            acknowledged=True,
-                            deleted_count=1,
-                            deleted_document=row_to_document(deleted[0]),
-                        )
-                    if known is not None and retried:
-                        # A repeated DELETE found nothing: the first attempt deleted it.
-                        if write is not None:
-                            write.deleted(target)
-                        return DeleteResult(
-                            acknowledged=True, deleted_count=1, deleted_document=known
+                            acknowledged=True, deleted_count=1, deleted_document=deleted
                         )
                     if pinned is not None:
                         break
             if write is not None:
                 write.unchanged()
             return DeleteResult(acknowledged=True, deleted_count=0, deleted_document=None)
+
+    def insert_many(self, documents: Sequence[Mapping[str, Any]]) -> int:
+        """Insert documents in one request per 1,000: each request all or nothing."""
+        return self._bulk("insert_many", "insert_many", documents)
+
+    def put_many(self, documents: Sequence[Mapping[str, Any]]) -> int:
+        """Write whole documents, replacing any with the same id (one request per 1,000)."""
+        return self._bulk("put_many", "put_many", documents)
 
     # helpers --------------------------------------------------------------------------------
 
@@ -810,22 +726,6 @@ class SyncDocumentCollection:
             ]
 
         return self._db.metadata_cache.documents(self._db._db_key, self._table, load)
-
-    def _apply(self, builder: Any, params: Sequence[tuple[str, str]]) -> Any:
-        for key, value in params:
-            if key == "or":
-                builder = builder.or_(value[1:-1])
-            else:
-                operator, _, criteria = value.partition(".")
-                builder = builder.filter(key, operator, criteria)
-        return builder
-
-    @staticmethod
-    def _order(builder: Any, order: str) -> Any:
-        # postgrest-py's order() appends "<column>.<asc|desc>" verbatim; our order string always
-        # ends with the id tiebreak, so it goes in as one "column" plus the last direction.
-        head, _, direction = order.rpartition(".")
-        return builder.order(head, desc=direction == "desc")
 
     def _select(
         self,
@@ -850,21 +750,11 @@ class SyncDocumentCollection:
         columns: str = _ROW_COLUMNS,
         count: bool = False,
     ) -> tuple[list[Document], int | None]:
-        table = self._table
-
-        def build() -> Any:
-            builder = self._db._pg.table(table).select(
-                columns, count=_EXACT if count else None
-            )
-            builder = self._apply(builder, params)
-            return self._order(builder, order).limit(limit)
-
-        def send(number: int) -> Any:
-            return self._db._execute_response(operation, table, build())
-
-        response = self._db._retry(operation, table, send)
-        data = response.data if isinstance(response.data, list) else []
-        return data, response.count
+        transport = self._db.transport
+        builder = transport.table(self._table).select(columns, count=_EXACT if count else None)
+        builder = apply_order(apply_filters(builder, params), order).limit(limit)
+        answer = transport.send(operation, builder, table=self._table, count=count)
+        return answer.data, answer.count
 
     def _count(self, operation: str, params: Sequence[tuple[str, str]]) -> int:
         rows, total = self._select_counted(
@@ -932,72 +822,23 @@ class SyncDocumentCollection:
         rows = self._select(operation, params, _filters.encode_order(None), 1, columns="id")
         return str(rows[0]["id"]) if rows else None
 
-    def _insert(self, operation: str, row: Document) -> None:
-        table = self._table
+    def _bulk(self, operation: str, write: str, documents: Sequence[Mapping[str, Any]]) -> int:
+        written = 0
+        with self._db.stats.timed(operation):
+            for start in range(0, len(documents), _WRITE_CHUNK):
+                chunk = [dict(d) for d in documents[start : start + _WRITE_CHUNK]]
+                for document in chunk:
+                    validate_document(document)
+                outcome = self._db.write(operation, self._table, write, {"documents": chunk})
+                written += int(outcome.get("written") or 0)
+        if self._is_metadata:
+            self._db.metadata_cache.invalidate(self._db._db_key, self._table)
+        return written
 
-        def check(number: int, error: SupabaseSyncError) -> None:
-            # A retried insert whose earlier attempt reached the table meets its own row.
-            if not (isinstance(error, DuplicateDocument) and self._stored(row["id"]) == row["data"]):
-                raise error
-
-        self._db._send(
-            operation,
-            table,
-            lambda: self._db._pg.table(table).insert(row, returning=_MINIMAL),
-            retry=True,
-            check=check,
-        )
-
-    def _stored(self, doc_id: Any) -> Document | None:
-        if not isinstance(doc_id, str):
-            return None
-        rows = self._select("verify", [("id", f"eq.{doc_id}")], _filters.encode_order(None), 1)
-        return row_to_document(rows[0]) if rows else None
-
-    def _merge(self, doc_id: str, params: Mapping[str, Any]) -> Document | None:
-        body = {"p_table": self._table, "p_id": doc_id, "p_params": dict(params), "p_upsert": False}
-        new_id = params.get("id")
-
-        def send(number: int) -> Any:
-            merged = self._db._rpc("update_one", MERGE_FUNCTION, body)
-            if merged is None and number > 0 and isinstance(new_id, str) and new_id != doc_id:
-                # The earlier attempt may have applied and moved the row to its new id.
-                stored = self._stored(new_id)
-                if stored is not None and all(stored.get(k) == v for k, v in params.items()):
-                    return stored
-            return merged
-
-        result = self._db._retry("update_one", self._table, send)
-        return result if isinstance(result, dict) else None
-
-    def _delete_ids(
-        self, operation: str, table: str, ids: Sequence[str], *, returning: bool
-    ) -> tuple[list[Document], bool]:
-        """Delete ``ids`` (chunked); the rows deleted, and whether any request was repeated."""
-        deleted: list[Document] = []
-        retried = False
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-
-            def build(chunk: Sequence[str] = chunk) -> Any:
-                builder = self._db._pg.table(table).delete(
-                    returning=_REPRESENTATION if returning else _MINIMAL
-                )
-                if len(chunk) == 1:
-                    return builder.filter("id", "eq", chunk[0])
-                return builder.filter(
-                    "id", "in", "(" + ",".join(_filters.quote(i) for i in chunk) + ")"
-                )
-
-            def send(number: int, build: Callable[[], Any] = build) -> Any:
-                nonlocal retried
-                retried = retried or number > 0
-                return self._db._execute(operation, table, build())
-
-            data = self._db._retry(operation, table, send)
-            if isinstance(data, list):
-                deleted.extend(data)
-        return deleted, retried
+    def _delete_ids(self, operation: str, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _WRITE_CHUNK):
+            chunk = list(ids[start : start + _WRITE_CHUNK])
+            self._db.write(operation, self._table, "delete_many", {"ids": chunk})
 
     # loader ---------------------------------------------------------------------------------
 
@@ -1039,15 +880,16 @@ class SyncDocumentCollection:
                 if migrated is None:
                     failures.append(document)
                 elif migrated is not document:
-                    rewrites.append(document_to_row(migrated))
+                    validate_document(migrated)
+                    rewrites.append(dict(migrated))
                     if migrated.get("id") != document.get("id"):
                         moved_ids.append(doc_id)
             if rewrites:
-                self._upsert_rows(rewrites)
+                self._db.write("loader", self._table, "put_many", {"documents": rewrites})
                 migrated_total += len(rewrites)
-                visited.update(str(row["id"]) for row in rewrites)
+                visited.update(str(document["id"]) for document in rewrites)
             if moved_ids:
-                self._delete_ids("loader", self._table, moved_ids, returning=False)
+                self._delete_ids("loader", moved_ids)
             if failures:
                 failed_total += self._fail(failures)
         if migrated_total or failed_total:
@@ -1058,15 +900,6 @@ class SyncDocumentCollection:
                 failed_total,
                 self._tables.failed,
             )
-
-    def _upsert_rows(self, rows: list[Document]) -> None:
-        table = self._table
-        self._db._send(
-            "loader",
-            table,
-            lambda: self._db._pg.table(table).upsert(rows, returning=_MINIMAL),
-            retry=True,
-        )
 
     def _fail(self, documents: list[Document]) -> int:
         failed_table = self._tables.failed
@@ -1079,25 +912,17 @@ class SyncDocumentCollection:
                 self._name,
             )
             return 0
-        now = _now_utc()
-        records = [
-            {
-                "id": doc.get("id") if isinstance(doc.get("id"), str) else None,
-                "data": doc,
-                "failed_utc": now,
-            }
-            for doc in documents
-        ]
-        # Copy first, then delete: a failure in between leaves a copy, never a loss. The
-        # failed table has no key, so a retried copy may duplicate a record (harmless).
-        self._db._send(
-            "loader",
-            failed_table,
-            lambda: self._db._pg.table(failed_table).insert(
-                records, returning=_MINIMAL
-            ),
-            retry=True,
-        )
         ids = [str(doc.get("id")) for doc in documents]
-        self._delete_ids("loader", self._table, ids, returning=False)
+        # One statement moves them: the copy and the removal commit together.
+        for start in range(0, len(ids), _WRITE_CHUNK):
+            self._db.write(
+                "loader",
+                self._table,
+                "fail",
+                {
+                    "ids": ids[start : start + _WRITE_CHUNK],
+                    "failed_table": failed_table,
+                    "failed_utc": _now_utc(),
+                },
+            )
         return len(documents)

@@ -15,6 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from parlant_supabase_sync.ddl_functions import (
+    DOCUMENT_TABLE_COMMENT,
+    FAILED_TABLE_COMMENT,
+    FUNCTION_NAMES,
+    LEGACY_MERGE_FUNCTION,
+    SERVICE_ROLE,
+    receipts_table,
+    report_function,
+    write_function,
+)
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
@@ -26,6 +36,22 @@ from parlant_supabase_sync.naming import (
     tables_for,
     truncate_identifier,
     validate_prefix,
+)
+from parlant_supabase_sync.sqltext import (
+    dollar_quote as _dollar_quote,
+)
+from parlant_supabase_sync.sqltext import (
+    indent as _indent,
+)
+from parlant_supabase_sync.sqltext import (
+    qualified as _qualified,
+)
+from parlant_supabase_sync.sqltext import (
+    quote_ident,
+    quote_literal,
+)
+from parlant_supabase_sync.sqltext import (
+    text_array as _text_array,
 )
 
 __all__ = [
@@ -50,20 +76,10 @@ __all__ = [
 AnonPolicy = Literal["none", "allow-all", "per-customer"]
 ANON_POLICIES: tuple[AnonPolicy, ...] = ("none", "allow-all", "per-customer")
 
-DOCUMENT_TABLE_COMMENT = "parlant-supabase-sync document table"
-FAILED_TABLE_COMMENT = "parlant-supabase-sync failed-migrations table"
-MERGE_FUNCTION = "parlant_merge_document"
-REPORT_FUNCTION = "parlant_schema_report"
-FUNCTION_NAMES = (MERGE_FUNCTION, REPORT_FUNCTION)
-SERVICE_ROLE = "service_role"
 BROWSER_ROLES = ("anon", "authenticated")
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 CUSTOMER_SCOPED_COLLECTIONS = ("sessions", "customer_tag_associations")
 
-_DOCUMENT_SIGNATURE = sorted(
-    [f"{column} text" for column in MIRRORED_COLUMNS] + ["data jsonb"]
-)
-_FAILED_SIGNATURE = sorted(["id text", "data jsonb", "failed_utc text"])
 # Python's datetime.isoformat() spelling, so failed_utc sorts and parses like creation_utc.
 _FAILED_UTC_DEFAULT = (
     "to_char((now() AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
@@ -76,66 +92,6 @@ REGENERATE_HINT = (
     "-- Run it in the Supabase SQL editor (or psql). Every statement is idempotent: running the\n"
     "-- script again changes nothing.\n"
 )
-
-
-# --- quoting -----------------------------------------------------------------------------------
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier: double quotes, inner quotes doubled (never cut silently)."""
-    if not name or "\x00" in name:
-        raise ConfigurationError(f"invalid SQL identifier {name!r}")
-    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise ConfigurationError(
-            f"SQL identifier {name!r} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL "
-            "would cut it, so cut it with naming.truncate_identifier first"
-        )
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Quote an SQL string literal (standard_conforming_strings: only quotes are doubled)."""
-    if "\x00" in value:
-        raise ConfigurationError("SQL string literals cannot contain NUL characters")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _dollar_quote(body: str, tag: str) -> str:
-    while f"${tag}$" in body:
-        tag += "_"
-    return f"${tag}${body}${tag}$"
-
-
-def _qualified(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
-def _mirror(column: str, document: str) -> str:
-    """`column`'s value derived from the jsonb expression `document`: the string, else NULL."""
-    key = quote_literal(column)
-    return (
-        f"CASE WHEN jsonb_typeof(({document}) -> {key}) = 'string' "
-        f"THEN ({document}) ->> {key} END"
-    )
-
-
-def _text_array(values: Iterable[str]) -> str:
-    return "ARRAY[" + ", ".join(quote_literal(value) for value in values) + "]::text[]"
-
-
-def _columns_signature(relid: str) -> str:
-    """Sorted `name type` of a relation's live columns, to compare with a known shape."""
-    return (
-        "(SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) "
-        f"ORDER BY a.attname::text COLLATE {quote_ident('C')}) "
-        f"FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = {relid} "
-        "AND a.attnum > 0 AND NOT a.attisdropped)"
-    )
-
-
-def _indent(text: str, spaces: int) -> str:
-    pad = " " * spaces
-    return "\n".join(pad + line if line else line for line in text.split("\n"))
 
 
 # --- table layout ------------------------------------------------------------------------------
@@ -480,177 +436,6 @@ END
     return f"DO {_dollar_quote(body, 'do')};"
 
 
-# --- functions ---------------------------------------------------------------------------------
-
-
-def _merge_assignments(existing: str, patch: str) -> str:
-    merged = f"{existing} || {patch}"
-    c = quote_ident
-    lines = [f"{c('data')} = {merged}"]
-    # The id column cannot be NULL; a stored document without a string id keeps its row id.
-    lines.append(f"{c('id')} = COALESCE({_mirror('id', merged)}, t.{c('id')})")
-    lines += [
-        f"{c(column)} = {_mirror(column, merged)}" for column in MIRRORED_COLUMNS[1:]
-    ]
-    return ",\n".join(lines)
-
-
-def _merge_function(schema: str) -> str:
-    c = quote_ident
-    columns = ", ".join(c(column) for column in (*MIRRORED_COLUMNS, "data"))
-    inserted = ",\n".join(
-        [_mirror(column, "$1") for column in MIRRORED_COLUMNS] + ["$1"]
-    )
-    update = (
-        f"UPDATE %s AS t\n   SET {_indent(_merge_assignments('t.' + c('data'), '$2'), 7).lstrip()}\n"
-        f" WHERE t.{c('id')} = $1\nRETURNING t.{c('data')}"
-    )
-    insert = f"INSERT INTO %s AS t ({columns})\nSELECT {_indent(inserted, 7).lstrip()}"
-    upsert = (
-        f"{insert}\nON CONFLICT ({c('id')}) DO UPDATE\n"
-        f"   SET {_indent(_merge_assignments('t.' + c('data'), 'EXCLUDED.' + c('data')), 7).lstrip()}\n"
-        f"RETURNING t.{c('data')}"
-    )
-    insert = f"{insert}\nRETURNING t.{c('data')}"
-    body = f"""
-DECLARE
-    v_target text;
-    v_relid oid;
-    v_merged jsonb;
-BEGIN
-    IF p_table IS NULL OR p_table = '' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: p_table must name a collection table';
-    END IF;
-    v_target := format('%I.%I', current_schema(), p_table);
-    v_relid := pg_catalog.to_regclass(v_target);
-    IF v_relid IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
-            MESSAGE = format('parlant-supabase-sync: table %s does not exist', v_target),
-            HINT = 'Generate the schema with `parlant-supabase-sync sql` and run it in the '
-                   'Supabase SQL editor.';
-    END IF;
-    IF pg_catalog.obj_description(v_relid, 'pg_class') IS DISTINCT FROM {quote_literal(DOCUMENT_TABLE_COMMENT)}
-       OR {_columns_signature("v_relid")} IS DISTINCT FROM {_text_array(_DOCUMENT_SIGNATURE)} THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = format('parlant-supabase-sync: %s is not a parlant-supabase-sync document table',
-                             v_target),
-            HINT = 'Only tables created by `parlant-supabase-sync sql` (or upgraded with its '
-                   'upgrade script) can be merged into.';
-    END IF;
-    IF p_params IS NULL OR jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: p_params must be a JSON object';
-    END IF;
-    IF p_params ? 'id' AND jsonb_typeof(p_params -> 'id') <> 'string' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: a document id must be a string';
-    END IF;
-
-    -- One UPDATE: the row lock makes a concurrent merge wait, and READ COMMITTED then
-    -- re-evaluates `data || p_params` on the row version that merge committed, so merges of
-    -- disjoint keys never lose each other's keys.
-    EXECUTE format($sql$
-{_indent(update, 8)}
-$sql$, v_target) INTO v_merged USING p_id, p_params;
-    IF v_merged IS NOT NULL OR NOT COALESCE(p_upsert, false) THEN
-        RETURN v_merged;
-    END IF;
-
-    IF jsonb_typeof(p_params -> 'id') IS DISTINCT FROM 'string' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: an upserted document needs a string "id"';
-    END IF;
-    IF p_params ->> 'id' = p_id THEN
-        -- Same id: a concurrent upsert may have inserted it since the UPDATE; merge into it.
-        EXECUTE format($sql$
-{_indent(upsert, 8)}
-$sql$, v_target) INTO v_merged USING p_params;
-    ELSE
-        EXECUTE format($sql$
-{_indent(insert, 8)}
-$sql$, v_target) INTO v_merged USING p_params;
-    END IF;
-    RETURN v_merged;
-END
-"""
-    target = _qualified(schema, MERGE_FUNCTION)
-    return (
-        f"CREATE OR REPLACE FUNCTION {target}(\n"
-        "    p_table text,\n    p_id text,\n    p_params jsonb,\n    p_upsert boolean DEFAULT false\n"
-        ") RETURNS jsonb\n"
-        "LANGUAGE plpgsql\nVOLATILE\nSECURITY INVOKER\n"
-        f"AS {_dollar_quote(body, 'function')};\n"
-        f"COMMENT ON FUNCTION {target}(text, text, jsonb, boolean) IS "
-        + quote_literal(
-            "parlant-supabase-sync: shallow-merge p_params into the document with id p_id "
-            "(optionally inserting it) and return the merged document"
-        )
-        + ";\n"
-        f"GRANT EXECUTE ON FUNCTION {target}(text, text, jsonb, boolean) TO {quote_ident(SERVICE_ROLE)};"
-    )
-
-
-def _report_function(schema: str) -> str:
-    namespace = "(SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = current_schema())"
-    document = quote_literal(DOCUMENT_TABLE_COMMENT)
-    failed = quote_literal(FAILED_TABLE_COMMENT)
-    privileges = " AND ".join(
-        f"has_table_privilege(f.relid, {quote_literal(privilege)})"
-        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
-    )
-    body = f"""
-    WITH requested AS (
-        SELECT DISTINCT u.name
-          FROM unnest(COALESCE(p_tables, ARRAY[]::text[])) AS u(name)
-         WHERE u.name IS NOT NULL
-    ), found AS (
-        SELECT r.name, c.oid AS relid, c.relrowsecurity AS rls,
-               pg_catalog.obj_description(c.oid, 'pg_class') AS note,
-               {_columns_signature("c.oid")} AS columns
-          FROM requested AS r
-          LEFT JOIN pg_catalog.pg_class AS c
-            ON c.relname::text = r.name
-           AND c.relnamespace = {namespace}
-           AND c.relkind IN ('r', 'p')
-    )
-    SELECT jsonb_build_object(
-        'schema', current_schema(),
-        'tables', COALESCE((
-            SELECT jsonb_object_agg(f.name, jsonb_build_object(
-                'exists', f.relid IS NOT NULL,
-                'adapter', COALESCE(
-                    (f.note = {document} AND f.columns = {_text_array(_DOCUMENT_SIGNATURE)})
-                    OR (f.note = {failed} AND f.columns = {_text_array(_FAILED_SIGNATURE)}),
-                    false),
-                'kind', CASE f.note WHEN {document} THEN 'document'
-                                    WHEN {failed} THEN 'failed-migrations' END,
-                'rls', COALESCE(f.rls, false),
-                'access', COALESCE(f.relid IS NOT NULL AND {privileges}, false)))
-              FROM found AS f), '{{}}'::jsonb),
-        'functions', (
-            SELECT jsonb_object_agg(fn.name, EXISTS (
-                       SELECT 1 FROM pg_catalog.pg_proc AS p
-                        WHERE p.proname::text = fn.name AND p.pronamespace = {namespace}))
-              FROM unnest({_text_array(FUNCTION_NAMES)}) AS fn(name))
-    )
-"""
-    target = _qualified(schema, REPORT_FUNCTION)
-    return (
-        f"CREATE OR REPLACE FUNCTION {target}(p_tables text[])\n"
-        "RETURNS jsonb\n"
-        "LANGUAGE sql\nSTABLE\nSECURITY INVOKER\n"
-        f"AS {_dollar_quote(body, 'function')};\n"
-        f"COMMENT ON FUNCTION {target}(text[]) IS "
-        + quote_literal(
-            "parlant-supabase-sync: which of p_tables exist in current_schema(), are adapter "
-            "tables, have RLS enabled and are accessible, and which adapter functions exist"
-        )
-        + ";\n"
-        f"GRANT EXECUTE ON FUNCTION {target}(text[]) TO {quote_ident(SERVICE_ROLE)};"
-    )
-
-
 # --- generators --------------------------------------------------------------------------------
 
 
@@ -659,17 +444,19 @@ def _section(title: str) -> str:
 
 
 def generate_functions(*, schema: str = "public", header: bool = True) -> str:
-    """The SQL creating `parlant_merge_document` and `parlant_schema_report` in `schema`."""
+    """The SQL creating the receipts table, `parlant_write` and `parlant_schema_report`."""
     quote_ident(schema)
     parts = [REGENERATE_HINT] if header else []
     parts += [
+        _section("write receipts (outcomes of writes by request id)"),
+        receipts_table(schema),
         _section("functions (called as POST /rest/v1/rpc/<name>)"),
         (
-            "-- SECURITY INVOKER: they run with the caller's privileges and RLS; they resolve the\n"
-            "-- table in the caller's current_schema() (PostgREST sets search_path to the API schema)."
+            "-- SECURITY INVOKER: they run with the caller's privileges and RLS. search_path is\n"
+            f"-- empty and every name is qualified with the schema {schema!r}."
         ),
-        _merge_function(schema),
-        _report_function(schema),
+        write_function(schema),
+        report_function(schema),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -732,6 +519,8 @@ def generate_upgrade(
         _section("comments, row-level security, grants, indexes"),
         "\n\n".join(_table_setup(schema, table) for table in tables),
         generate_functions(schema=schema, header=False).rstrip("\n"),
+        _section("the function earlier releases merged through (replaced by parlant_write)"),
+        f"DROP FUNCTION IF EXISTS {_qualified(schema, LEGACY_MERGE_FUNCTION)}(text, text, jsonb, boolean);",
         _section("the older adapter's allow-all policies"),
         _seed_policy_drops(schema, tables),
     ]

@@ -1,9 +1,8 @@
 """Capped exponential backoff with jitter, for requests that are safe to repeat.
 
-Only failures that say nothing reached a result are retried: connection errors and HTTP
-502/503/504 (PostgREST's PGRST000–PGRST003 are 503/504). The caller decides what is safe to
-repeat: reads, writes pinned to one id that are idempotent, and writes whose effect the caller
-checks afterwards (an insert that meets its own earlier attempt).
+Retried: connection errors, HTTP 502/503/504 (PostgREST's PGRST000–PGRST003 are 503/504) and
+2xx answers whose body is broken. The transport decides what is safe to repeat: reads, and
+writes carrying a request id whose outcome the server records (a repeat returns that outcome).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import SupabaseSyncError, TransientError
+from .errors import InvalidResponse, SupabaseSyncError, TransientError
 from .settings import RetryPolicy
 
 __all__ = ["backoff_delay", "call_with_retry", "is_retryable"]
@@ -25,7 +24,9 @@ _RETRY_CODES = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502",
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for connection failures and 502/503/504 responses."""
+    """True for connection failures, 502/503/504 and 2xx answers with a broken body."""
+    if isinstance(error, InvalidResponse):
+        return True
     if not isinstance(error, TransientError):
         return False
     if error.status is None and error.code is None:
@@ -46,11 +47,12 @@ def call_with_retry(
     *,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, SupabaseSyncError, float], None] | None = None,
+    may_repeat: Callable[[SupabaseSyncError], bool] | None = None,
 ) -> T:
     """Call ``send(attempt)`` until it succeeds, fails for good, or attempts run out.
 
-    ``send`` receives the 0-based attempt number so it can check the effect of an earlier
-    attempt (``attempt > 0`` means an earlier one may have been applied).
+    ``send`` receives the 0-based attempt number. ``may_repeat(error)`` says whether the
+    request may be sent again after ``error`` (default: yes, for every retryable error).
     """
     attempt = 0
     while True:
@@ -58,6 +60,8 @@ def call_with_retry(
             return send(attempt)
         except SupabaseSyncError as error:
             if attempt + 1 >= policy.attempts or not is_retryable(error):
+                raise
+            if may_repeat is not None and not may_repeat(error):
                 raise
             delay = backoff_delay(policy, attempt)
             if on_retry is not None:

@@ -67,9 +67,9 @@ from parlant.core.loggers import Logger
 from parlant.core.sessions import SessionDocumentStore
 
 from parlant_supabase_sync.cache import MetadataCache
-from parlant_supabase_sync.client import build_http_client
 from parlant_supabase_sync.facade import SupabaseDocumentDatabase
 from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.transport import build_http_client
 
 __all__ = ["SupabaseStores", "supabase_stores"]
 

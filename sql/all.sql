@@ -316,123 +316,211 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_by_creation_u
 -- $do$;
 -- GRANT SELECT ON TABLE "public"."parlant_customers_customer_tag_associations" TO "authenticated";
 
+-- ---- write receipts (outcomes of writes by request id) ---------------------------------------
+
+CREATE TABLE IF NOT EXISTS "public"."parlant_write_receipts" (
+    "request_id" text COLLATE "C" NOT NULL PRIMARY KEY,
+    "table_name" text COLLATE "C" NOT NULL,
+    "operation" text COLLATE "C" NOT NULL,
+    "outcome" jsonb,
+    "created_at" timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS "parlant_write_receipts_created_at" ON "public"."parlant_write_receipts" ("created_at");
+COMMENT ON TABLE "public"."parlant_write_receipts" IS 'parlant-supabase-sync write receipts (kept 24 hours)';
+ALTER TABLE "public"."parlant_write_receipts" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_write_receipts" TO "service_role";
+
 -- ---- functions (called as POST /rest/v1/rpc/<name>) ------------------------------------------
 
--- SECURITY INVOKER: they run with the caller's privileges and RLS; they resolve the
--- table in the caller's current_schema() (PostgREST sets search_path to the API schema).
+-- SECURITY INVOKER: they run with the caller's privileges and RLS. search_path is
+-- empty and every name is qualified with the schema 'public'.
 
-CREATE OR REPLACE FUNCTION "public"."parlant_merge_document"(
+CREATE OR REPLACE FUNCTION "public"."parlant_write"(
+    p_request_id text,
     p_table text,
-    p_id text,
-    p_params jsonb,
-    p_upsert boolean DEFAULT false
+    p_operation text,
+    p_args jsonb DEFAULT '{}'::jsonb
 ) RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
+SET search_path = ''
 AS $function$
 DECLARE
     v_target text;
     v_relid oid;
-    v_merged jsonb;
+    v_note text;
+    v_columns text[];
+    v_kind text;
+    v_receipt record;
+    v_outcome jsonb;
+    v_doc jsonb;
+    v_params jsonb;
+    v_inserted boolean;
+    v_count bigint;
+    v_failed text;
 BEGIN
+    IF p_request_id IS NULL OR pg_catalog.length(p_request_id) NOT BETWEEN 16 AND 128 THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: p_request_id must be 16 to 128 characters';
+    END IF;
+
     IF p_table IS NULL OR p_table = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: p_table must name a collection table';
+        MESSAGE = 'parlant-supabase-sync: p_table must name a collection table';
     END IF;
-    v_target := format('%I.%I', current_schema(), p_table);
+    v_target := pg_catalog.format('%I.%I', 'public', p_table);
     v_relid := pg_catalog.to_regclass(v_target);
     IF v_relid IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
-            MESSAGE = format('parlant-supabase-sync: table %s does not exist', v_target),
-            HINT = 'Generate the schema with `parlant-supabase-sync sql` and run it in the '
-                   'Supabase SQL editor.';
+        RAISE EXCEPTION USING ERRCODE = '42P01',
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: table %s does not exist', v_target),
+        HINT = 'Generate the schema with `parlant-supabase-sync sql` and run it.';
     END IF;
-    IF pg_catalog.obj_description(v_relid, 'pg_class') IS DISTINCT FROM 'parlant-supabase-sync document table'
-       OR (SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) ORDER BY a.attname::text COLLATE "C") FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped) IS DISTINCT FROM ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[] THEN
+    v_note := pg_catalog.obj_description(v_relid, 'pg_class');
+    v_columns := (SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) ORDER BY a.attname::text COLLATE "C") FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped);
+    v_kind := CASE
+        WHEN v_note = 'parlant-supabase-sync document table' AND v_columns = ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[] THEN 'document'
+        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_utc text', 'id text']::text[] THEN 'failed'
+    END;
+    IF v_kind IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = format('parlant-supabase-sync: %s is not a parlant-supabase-sync document table',
-                             v_target),
-            HINT = 'Only tables created by `parlant-supabase-sync sql` (or upgraded with its '
-                   'upgrade script) can be merged into.';
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: %s is not a parlant-supabase-sync table', v_target),
+        HINT = 'Only tables created by `parlant-supabase-sync sql` (or its upgrade script) can be written.';
     END IF;
-    IF p_params IS NULL OR jsonb_typeof(p_params) <> 'object' THEN
+    IF v_kind = 'failed' AND p_operation = ANY (ARRAY['insert', 'insert_many', 'put_many', 'merge', 'delete', 'fail']::text[]) THEN
         RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: p_params must be a JSON object';
-    END IF;
-    IF p_params ? 'id' AND jsonb_typeof(p_params -> 'id') <> 'string' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: a document id must be a string';
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: %s is a failed-migrations table', v_target);
     END IF;
 
-    -- One UPDATE: the row lock makes a concurrent merge wait, and READ COMMITTED then
-    -- re-evaluates `data || p_params` on the row version that merge committed, so merges of
-    -- disjoint keys never lose each other's keys.
-    EXECUTE format($sql$
-        UPDATE %s AS t
-           SET "data" = t."data" || $2,
-               "id" = COALESCE(CASE WHEN jsonb_typeof((t."data" || $2) -> 'id') = 'string' THEN (t."data" || $2) ->> 'id' END, t."id"),
-               "version" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'version') = 'string' THEN (t."data" || $2) ->> 'version' END,
-               "creation_utc" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'creation_utc') = 'string' THEN (t."data" || $2) ->> 'creation_utc' END,
-               "session_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'session_id') = 'string' THEN (t."data" || $2) ->> 'session_id' END,
-               "customer_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'customer_id') = 'string' THEN (t."data" || $2) ->> 'customer_id' END,
-               "agent_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'agent_id') = 'string' THEN (t."data" || $2) ->> 'agent_id' END
-         WHERE t."id" = $1
-        RETURNING t."data"
-$sql$, v_target) INTO v_merged USING p_id, p_params;
-    IF v_merged IS NOT NULL OR NOT COALESCE(p_upsert, false) THEN
-        RETURN v_merged;
+    -- The receipt first: a repeat of a committed write finds it and returns the outcome; a
+    -- repeat racing the first attempt waits here on the primary key until that one ends.
+    INSERT INTO "public"."parlant_write_receipts" ("request_id", "table_name", "operation")
+    VALUES (p_request_id, p_table, p_operation)
+    ON CONFLICT ("request_id") DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT r."table_name" AS table_name, r."operation" AS operation,
+               r."outcome" AS outcome
+          INTO v_receipt FROM "public"."parlant_write_receipts" AS r WHERE r."request_id" = p_request_id;
+        IF v_receipt.table_name IS DISTINCT FROM p_table
+           OR v_receipt.operation IS DISTINCT FROM p_operation THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: this request id was used for another write';
+        END IF;
+        RETURN v_receipt.outcome || '{"replayed": true}'::jsonb;
     END IF;
 
-    IF jsonb_typeof(p_params -> 'id') IS DISTINCT FROM 'string' THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0001',
-            MESSAGE = 'parlant-supabase-sync: an upserted document needs a string "id"';
-    END IF;
-    IF p_params ->> 'id' = p_id THEN
-        -- Same id: a concurrent upsert may have inserted it since the UPDATE; merge into it.
-        EXECUTE format($sql$
-        INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data")
-        SELECT CASE WHEN jsonb_typeof(($1) -> 'id') = 'string' THEN ($1) ->> 'id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'version') = 'string' THEN ($1) ->> 'version' END,
-               CASE WHEN jsonb_typeof(($1) -> 'creation_utc') = 'string' THEN ($1) ->> 'creation_utc' END,
-               CASE WHEN jsonb_typeof(($1) -> 'session_id') = 'string' THEN ($1) ->> 'session_id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'customer_id') = 'string' THEN ($1) ->> 'customer_id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'agent_id') = 'string' THEN ($1) ->> 'agent_id' END,
-               $1
-        ON CONFLICT ("id") DO UPDATE
-           SET "data" = t."data" || EXCLUDED."data",
-               "id" = COALESCE(CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'id' END, t."id"),
-               "version" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'version') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'version' END,
-               "creation_utc" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'creation_utc') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'creation_utc' END,
-               "session_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'session_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'session_id' END,
-               "customer_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'customer_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'customer_id' END,
-               "agent_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'agent_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'agent_id' END
-        RETURNING t."data"
-$sql$, v_target) INTO v_merged USING p_params;
+    IF p_operation = 'insert' THEN
+        v_doc := p_args -> 'document';
+        PERFORM 1 WHERE pg_catalog.jsonb_typeof(v_doc -> 'id') = 'string';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: a document needs a string "id"';
+        END IF;
+        EXECUTE pg_catalog.format($q$INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data") SELECT CASE WHEN jsonb_typeof((d) -> 'id') = 'string' THEN (d) ->> 'id' END, CASE WHEN jsonb_typeof((d) -> 'version') = 'string' THEN (d) ->> 'version' END, CASE WHEN jsonb_typeof((d) -> 'creation_utc') = 'string' THEN (d) ->> 'creation_utc' END, CASE WHEN jsonb_typeof((d) -> 'session_id') = 'string' THEN (d) ->> 'session_id' END, CASE WHEN jsonb_typeof((d) -> 'customer_id') = 'string' THEN (d) ->> 'customer_id' END, CASE WHEN jsonb_typeof((d) -> 'agent_id') = 'string' THEN (d) ->> 'agent_id' END, d FROM (SELECT $1 AS d) AS e$q$, v_target) USING v_doc;
+        v_outcome := pg_catalog.jsonb_build_object('inserted', 1);
+    ELSIF p_operation = 'insert_many' OR p_operation = 'put_many' THEN
+        IF pg_catalog.jsonb_typeof(p_args -> 'documents') IS DISTINCT FROM 'array' THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: p_args.documents must be an array';
+        END IF;
+        IF p_operation = 'insert_many' THEN
+            EXECUTE pg_catalog.format($q$INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data") SELECT CASE WHEN jsonb_typeof((d) -> 'id') = 'string' THEN (d) ->> 'id' END, CASE WHEN jsonb_typeof((d) -> 'version') = 'string' THEN (d) ->> 'version' END, CASE WHEN jsonb_typeof((d) -> 'creation_utc') = 'string' THEN (d) ->> 'creation_utc' END, CASE WHEN jsonb_typeof((d) -> 'session_id') = 'string' THEN (d) ->> 'session_id' END, CASE WHEN jsonb_typeof((d) -> 'customer_id') = 'string' THEN (d) ->> 'customer_id' END, CASE WHEN jsonb_typeof((d) -> 'agent_id') = 'string' THEN (d) ->> 'agent_id' END, d FROM pg_catalog.jsonb_array_elements($1) AS e(d)$q$, v_target)
+                USING p_args -> 'documents';
+        ELSE
+            EXECUTE pg_catalog.format(
+                $q$INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data") SELECT CASE WHEN jsonb_typeof((d) -> 'id') = 'string' THEN (d) ->> 'id' END, CASE WHEN jsonb_typeof((d) -> 'version') = 'string' THEN (d) ->> 'version' END, CASE WHEN jsonb_typeof((d) -> 'creation_utc') = 'string' THEN (d) ->> 'creation_utc' END, CASE WHEN jsonb_typeof((d) -> 'session_id') = 'string' THEN (d) ->> 'session_id' END, CASE WHEN jsonb_typeof((d) -> 'customer_id') = 'string' THEN (d) ->> 'customer_id' END, CASE WHEN jsonb_typeof((d) -> 'agent_id') = 'string' THEN (d) ->> 'agent_id' END, d FROM pg_catalog.jsonb_array_elements($1) AS e(d) ON CONFLICT ("id") DO UPDATE SET "version" = EXCLUDED."version", "creation_utc" = EXCLUDED."creation_utc", "session_id" = EXCLUDED."session_id", "customer_id" = EXCLUDED."customer_id", "agent_id" = EXCLUDED."agent_id", "data" = EXCLUDED."data"$q$,
+                v_target) USING p_args -> 'documents';
+        END IF;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_outcome := pg_catalog.jsonb_build_object('written', v_count);
+    ELSIF p_operation = 'merge' THEN
+        v_params := p_args -> 'params';
+        IF pg_catalog.jsonb_typeof(v_params) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: p_args.params must be a JSON object';
+        END IF;
+        IF v_params ? 'id' AND pg_catalog.jsonb_typeof(v_params -> 'id') <> 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: a document id must be a string';
+        END IF;
+        v_inserted := false;
+        IF p_args ->> 'id' IS NOT NULL THEN
+            -- One UPDATE: the row lock makes a concurrent merge wait, and READ COMMITTED then
+            -- re-evaluates the merge on the row version that merge committed, so merges of
+            -- disjoint keys never lose each other's keys.
+            EXECUTE pg_catalog.format($q$UPDATE %s AS t SET "data" = t."data" || $2, "id" = COALESCE(CASE WHEN jsonb_typeof((t."data" || $2) -> 'id') = 'string' THEN (t."data" || $2) ->> 'id' END, t."id"), "version" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'version') = 'string' THEN (t."data" || $2) ->> 'version' END, "creation_utc" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'creation_utc') = 'string' THEN (t."data" || $2) ->> 'creation_utc' END, "session_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'session_id') = 'string' THEN (t."data" || $2) ->> 'session_id' END, "customer_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'customer_id') = 'string' THEN (t."data" || $2) ->> 'customer_id' END, "agent_id" = CASE WHEN jsonb_typeof((t."data" || $2) -> 'agent_id') = 'string' THEN (t."data" || $2) ->> 'agent_id' END WHERE t."id" = $1 RETURNING t."data"$q$, v_target)
+                INTO v_doc USING p_args ->> 'id', v_params;
+        END IF;
+        IF v_doc IS NULL AND COALESCE((p_args ->> 'upsert')::boolean, false) THEN
+            IF pg_catalog.jsonb_typeof(v_params -> 'id') IS DISTINCT FROM 'string' THEN
+                RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: an upserted document needs a string "id"';
+            END IF;
+            -- Insert, or merge into the row a concurrent upsert of the same id just committed.
+            EXECUTE pg_catalog.format($q$INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data") SELECT CASE WHEN jsonb_typeof((d) -> 'id') = 'string' THEN (d) ->> 'id' END, CASE WHEN jsonb_typeof((d) -> 'version') = 'string' THEN (d) ->> 'version' END, CASE WHEN jsonb_typeof((d) -> 'creation_utc') = 'string' THEN (d) ->> 'creation_utc' END, CASE WHEN jsonb_typeof((d) -> 'session_id') = 'string' THEN (d) ->> 'session_id' END, CASE WHEN jsonb_typeof((d) -> 'customer_id') = 'string' THEN (d) ->> 'customer_id' END, CASE WHEN jsonb_typeof((d) -> 'agent_id') = 'string' THEN (d) ->> 'agent_id' END, d FROM (SELECT $1 AS d) AS e ON CONFLICT ("id") DO UPDATE SET "data" = t."data" || EXCLUDED."data", "id" = COALESCE(CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'id' END, t."id"), "version" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'version') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'version' END, "creation_utc" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'creation_utc') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'creation_utc' END, "session_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'session_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'session_id' END, "customer_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'customer_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'customer_id' END, "agent_id" = CASE WHEN jsonb_typeof((t."data" || EXCLUDED."data") -> 'agent_id') = 'string' THEN (t."data" || EXCLUDED."data") ->> 'agent_id' END RETURNING t."data", (t.xmax = 0)$q$, v_target)
+                INTO v_doc, v_inserted USING v_params;
+        END IF;
+        v_outcome := pg_catalog.jsonb_build_object(
+            'matched', v_doc IS NOT NULL AND NOT v_inserted,
+            'inserted', v_inserted,
+            'document', v_doc);
+    ELSIF p_operation = 'delete' THEN
+        EXECUTE pg_catalog.format(
+            $q$DELETE FROM %s AS t WHERE t."id" = $1 RETURNING t."data"$q$, v_target)
+            INTO v_doc USING p_args ->> 'id';
+        v_outcome := pg_catalog.jsonb_build_object('deleted', v_doc);
+    ELSIF p_operation = 'delete_many' THEN
+        EXECUTE pg_catalog.format(
+            $q$DELETE FROM %s AS t WHERE t."id" = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($1)))$q$, v_target)
+            USING p_args -> 'ids';
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_outcome := pg_catalog.jsonb_build_object('deleted', v_count);
+    ELSIF p_operation = 'clear' THEN
+        EXECUTE pg_catalog.format($q$DELETE FROM %s AS t WHERE true$q$, v_target);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_outcome := pg_catalog.jsonb_build_object('deleted', v_count);
+    ELSIF p_operation = 'fail' THEN
+        -- Move rejected documents to the failed-migrations table in one statement: a copy
+        -- and its removal commit together, so nothing is lost or kept twice.
+        v_failed := pg_catalog.format('%I.%I', 'public', p_args ->> 'failed_table');
+        IF pg_catalog.to_regclass(v_failed) IS NULL
+           OR pg_catalog.obj_description(pg_catalog.to_regclass(v_failed), 'pg_class')
+              IS DISTINCT FROM 'parlant-supabase-sync failed-migrations table' THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: %s is not a failed-migrations table', v_failed);
+        END IF;
+        EXECUTE pg_catalog.format(
+            $q$WITH moved AS (DELETE FROM %s AS t WHERE t."id" = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text($1))) RETURNING t."id", t."data")
+               INSERT INTO %s ("id", "data", "failed_utc")
+               SELECT moved."id", moved."data", $2 FROM moved$q$,
+            v_target, v_failed) USING p_args -> 'ids', p_args ->> 'failed_utc';
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_outcome := pg_catalog.jsonb_build_object('failed', v_count);
     ELSE
-        EXECUTE format($sql$
-        INSERT INTO %s AS t ("id", "version", "creation_utc", "session_id", "customer_id", "agent_id", "data")
-        SELECT CASE WHEN jsonb_typeof(($1) -> 'id') = 'string' THEN ($1) ->> 'id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'version') = 'string' THEN ($1) ->> 'version' END,
-               CASE WHEN jsonb_typeof(($1) -> 'creation_utc') = 'string' THEN ($1) ->> 'creation_utc' END,
-               CASE WHEN jsonb_typeof(($1) -> 'session_id') = 'string' THEN ($1) ->> 'session_id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'customer_id') = 'string' THEN ($1) ->> 'customer_id' END,
-               CASE WHEN jsonb_typeof(($1) -> 'agent_id') = 'string' THEN ($1) ->> 'agent_id' END,
-               $1
-        RETURNING t."data"
-$sql$, v_target) INTO v_merged USING p_params;
+        RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: unknown write operation %L', p_operation);
     END IF;
-    RETURN v_merged;
+
+    UPDATE "public"."parlant_write_receipts" AS r SET "outcome" = v_outcome WHERE r."request_id" = p_request_id;
+    -- Prune a few expired receipts per write (never waiting for a row another write holds).
+    DELETE FROM "public"."parlant_write_receipts" AS r WHERE r."request_id" IN (
+        SELECT x."request_id" FROM "public"."parlant_write_receipts" AS x
+         WHERE x."created_at" < pg_catalog.now() - interval '24 hours'
+         ORDER BY x."created_at" LIMIT 32 FOR UPDATE SKIP LOCKED);
+    RETURN v_outcome;
 END
 $function$;
-COMMENT ON FUNCTION "public"."parlant_merge_document"(text, text, jsonb, boolean) IS 'parlant-supabase-sync: shallow-merge p_params into the document with id p_id (optionally inserting it) and return the merged document';
-GRANT EXECUTE ON FUNCTION "public"."parlant_merge_document"(text, text, jsonb, boolean) TO "service_role";
+COMMENT ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) IS 'parlant-supabase-sync: one write of the adapter (insert, merge/upsert, delete, bulk and loader writes), exactly once per request id (outcomes kept 24 hours)';
+REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) TO "service_role";
 
 CREATE OR REPLACE FUNCTION "public"."parlant_schema_report"(p_tables text[])
 RETURNS jsonb
 LANGUAGE sql
 STABLE
 SECURITY INVOKER
+SET search_path = ''
 AS $function$
     WITH requested AS (
         SELECT DISTINCT u.name
@@ -445,11 +533,12 @@ AS $function$
           FROM requested AS r
           LEFT JOIN pg_catalog.pg_class AS c
             ON c.relname::text = r.name
-           AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = current_schema())
+           AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')
            AND c.relkind IN ('r', 'p')
     )
     SELECT jsonb_build_object(
-        'schema', current_schema(),
+        'schema', 'public'::text,
+        'receipts', pg_catalog.to_regclass('"public"."parlant_write_receipts"') IS NOT NULL,
         'tables', COALESCE((
             SELECT jsonb_object_agg(f.name, jsonb_build_object(
                 'exists', f.relid IS NOT NULL,
@@ -465,9 +554,10 @@ AS $function$
         'functions', (
             SELECT jsonb_object_agg(fn.name, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_proc AS p
-                        WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = current_schema())))
-              FROM unnest(ARRAY['parlant_merge_document', 'parlant_schema_report']::text[]) AS fn(name))
+                        WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
+              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name))
     )
 $function$;
-COMMENT ON FUNCTION "public"."parlant_schema_report"(text[]) IS 'parlant-supabase-sync: which of p_tables exist in current_schema(), are adapter tables, have RLS enabled and are accessible, and which adapter functions exist';
+COMMENT ON FUNCTION "public"."parlant_schema_report"(text[]) IS 'parlant-supabase-sync: which of p_tables exist in schema public, are adapter tables, have RLS enabled and are accessible, and which adapter functions exist';
+REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "public"."parlant_schema_report"(text[]) TO "service_role";

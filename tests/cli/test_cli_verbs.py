@@ -120,7 +120,7 @@ def test_without_the_report_function_check_and_ls_probe_each_table(
         assert result.code == 1 and result.out, result.err
         report = result.json()
         assert report["functions"] == {
-            "parlant_merge_document": True,
+            "parlant_write": True,
             "parlant_schema_report": False,
         }
         assert report["missing_tables"] == []

@@ -1,4 +1,4 @@
-"""client.py: the shared HTTP client, key headers, and who closes what."""
+"""transport.py: the shared HTTP client, key headers, and who closes what."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ import httpx
 from core_helpers import Doc, MakeDb, identity
 from postgrest import SyncPostgrestClient
 
-from parlant_supabase_sync.client import (
-    auth_headers,
-    build_http_client,
-    build_postgrest_client,
-)
 from parlant_supabase_sync.core import SyncDocumentDatabase
 from parlant_supabase_sync.local import LocalSupabase
 from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.transport import Transport, auth_headers, build_http_client
 
 
 def _settings(stand_in: LocalSupabase, key: str, **extra: object) -> SupabaseSettings:
@@ -50,7 +46,7 @@ def test_http_client_is_http11_with_explicit_limits_and_no_environment(
 def test_postgrest_client_has_builtin_retries_off(stand_in: LocalSupabase) -> None:
     settings = _settings(stand_in, stand_in.secret_key)
     with httpx.Client() as shared:
-        pg = build_postgrest_client(settings, shared)
+        pg = Transport(settings, shared)._pg
         if "retry_enabled" in inspect.signature(SyncPostgrestClient.__init__).parameters:
             assert pg.retry_enabled is False
         assert pg.session is shared
@@ -68,7 +64,7 @@ def test_an_injected_http_client_stays_open_and_an_own_one_is_closed(
         assert shared.get(f"{stand_in.url}/rest/v1/").status_code in (200, 401)
     own = SyncDocumentDatabase(settings, table_prefix=prefix)
     own.close()
-    assert own._http.is_closed
+    assert own.transport.http.is_closed
 
 
 def test_the_key_never_shows_in_reprs_or_stats(stand_in: LocalSupabase, make_db: MakeDb) -> None:

@@ -25,6 +25,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 
 from parlant_supabase_sync import ddl
+from parlant_supabase_sync.ddl_functions import RECEIPTS_TABLE
 from parlant_supabase_sync.naming import DEFAULT_STORES, all_table_names
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -284,15 +285,20 @@ def as_service_role(database: Database) -> Any:
     return conn
 
 
+def write(conn: Any, table: str, operation: str, args: Any, request_id: str | None = None) -> Any:
+    row = conn.execute(
+        "SELECT parlant_write(p_request_id => %s, p_table => %s, p_operation => %s, "
+        "p_args => %s::jsonb)",
+        (request_id or uuid.uuid4().hex, table, operation, json.dumps(args)),
+    ).fetchone()
+    return row[0]
+
+
 def merge(
     conn: Any, table: str, doc_id: str, params: dict[str, Any], upsert: bool = False
 ) -> Any:
-    row = conn.execute(
-        "SELECT parlant_merge_document(p_table => %s, p_id => %s, p_params => %s::jsonb, "
-        "p_upsert => %s)",
-        (table, doc_id, json.dumps(params), upsert),
-    ).fetchone()
-    return row[0]
+    outcome = write(conn, table, "merge", {"id": doc_id, "params": params, "upsert": upsert})
+    return outcome["document"]
 
 
 def insert(conn: Any, table: str, document: dict[str, Any]) -> None:
@@ -319,7 +325,7 @@ def test_all_sql_applied_twice_changes_nothing(db: Database) -> None:
     before = snapshot(db, storage=True)
     db.sql(read_sql("all.sql"))
     assert snapshot(db, storage=True) == before
-    assert {row[0] for row in before["tables"]} == set(default_tables())
+    assert {row[0] for row in before["tables"]} == {*default_tables(), RECEIPTS_TABLE}
 
 
 def test_store_files_plus_functions_equal_all_sql(
@@ -484,10 +490,10 @@ def test_upgrade_creates_tables_the_seed_never_had(make_database: Any) -> None:
     )
     partial.sql(read_sql("upgrade_from_seed.sql"))
     names = {row[0] for row in snapshot(partial)["tables"]}
-    assert names == set(default_tables())
+    assert names == {*default_tables(), RECEIPTS_TABLE}
 
 
-# --- parlant_merge_document --------------------------------------------------------------------
+# --- parlant_write: merge -----------------------------------------------------------------------
 
 
 def test_merge_is_a_shallow_top_level_merge(shared: Database) -> None:
@@ -627,32 +633,65 @@ def test_merge_refuses_tables_that_are_not_document_tables(shared: Database) -> 
             "parlant-supabase-sync:"
         )
         with pytest.raises(pg_errors.RaiseException, match="JSON object"):
-            conn.execute(
-                "SELECT parlant_merge_document('parlant_sessions_', 'x', '[1]'::jsonb)"
-            )
+            write(conn, "parlant_sessions_", "merge", {"id": "x", "params": [1]})
         with pytest.raises(pg_errors.RaiseException, match="id must be a string"):
             merge(conn, "parlant_sessions_", "x", {"id": 5})
 
 
-def test_merge_resolves_the_table_in_the_callers_schema(shared: Database) -> None:
+def test_functions_generated_for_a_schema_write_into_that_schema(shared: Database) -> None:
     schema = f"api_{uuid.uuid4().hex[:8]}"
     shared.sql(
         f"CREATE SCHEMA {schema}; GRANT USAGE ON SCHEMA {schema} TO service_role;"
-        + ddl.generate_schema({"parlant_sessions_": ["sessions"]}, schema=schema)
+        + ddl.generate_schema(
+            {"parlant_sessions_": ["sessions"]}, schema=schema, include_functions=True
+        )
     )
     doc_id = unique("x")
     with shared.connect() as conn:
         conn.execute("SET ROLE service_role")
-        conn.execute(f"SET search_path = {schema}")
+        conn.execute("SET search_path = public")  # ignored: the function's search_path is ''
         conn.execute(
-            "SELECT public.parlant_merge_document('parlant_sessions_', %s, %s, true)",
-            (doc_id, json.dumps({"id": doc_id})),
+            f"SELECT {schema}.parlant_write(%s, 'parlant_sessions_', 'insert', %s::jsonb)",
+            (uuid.uuid4().hex, json.dumps({"document": {"id": doc_id}})),
         )
     assert shared.rows(f"SELECT id FROM {schema}.parlant_sessions_") == [(doc_id,)]
     assert (
         shared.rows("SELECT id FROM public.parlant_sessions_ WHERE id = %s", (doc_id,))
         == []
     )
+
+
+def test_a_repeated_request_id_returns_the_recorded_outcome(shared: Database) -> None:
+    table = "parlant_sessions_events"
+    event, request = unique("e"), uuid.uuid4().hex
+    with as_service_role(shared) as conn:
+        first = write(conn, table, "insert", {"document": {"id": event, "n": 1}}, request)
+        again = write(conn, table, "insert", {"document": {"id": event, "n": 1}}, request)
+        assert first == {"inserted": 1}
+        assert again == {"inserted": 1, "replayed": True}
+        deleted = write(conn, table, "delete", {"id": event}, request + "d")
+        assert deleted == {"deleted": {"id": event, "n": 1}}
+        assert write(conn, table, "delete", {"id": event}, request + "d")["deleted"] == {
+            "id": event,
+            "n": 1,
+        }
+        with pytest.raises(pg_errors.RaiseException, match="another write"):
+            write(conn, table, "clear", {}, request)
+
+
+def test_fail_moves_documents_to_the_failed_table_in_one_statement(shared: Database) -> None:
+    table, failed = "parlant_sessions_events", "parlant_sessions_events_failed_migrations"
+    doc = unique("e")
+    with as_service_role(shared) as conn:
+        write(conn, table, "insert", {"document": {"id": doc, "bad": True}})
+        moved = write(
+            conn, table, "fail", {"ids": [doc], "failed_table": failed, "failed_utc": "now"}
+        )
+        assert moved == {"failed": 1}
+        assert conn.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (doc,)).fetchone() == (0,)
+        assert conn.execute(
+            f"SELECT data, failed_utc FROM {failed} WHERE id = %s", (doc,)
+        ).fetchone() == ({"id": doc, "bad": True}, "now")
 
 
 # --- parlant_schema_report ---------------------------------------------------------------------
@@ -676,9 +715,10 @@ def test_schema_report_describes_tables_and_functions(shared: Database) -> None:
             ),
         ).fetchone()[0]
     assert report["functions"] == {
-        "parlant_merge_document": True,
+        "parlant_write": True,
         "parlant_schema_report": True,
     }
+    assert report["receipts"] is True
     assert report["schema"] == "public"
     tables = report["tables"]
     assert tables["parlant_sessions_"] == {

@@ -104,26 +104,26 @@ def _collection(make_db: MakeDb, proxy: FaultyProxy) -> Any:
     return db, db.get_or_create_collection("docs", Doc, identity)
 
 
-def test_an_insert_whose_answer_was_lost_meets_its_own_row(make_db: MakeDb, proxy: FaultyProxy) -> None:
+def test_an_insert_whose_answer_was_lost_succeeds_once(make_db: MakeDb, proxy: FaultyProxy) -> None:
     db, docs = _collection(make_db, proxy)
-    proxy.fail("POST", "_docs", "drop")
+    proxy.fail("POST", "parlant_write", "drop")
     before = db.request_count
     docs.insert_one(_doc(1, n=1))
-    assert db.request_count - before == 3  # lost POST, POST → 409, GET finds our document
+    assert db.request_count - before == 2  # lost POST; the repeat returns the recorded outcome
     assert docs.find({}).items == [_doc(1, n=1)]
 
 
 def test_a_retried_insert_still_refuses_someone_elses_document(make_db: MakeDb, proxy: FaultyProxy) -> None:
     _, docs = _collection(make_db, proxy)
     docs.insert_one(_doc(1, owner="first"))
-    proxy.fail("POST", "_docs", "503")
+    proxy.fail("POST", "parlant_write", "503")
     with pytest.raises(DuplicateDocument):
         docs.insert_one(_doc(1, owner="second"))
 
 
 def test_reads_and_writes_are_retried_after_503(make_db: MakeDb, proxy: FaultyProxy) -> None:
     db, docs = _collection(make_db, proxy)
-    proxy.fail("POST", "_docs", "503")
+    proxy.fail("POST", "parlant_write", "503")
     docs.insert_one(_doc(1))
     proxy.fail("GET", "_docs", "503")
     proxy.fail("GET", "_docs", "503")
@@ -135,7 +135,7 @@ def test_reads_and_writes_are_retried_after_503(make_db: MakeDb, proxy: FaultyPr
 def test_a_merge_that_moved_the_id_is_recognised_on_retry(make_db: MakeDb, proxy: FaultyProxy) -> None:
     _, docs = _collection(make_db, proxy)
     docs.insert_one(_doc(1, a=1))
-    proxy.fail("POST", "parlant_merge_document", "drop")
+    proxy.fail("POST", "parlant_write", "drop")
     result = docs.update_one({"id": {"$eq": "d1"}}, {"id": "moved", "b": 2})
     assert result.matched_count == 1
     assert result.updated_document == {**_doc(1, a=1), "id": "moved", "b": 2}
@@ -144,10 +144,35 @@ def test_a_merge_that_moved_the_id_is_recognised_on_retry(make_db: MakeDb, proxy
 def test_a_delete_whose_answer_was_lost_still_reports_the_document(make_db: MakeDb, proxy: FaultyProxy) -> None:
     _, docs = _collection(make_db, proxy)
     docs.insert_one(_doc(1, group="g"))
-    proxy.fail("DELETE", "_docs", "drop")
+    proxy.fail("POST", "parlant_write", "drop")
     result = docs.delete_one({"group": {"$eq": "g"}})
     assert (result.deleted_count, result.deleted_document) == (1, _doc(1, group="g"))
     assert docs.find({}).items == []
+
+
+def test_a_pinned_delete_whose_answer_was_lost_reports_the_document(
+    make_db: MakeDb, proxy: FaultyProxy
+) -> None:
+    db, docs = _collection(make_db, proxy)
+    docs.insert_one(_doc(1))
+    proxy.fail("POST", "parlant_write", "drop")
+    before = db.request_count
+    result = docs.delete_one({"id": {"$eq": "d1"}})
+    assert (result.deleted_count, result.deleted_document) == (1, _doc(1))
+    assert db.request_count - before == 2
+
+
+def test_an_upsert_whose_answer_was_lost_reports_the_same_result(
+    make_db: MakeDb, proxy: FaultyProxy
+) -> None:
+    _, docs = _collection(make_db, proxy)
+    proxy.fail("POST", "parlant_write", "drop")
+    result = docs.update_one({"id": {"$eq": "d1"}}, _doc(1, a=1), upsert=True)
+    assert (result.matched_count, result.updated_document) == (0, _doc(1, a=1))
+    proxy.fail("POST", "parlant_write", "drop")
+    result = docs.update_one({"id": {"$eq": "d1"}}, {"b": 2}, upsert=True)
+    assert (result.matched_count, result.updated_document) == (1, _doc(1, a=1, b=2))
+    assert docs.find({}).items == [_doc(1, a=1, b=2)]
 
 
 def test_connection_refused_is_retried_then_raised(make_db: MakeDb) -> None:

@@ -47,7 +47,7 @@ def _requests(stand_in: LocalSupabase, call: Callable[[], Any]) -> int:
         (lambda c: c.update_one({"group": {"$eq": "g"}}, {"x": 1}), 2),
         (lambda c: c.update_one({"group": {"$eq": "none"}}, {"x": 1}), 1),
         (lambda c: c.update_one({"group": {"$eq": "none"}}, _doc(98), upsert=True), 2),
-        (lambda c: c.update_one({"id": {"$eq": "d00098"}}, _doc(98), upsert=True), 2),
+        (lambda c: c.update_one({"id": {"$eq": "d00098"}}, _doc(98), upsert=True), 1),
         (lambda c: c.delete_one({"id": {"$eq": "d00002"}}), 1),
         (lambda c: c.delete_one({"group": {"$eq": "g"}}), 2),
         (lambda c: c.ensure_indexes([]), 0),

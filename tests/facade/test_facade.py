@@ -26,12 +26,12 @@ from parlant.core.persistence.document_database import (
 )
 
 from parlant_supabase_sync import ddl, facade
-from parlant_supabase_sync.client import build_http_client
 from parlant_supabase_sync.facade import (
     SupabaseDocumentCollection,
     SupabaseDocumentDatabase,
 )
 from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.transport import build_http_client
 
 if TYPE_CHECKING:
     from parlant_supabase_sync.local import LocalSupabase
@@ -326,7 +326,7 @@ async def test_exit_closes_the_http_client_the_database_created(
                 "docs", Doc, identity_loader_for(Doc)
             )
             await docs.insert_one(doc(1, n=1))
-            client: httpx.Client = db.core._http
+            client: httpx.Client = db.core.transport.http
             assert not client.is_closed
         assert client.is_closed
         assert client._transport._pool.connections == []  # type: ignore[attr-defined]
@@ -341,4 +341,4 @@ async def test_exit_still_closes_when_the_owner_is_cancelled(
         async with db:
             scope.cancel()
             await anyio.sleep(1)
-    assert db.core._http.is_closed
+    assert db.core.transport.http.is_closed

@@ -118,7 +118,7 @@ def test_sql_prints_schema_and_functions_for_the_default_stores(
         "parlant_context_variables_values",
     ):
         assert f'"{table}"' in out
-    assert "parlant_merge_document" in out and "parlant_schema_report" in out
+    assert "parlant_write" in out and "parlant_schema_report" in out
 
 
 def test_sql_prefix_accepts_store_keys_prefixes_and_prefix_equals_store(
@@ -140,7 +140,7 @@ def test_sql_unknown_prefix_layout_is_a_usage_error(capsys: pytest.CaptureFixtur
 def test_sql_functions_only_and_upgrade(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["sql", "--functions-only"], capsys)
     assert code == 0
-    assert "CREATE TABLE" not in out and "parlant_merge_document" in out
+    assert "parlant_sessions_" not in out and "parlant_write" in out
     code, out, _ = run(["sql", "--upgrade"], capsys)
     assert code == 0 and "COLLATE" in out and "failed_utc" in out
     assert run(["sql", "--upgrade", "--functions-only"], capsys)[0] == 2

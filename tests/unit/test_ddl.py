@@ -222,24 +222,21 @@ def test_unknown_anon_policy_is_refused() -> None:
 def test_functions_have_the_contract_signatures() -> None:
     sql = ddl.generate_functions()
     assert (
-        'CREATE OR REPLACE FUNCTION "public"."parlant_merge_document"(\n'
-        "    p_table text,\n    p_id text,\n    p_params jsonb,\n    p_upsert boolean DEFAULT false\n"
-        ") RETURNS jsonb\nLANGUAGE plpgsql\nVOLATILE\nSECURITY INVOKER\n"
+        'CREATE OR REPLACE FUNCTION "public"."parlant_write"(\n'
+        "    p_request_id text,\n    p_table text,\n    p_operation text,\n"
+        "    p_args jsonb DEFAULT '{}'::jsonb\n"
+        ") RETURNS jsonb\nLANGUAGE plpgsql\nVOLATILE\nSECURITY INVOKER\nSET search_path = ''\n"
     ) in sql
     assert (
         'CREATE OR REPLACE FUNCTION "public"."parlant_schema_report"(p_tables text[])\n'
-        "RETURNS jsonb\nLANGUAGE sql\nSTABLE\nSECURITY INVOKER\n"
+        "RETURNS jsonb\nLANGUAGE sql\nSTABLE\nSECURITY INVOKER\nSET search_path = ''\n"
     ) in sql
-    assert "search_path" not in uncommented(sql)
-    assert "format('%I.%I', current_schema(), p_table)" in sql
-    assert (
-        'GRANT EXECUTE ON FUNCTION "public"."parlant_merge_document"(text, text, jsonb, boolean) TO "service_role";'
-        in sql
-    )
-    assert (
-        'GRANT EXECUTE ON FUNCTION "public"."parlant_schema_report"(text[]) TO "service_role";'
-        in sql
-    )
+    assert "current_schema()" not in uncommented(sql)
+    assert "pg_catalog.format('%I.%I', 'public', p_table)" in sql
+    for signature in ('"public"."parlant_write"(text, text, text, jsonb)', '"public"."parlant_schema_report"(text[])'):
+        assert f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;" in sql
+        assert f'GRANT EXECUTE ON FUNCTION {signature} TO "service_role";' in sql
+    assert 'CREATE TABLE IF NOT EXISTS "public"."parlant_write_receipts"' in sql
 
 
 def test_merge_recomputes_every_mirrored_column_from_the_merged_document() -> None:
@@ -251,10 +248,13 @@ def test_merge_recomputes_every_mirrored_column_from_the_merged_document() -> No
         ) in sql
 
 
-def test_upgrade_drops_nothing_and_fixes_collation_idempotently() -> None:
+def test_upgrade_drops_only_the_old_merge_function_and_fixes_collation_idempotently() -> None:
     sql = ddl.generate_upgrade()
     text = uncommented(sql)
-    assert "DROP " not in text
+    drops = [line for line in text.splitlines() if "DROP " in line]
+    assert drops == [
+        'DROP FUNCTION IF EXISTS "public"."parlant_merge_document"(text, text, jsonb, boolean);'
+    ]
     assert 'DROP POLICY IF EXISTS "Allow all operations on parlant_sessions_"' in sql
     assert "a.attcollation <> v_c" in text
     assert 'ALTER COLUMN %I TYPE text COLLATE "C"' in text
@@ -280,8 +280,8 @@ def test_all_sql_holds_the_three_stores_and_the_functions() -> None:
         "all.sql",
         "upgrade_from_seed.sql",
     }
-    assert "parlant_merge_document" in files["all.sql"]
-    assert "parlant_merge_document" not in files["parlant_sessions_.sql"]
+    assert "parlant_write" in files["all.sql"]
+    assert "parlant_write" not in files["parlant_sessions_.sql"]
 
 
 def test_custom_prefix_and_schema_are_quoted() -> None:

@@ -21,10 +21,9 @@ from parlant_supabase_sync.errors import (
     TableMissing,
     TransientError,
     UnsupportedFilter,
-    from_api_error,
-    from_transport_error,
     scrub,
 )
+from parlant_supabase_sync.wire import from_api_error, from_transport_error
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXZhbHVl"
 SECRET = "sb_secret_AbCdEfGhIjKlMnOpQrStUv_12345678"

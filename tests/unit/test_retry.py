@@ -10,11 +10,10 @@ from parlant_supabase_sync.errors import (
     RequestError,
     SupabaseSyncError,
     TransientError,
-    from_api_error,
-    from_transport_error,
 )
 from parlant_supabase_sync.retry import backoff_delay, call_with_retry, is_retryable
 from parlant_supabase_sync.settings import RetryPolicy
+from parlant_supabase_sync.wire import from_api_error, from_transport_error
 
 
 def _transport(exc_type: type[httpx.TransportError]) -> SupabaseSyncError:
