@@ -46,10 +46,35 @@ class RpcStage(RequestStage):
             self._exec(raw("SET TRANSACTION READ ONLY"))
         self._check_embeds(name)
         self._plan_checks()
+        rng = _cap(self.range, self.config.max_rows)
+        if self.prefs.handling == "strict" and self.prefs.max_affected is not None and not func.returns_set:
+            raise PgrstError(
+                400,
+                "PGRST128",
+                "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
+            )
+        self._set_config()
+        stmt = self._call_statement(func, keys, one_json, rng)
+        row = tuple(self._exec(stmt).fetchone() or ())
+        max_affected = self.prefs.max_affected if self.prefs.handling == "strict" else None
+        if max_affected is not None and row[1] > max_affected:
+            raise PgrstError(
+                400,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+                f"The query affects {row[1]} rows",
+            )
+        if func.returns_void:
+            return self._void_response(row, rng)
+        return self._rpc_response(row, rng)
+
+    def _call_statement(
+        self, func: schema_cache.Function, keys: list[str], one_json: bool, rng: Range
+    ) -> Frag:
+        """Statements.mainCall: the call, then filters, order and range on its result."""
         scalar = not func.returns_composite
         call = self._call_sql(func, keys, one_json)
         src = Source(raw("pgrst_source"), func.return_types)
-        rng = _cap(self.range, self.config.max_rows)
         if scalar:
             select = raw("pgrst_call.pgrst_scalar")
             fn_call = "(SELECT " + call + " pgrst_scalar) pgrst_call"
@@ -70,13 +95,6 @@ class RpcStage(RequestStage):
         read = read + order_clause(src, self.q.order) + limit_offset(rng.limit, rng.offset)
         count_sql = "SELECT 1 FROM pgrst_source" + where
         body = self._body_expr(scalar=scalar, single=single)
-        if self.prefs.handling == "strict" and self.prefs.max_affected is not None and not func.returns_set:
-            raise PgrstError(
-                400,
-                "PGRST128",
-                "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
-            )
-        self._set_config()
         # Statements.mainCall counts for exact/estimated only (no EXPLAIN for RPC).
         counting = self.prefs.count in ("exact", "estimated")
         stmt = "WITH pgrst_source AS (" + call_sql + ")"
@@ -98,26 +116,18 @@ class RpcStage(RequestStage):
             + read
             + ") _postgrest_t"
         )
-        row = tuple(self._exec(stmt).fetchone() or ())
-        max_affected = self.prefs.max_affected if self.prefs.handling == "strict" else None
-        if max_affected is not None and row[1] > max_affected:
-            raise PgrstError(
-                400,
-                "PGRST124",
-                "Query result exceeds max-affected preference constraint",
-                f"The query affects {row[1]} rows",
-            )
-        if func.returns_void:
-            _total, _page, _body, resp_headers, resp_status = row
-            headers = [("Content-Range", _content_range(rng.offset, rng.offset + _page - 1, _total))]
-            applied = _applied(self.prefs, resolution=False, missing=False, return_=False, max_affected=True)
-            if applied:
-                headers.append(("Preference-Applied", applied))
-            # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
-            self._finish()
-            status, headers = _override(204, headers, resp_status, resp_headers)
-            return ApiResponse(status, headers, b"")
-        return self._rpc_response(row, rng)
+        return stmt
+
+    def _void_response(self, row: tuple[Any, ...], rng: Range) -> ApiResponse:
+        _total, _page, _body, resp_headers, resp_status = row
+        headers = [("Content-Range", _content_range(rng.offset, rng.offset + _page - 1, _total))]
+        applied = _applied(self.prefs, resolution=False, missing=False, return_=False, max_affected=True)
+        if applied:
+            headers.append(("Preference-Applied", applied))
+        # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
+        self._finish()
+        status, headers = _override(204, headers, resp_status, resp_headers)
+        return ApiResponse(status, headers, b"")
 
     def _rpc_response(self, row: tuple[Any, ...], rng: Range) -> ApiResponse:
         total, page_total, body, resp_headers, resp_status = row

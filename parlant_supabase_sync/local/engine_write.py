@@ -205,54 +205,52 @@ class WriteStage(RequestStage):
                 "Query result exceeds max-affected preference constraint",
                 f"The query affects {page_total} rows",
             )
-        counting = self.prefs.count in ("exact", "estimated")
         represent = self.prefs.return_ == "representation"
-        headers: list[tuple[str, str]] = []
-        payload = b""
         if kind == "insert":
-            if location:
-                headers.append(("Location", "/" + table.name + _location_query(location, table.pk)))
-            headers.append(("Content-Range", _content_range(1, 0, page_total if counting else None)))
-            applied = _applied(self.prefs, resolution=True, missing=True, return_=True, max_affected=False)
-            if applied:
-                headers.append(("Preference-Applied", applied))
-            status = 200 if (merge and (inserted or 0) <= 0) else 201
-            if represent:
-                payload = body.encode("utf-8")
-                headers.append(("Content-Type", self._content_type()))
-                headers.extend(self._profile_headers())
+            status, headers = self._insert_headers(page_total, inserted, location, table, merge=merge)
         elif kind == "put":
-            applied = _applied(self.prefs, resolution=False, missing=False, return_=True, max_affected=False)
-            if represent:
-                status = 201 if (inserted or 0) > 0 else 200
-                payload = body.encode("utf-8")
-                headers.append(("Content-Type", self._content_type()))
-                headers.extend(self._profile_headers())
-            else:
-                status = 204
-            if applied:
-                headers.append(("Preference-Applied", applied))
+            status, headers = (201 if (inserted or 0) > 0 else 200) if represent else 204, []
         else:
-            if kind == "update":
-                headers.append(("Content-Range", _content_range(0, page_total - 1, page_total if counting else None)))
-            else:
-                headers.append(("Content-Range", _content_range(1, 0, page_total if counting else None)))
-            applied = _applied(
-                self.prefs, resolution=False, missing=kind == "update", return_=True, max_affected=True
-            )
+            status, headers = 200 if represent else 204, self._mutate_headers(page_total, kind)
+        payload = b""
+        if represent:
+            payload = body.encode("utf-8")
+            headers.append(("Content-Type", self._content_type()))
+            headers.extend(self._profile_headers())
+        if kind == "put":
+            applied = _applied(self.prefs, resolution=False, missing=False, return_=True, max_affected=False)
             if applied:
                 headers.append(("Preference-Applied", applied))
-            if represent:
-                status = 200
-                payload = body.encode("utf-8")
-                headers.append(("Content-Type", self._content_type()))
-                headers.extend(self._profile_headers())
-            else:
-                status = 204
         # PostgREST builds the response after COMMIT: a bad response GUC is a 500 on committed data.
         self._finish()
         status, headers = _override(status, headers, resp_status, resp_headers)
         return ApiResponse(status, headers, payload)
+
+    def _insert_headers(
+        self, page_total: int, inserted: int | None, location: str | None, table: schema_cache.Table, *, merge: bool
+    ) -> tuple[int, list[tuple[str, str]]]:
+        counting = self.prefs.count in ("exact", "estimated")
+        headers: list[tuple[str, str]] = []
+        if location:
+            headers.append(("Location", "/" + table.name + _location_query(location, table.pk)))
+        headers.append(("Content-Range", _content_range(1, 0, page_total if counting else None)))
+        applied = _applied(self.prefs, resolution=True, missing=True, return_=True, max_affected=False)
+        if applied:
+            headers.append(("Preference-Applied", applied))
+        return (200 if (merge and (inserted or 0) <= 0) else 201), headers
+
+    def _mutate_headers(self, page_total: int, kind: str) -> list[tuple[str, str]]:
+        """Content-Range and Preference-Applied of a PATCH or DELETE."""
+        counting = self.prefs.count in ("exact", "estimated")
+        total = page_total if counting else None
+        if kind == "update":
+            headers = [("Content-Range", _content_range(0, page_total - 1, total))]
+        else:
+            headers = [("Content-Range", _content_range(1, 0, total))]
+        applied = _applied(self.prefs, resolution=False, missing=kind == "update", return_=True, max_affected=True)
+        if applied:
+            headers.append(("Preference-Applied", applied))
+        return headers
 
     def _update(self, table: schema_cache.Table, src: Source) -> ApiResponse:
         assert self.payload is not None
