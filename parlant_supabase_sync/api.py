@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import Cursor, FindResult, ObjectId, SortDirection
 from .core import count_rows, read_rows, schema_report
-from .ddl_functions import FUNCTION_NAMES, REPORT_FUNCTION, WRITE_FUNCTION
+from .ddl_functions import FUNCTION_NAMES, RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -886,6 +886,9 @@ class Connection:
         functions = {name: True for name in FUNCTIONS}
         if isinstance(raw, dict) and isinstance(raw.get("functions"), dict):
             functions.update({str(k): bool(v) for k, v in raw["functions"].items()})
+        if raw.get("receipts") is False:
+            # parlant_write's receipts table comes with the functions' SQL.
+            functions[RECEIPTS_TABLE] = False
         return SchemaReport(statuses, functions)
 
     def _probe(self, names: list[str]) -> SchemaReport:

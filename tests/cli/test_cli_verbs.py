@@ -133,6 +133,34 @@ def test_without_the_report_function_check_and_ls_probe_each_table(
         local_supabase.execute_sql(ddl.generate_functions())
 
 
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        ("DROP FUNCTION public.parlant_write(text, text, text, jsonb)", "parlant_write"),
+        ("DROP TABLE public.parlant_write_receipts", "parlant_write_receipts"),
+    ],
+)
+def test_check_fails_without_the_write_function_or_its_receipts_and_names_the_command(
+    cli: RunCli,
+    make_store: Callable[[], StoreTables],
+    local_supabase: LocalSupabase,
+    drop: str,
+    missing: str,
+) -> None:
+    from parlant_supabase_sync import ddl
+
+    store = make_store()
+    local_supabase.execute_sql(drop)
+    try:
+        result = cli("check", "--prefix", store.prefix)
+        assert result.code == 1, result.err
+        report = result.json()
+        assert report["missing_functions"] == [missing]
+        assert "sql --functions-only" in report["next_step"]
+    finally:
+        local_supabase.execute_sql(ddl.generate_functions())
+
+
 def test_check_names_tables_the_key_may_not_use_and_says_to_run_the_upgrade(
     cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
 ) -> None:
