@@ -7,7 +7,7 @@ Once ready it prints, on stdout and nothing else there:
     SUPABASE_ANON_KEY=…
     SUPABASE_SECRET_KEY=sb_secret_…
     SUPABASE_PUBLISHABLE_KEY=sb_publishable_…
-    DATABASE_URL=…               (superuser)
+    DATABASE_URL=…               (superuser, with the cluster's random password)
     ready
 
 Printing the keys is this command's purpose; they appear nowhere else (stderr shows no key).
@@ -53,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-rows", type=int, default=1000,
                         help="server-side cap on rows per response, like PostgREST's "
                         "db-max-rows (default: 1000, Supabase's default)")
+    parser.add_argument("--locale", default="C.UTF-8",
+                        help="cluster locale for a new data dir: C.UTF-8 as hosted Supabase "
+                        "(default), an installed libc locale, or icu:<tag> (e.g. icu:en-US)")
+    parser.add_argument("--max-request-line", type=int, default=8192,
+                        help="longest request line in bytes before 414, as Kong/nginx "
+                        "(default: 8192; 0: no limit)")
+    parser.add_argument("--schemas", default="public",
+                        help="comma-separated exposed schemas, the first is the default "
+                        "(default: public)")
+    parser.add_argument("--no-ddl-watch", action="store_true",
+                        help="do not install Supabase's schema-reload event triggers (plain "
+                        "PostgREST: only NOTIFY pgrst, 'reload schema' reloads)")
     return parser
 
 
@@ -64,6 +76,12 @@ def run_local_up(argv: Sequence[str]) -> int:
         return 2
     if args.max_rows < 1:
         print("local up: --max-rows must be at least 1", file=sys.stderr)
+        return 2
+    if args.max_request_line != 0 and args.max_request_line < 16:
+        print("local up: --max-request-line must be 0 (no limit) or at least 16", file=sys.stderr)
+        return 2
+    if not [s for s in args.schemas.split(",") if s.strip()]:
+        print("local up: --schemas must name at least one schema", file=sys.stderr)
         return 2
 
     stopping = threading.Event()
@@ -98,7 +116,15 @@ def _serve(args: argparse.Namespace, stopping: threading.Event) -> int:
               "pip install 'parlant-supabase-sync[local]'", file=sys.stderr)
         return 1
 
-    stack = LocalSupabase(port=args.port, data_dir=args.data_dir, max_rows=args.max_rows)
+    stack = LocalSupabase(
+        port=args.port,
+        data_dir=args.data_dir,
+        max_rows=args.max_rows,
+        locale=args.locale,
+        max_request_line=args.max_request_line or None,
+        schemas=tuple(s.strip() for s in args.schemas.split(",") if s.strip()),
+        ddl_watch=not args.no_ddl_watch,
+    )
     try:
         try:
             stack.start()

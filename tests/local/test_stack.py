@@ -367,10 +367,16 @@ def test_local_up_prints_exactly_the_documented_lines_and_serves_them(
     with psycopg.connect(up.env["DATABASE_URL"], autocommit=True) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
         conn.execute("CREATE TABLE up_rows AS SELECT generate_series(1, 8) AS n")
-    response = httpx.get(
-        f"{up.env['SUPABASE_URL']}/rest/v1/up_rows", params={"order": "n"},
-        headers={"apikey": up.env["SUPABASE_SECRET_KEY"]}, timeout=20,
-    )
+
+    def fetch() -> httpx.Response:
+        return httpx.get(
+            f"{up.env['SUPABASE_URL']}/rest/v1/up_rows", params={"order": "n"},
+            headers={"apikey": up.env["SUPABASE_SECRET_KEY"]}, timeout=20,
+        )
+
+    # The event trigger's schema-cache reload is asynchronous, as on Supabase.
+    assert wait_until(lambda: fetch().status_code != 404, timeout=10)
+    response = fetch()
     assert response.status_code == 200, response.text
     assert [row["n"] for row in response.json()] == [1, 2, 3, 4, 5]  # --max-rows 5
     up.proc.send_signal(signal.SIGTERM)
@@ -379,6 +385,17 @@ def test_local_up_prints_exactly_the_documented_lines_and_serves_them(
     for name in ("SUPABASE_KEY", "SUPABASE_ANON_KEY", "SUPABASE_SECRET_KEY",
                  "SUPABASE_PUBLISHABLE_KEY"):
         assert up.env[name] not in stderr
+
+
+def test_local_up_passes_the_limits_through(local_up: type[LocalUp]) -> None:
+    up = local_up("--max-request-line", "200", "--schemas", "public,extra_up", "--no-ddl-watch")
+    url, key = up.env["SUPABASE_URL"], up.env["SUPABASE_SECRET_KEY"]
+    long = httpx.get(f"{url}/rest/v1/x", params={"q": "a" * 300}, headers={"apikey": key}, timeout=20)
+    assert long.status_code == 414 and long.text == "URI too long\n"
+    profile = httpx.get(f"{url}/rest/v1/x", headers={"apikey": key, "Accept-Profile": "nope"}, timeout=20)
+    assert profile.json()["hint"] == "Only the following schemas are exposed: public, extra_up"
+    with psycopg.connect(up.env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'pgrst%'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
