@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from chaos_workload import OPERATIONS, chaos_logger, chaos_settings, run_chaos
+from chaos_workload import OPERATIONS, Figures, chaos_logger, chaos_settings, run_chaos
 from faults_helpers import FreshTable, MakeProxy
 
 from parlant_supabase_sync.local import LocalSupabase
@@ -48,11 +48,14 @@ async def _run(
     weights: dict[str, float] | None,
     seed: int,
     directed: str | None = None,
-) -> str:
+    attempts: int = 4,
+) -> Figures:
     logger, retries = chaos_logger()
     with anyio.fail_after(CASE_DEADLINE):
         figures = await run_chaos(
-            settings=chaos_settings(proxy.url, stand_in.secret_key, read_timeout=READ_TIMEOUT),
+            settings=chaos_settings(
+                proxy.url, stand_in.secret_key, read_timeout=READ_TIMEOUT, attempts=attempts
+            ),
             database_url=stand_in.database_url,
             prefix=table.prefix,
             table=table.table,
@@ -73,7 +76,7 @@ async def _run(
     directed_operations = len(OPERATIONS) * DIRECTED_POSITIONS.get(directed or "", 3) if directed else 0
     assert figures.operations == operations + directed_operations
     assert figures.clean, report
-    return report
+    return figures
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
@@ -115,6 +118,26 @@ async def test_chaos_mixed_faults(
         seed=11,
     )
     assert proxy.faults > 0
+
+
+async def test_chaos_retries_run_out(
+    fault_stand_in: LocalSupabase, fresh_table: FreshTable, make_proxy: MakeProxy
+) -> None:
+    """Two attempts and half the requests faulted: typed errors after retries must happen, and
+    every write they interrupted must be applied once or not at all (resolved in PostgreSQL)."""
+    proxy = make_proxy(seed=5, max_faults=500)
+    weights = {"reset_before": 1.0, "reset_after": 1.0, "gateway_503": 1.0, "gateway_504": 1.0}
+    figures = await _run(
+        fault_stand_in,
+        fresh_table,
+        proxy,
+        operations=40,
+        rate=0.5,
+        weights=weights,
+        seed=5,
+        attempts=2,
+    )
+    assert figures.typed_errors > 0, "no operation ran out of retries: raise the rate"
 
 
 def test_concurrent_upserts_two_processes(fault_stand_in: LocalSupabase, fresh_table: FreshTable) -> None:
