@@ -263,6 +263,12 @@ class SupabaseSettings(_Model):
     """
     metadata_cache_ttl: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=1000, ge=1, le=10000)
+    max_url_bytes: int = Field(default=6144, ge=512, le=65536)
+    """Longest request target (path and query) a GET may have (PARLANT_SUPABASE_MAX_URL_BYTES).
+
+    Supabase's gateway refuses request lines over 8 KiB (414); a read whose filter would not
+    fit is sent in a POST body to the generated ``parlant_find`` function instead.
+    """
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     allow_insecure_http: bool = False
     """Allow `http://` to a non-loopback host (PARLANT_SUPABASE_ALLOW_HTTP=1), e.g. a gateway
@@ -281,6 +287,7 @@ class SupabaseSettings(_Model):
             http_pool_size: int = ...,
             metadata_cache_ttl: float = ...,
             page_size: int = ...,
+            max_url_bytes: int = ...,
             retry: RetryPolicy | Mapping[str, Any] = ...,
             allow_insecure_http: bool = ...,
         ) -> None: ...
@@ -401,6 +408,7 @@ _ENV_FIELDS: dict[str, tuple[str, ...]] = {
     "PARLANT_SUPABASE_HTTP_POOL_SIZE": ("http_pool_size",),
     "PARLANT_SUPABASE_METADATA_CACHE_TTL": ("metadata_cache_ttl",),
     "PARLANT_SUPABASE_PAGE_SIZE": ("page_size",),
+    "PARLANT_SUPABASE_MAX_URL_BYTES": ("max_url_bytes",),
     "PARLANT_SUPABASE_RETRY_ATTEMPTS": ("retry", "attempts"),
     "PARLANT_SUPABASE_RETRY_BASE_DELAY": ("retry", "base_delay"),
     "PARLANT_SUPABASE_RETRY_MAX_DELAY": ("retry", "max_delay"),
