@@ -59,6 +59,9 @@ class SchemaCache:
         self._snapshot: Snapshot | None = None
         self._loads = 0
         self._done_markers: set[str] = set()
+        # Markers sent and not yet seen; a reload after a reconnect settles them all, since
+        # the listener may have missed them while it was away.
+        self._pending_markers: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loader: psycopg.Connection[Any] | None = None
@@ -99,6 +102,8 @@ class SchemaCache:
         if not self.listening:
             raise SchemaCacheError("the schema cache listener is not running")
         token = secrets.token_hex(8)
+        with self._cond:
+            self._pending_markers.add(token)
         with self._loader_lock:
             self._loader_conn().execute("SELECT pg_notify(%s, %s)", (_MARKER_CHANNEL, token))
         deadline = time.monotonic() + timeout
@@ -106,9 +111,11 @@ class SchemaCache:
             while token not in self._done_markers:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.listening:
+                    self._pending_markers.discard(token)
                     raise SchemaCacheError(f"the schema cache did not catch up within {timeout:.0f} s")
                 self._cond.wait(min(left, 1.0))
             self._done_markers.discard(token)
+            self._pending_markers.discard(token)
 
     def reload(self) -> None:
         """Reload now, on the caller's thread (what PostgREST does on SIGUSR1)."""
@@ -182,7 +189,7 @@ class SchemaCache:
                     conn.execute(f"LISTEN {_MARKER_CHANNEL}")
                     ready.set()
                     if reconnected:
-                        self._load()  # notifications may have been lost meanwhile
+                        self._reload_after_reconnect()
                     backoff = 1.0
                     self._listen_on(conn)
             except (psycopg.Error, SchemaCacheError, OSError) as exc:
@@ -193,6 +200,15 @@ class SchemaCache:
                 if self._stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _reload_after_reconnect(self) -> None:
+        """Notifications may have been lost while we were away: reload, as PostgREST does."""
+        with self._cond:
+            settled = set(self._pending_markers)
+        self._load()
+        with self._cond:
+            self._done_markers.update(settled)
+            self._cond.notify_all()
 
     def _listen_on(self, conn: psycopg.Connection[Any]) -> None:
         """Wait for notifications; each batch that asks for it causes one reload."""

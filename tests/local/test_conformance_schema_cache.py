@@ -204,6 +204,8 @@ def test_a_lost_listener_reconnects_and_reloads(plain: LocalSupabase, plain_rest
         " where application_name = 'parlant-supabase-listener'"
     )
     assert killed == [(True,)]
+    # A barrier sent while the listener is away is settled by the reload after it reconnects.
+    plain.wait_schema_reload(timeout=15)
     deadline = time.monotonic() + 15
     while plain.schema_reload_count == before:
         assert time.monotonic() < deadline, "the listener did not reconnect"
