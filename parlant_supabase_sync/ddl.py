@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +20,10 @@ from parlant_supabase_sync.ddl_functions import (
     FAILED_TABLE_COMMENT,
     FUNCTION_NAMES,
     LEGACY_MERGE_FUNCTION,
+    RECEIPTS_TABLE,
+    REPORT_FUNCTION,
     SERVICE_ROLE,
+    WRITE_FUNCTION,
     receipts_table,
     report_function,
     write_function,
@@ -70,6 +73,9 @@ __all__ = [
     "main",
     "quote_ident",
     "quote_literal",
+    "revoke_function_execute",
+    "revoke_table_privileges",
+    "seed_policy_warning",
     "write_files",
 ]
 
@@ -275,6 +281,7 @@ def _table_setup(schema: str, table: _Table) -> str:
     lines = [
         f"COMMENT ON TABLE {target} IS {quote_literal(comment)};",
         f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY;",
+        revoke_table_privileges(target),
         f"GRANT {TABLE_PRIVILEGES} ON TABLE {target} TO {quote_ident(SERVICE_ROLE)};",
     ]
     for index in table.indexes:
@@ -282,6 +289,42 @@ def _table_setup(schema: str, table: _Table) -> str:
             f"CREATE INDEX IF NOT EXISTS {quote_ident(index.name)} ON {target} {index.definition};"
         )
     return "\n".join(lines)
+
+
+def _for_existing_roles(roles: Sequence[str], statement: Callable[[str], str]) -> str:
+    """A DO block running `statement(quoted role)` for each of `roles` that exists, so the
+    script also runs on a PostgreSQL without Supabase's roles."""
+    branches = "".join(
+        "    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = "
+        f"{quote_literal(role)}) THEN\n"
+        f"        {statement(quote_ident(role))}\n"
+        "    END IF;\n"
+        for role in roles
+    )
+    body = "\nBEGIN\n" + branches + "END\n"
+    return f"DO {_dollar_quote(body, 'do')};"
+
+
+def revoke_table_privileges(target: str) -> str:
+    """Take every privilege on the (qualified) table away from PUBLIC, anon and authenticated.
+
+    Supabase's default privileges give anon and authenticated ALL (TRUNCATE and TRIGGER too)
+    on every new table in `public`; each anon policy then grants back exactly what it needs.
+    """
+    return f"REVOKE ALL ON TABLE {target} FROM PUBLIC;\n" + _for_existing_roles(
+        BROWSER_ROLES, lambda role: f"REVOKE ALL ON TABLE {target} FROM {role};"
+    )
+
+
+def revoke_function_execute(signature: str) -> str:
+    """Take EXECUTE on the function away from PUBLIC, anon and authenticated.
+
+    PostgreSQL grants EXECUTE to PUBLIC on every new function, and Supabase's default
+    privileges grant it to anon and authenticated in `public`.
+    """
+    return f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;\n" + _for_existing_roles(
+        BROWSER_ROLES, lambda role: f"REVOKE ALL ON FUNCTION {signature} FROM {role};"
+    )
 
 
 def _policy_block(schema: str, table: str, policy: str, create: str) -> str:
@@ -457,6 +500,15 @@ def generate_functions(*, schema: str = "public", header: bool = True) -> str:
         ),
         write_function(schema),
         report_function(schema),
+        _section("privileges of the API roles"),
+        (
+            "-- Only service_role may call the functions and touch the receipts: PostgreSQL grants\n"
+            "-- EXECUTE on new functions to PUBLIC, and Supabase's default privileges grant anon and\n"
+            "-- authenticated everything on new tables and functions in public."
+        ),
+        revoke_table_privileges(_qualified(schema, RECEIPTS_TABLE)),
+        revoke_function_execute(f"{_qualified(schema, WRITE_FUNCTION)}(text, text, text, jsonb)"),
+        revoke_function_execute(f"{_qualified(schema, REPORT_FUNCTION)}(text[])"),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -493,13 +545,18 @@ def generate_schema(
 
 
 def generate_upgrade(
-    stores: Mapping[str, Iterable[str]] | None = None, *, schema: str = "public"
+    stores: Mapping[str, Iterable[str]] | None = None,
+    *,
+    schema: str = "public",
+    keep_seed_policies: bool = False,
 ) -> str:
     """The SQL bringing tables created by the older adapter's seed SQL up to this schema.
 
-    Adds what is missing (tables, the failed_utc column, comments, indexes, functions,
-    grants), switches the text columns to the "C" collation and enables RLS. It drops nothing;
-    the seed's allow-all policies are listed, commented out, for the user to drop.
+    Adds what is missing (tables, the failed_utc column, comments, indexes, functions), switches
+    the text columns to the "C" collation, enables RLS and sets the privileges of a fresh
+    install: anon and authenticated lose everything on the adapter's tables and functions. The
+    seed's "Allow all operations on <table>" policies are dropped, unless `keep_seed_policies`
+    (see `seed_policy_warning`): then they stay, with the table privileges they need.
     """
     quote_ident(schema)
     tables = _layout(default_stores() if stores is None else stores)
@@ -508,7 +565,8 @@ def generate_upgrade(
         (
             "-- Upgrade for tables created by the older Supabase adapter's SQL: adds what is\n"
             '-- missing, switches the mirrored text columns to COLLATE "C" (so ordering matches\n'
-            "-- Python's on any server) and drops nothing."
+            "-- Python's on any server) and gives the tables the privileges of a fresh install.\n"
+            "-- It drops no table, column or data."
         ),
         _section("tables missing so far"),
         "\n".join(_create_table(schema, table) for table in tables),
@@ -516,18 +574,42 @@ def generate_upgrade(
         "\n".join(_add_failed_utc(schema, table) for table in tables if table.failed),
         _section('text columns: COLLATE "C" (indexes on them are rebuilt)'),
         _collation_fix(schema, tables),
-        _section("comments, row-level security, grants, indexes"),
+        _section("comments, row-level security, privileges, indexes"),
         "\n\n".join(_table_setup(schema, table) for table in tables),
         generate_functions(schema=schema, header=False).rstrip("\n"),
         _section("the function earlier releases merged through (replaced by parlant_write)"),
         f"DROP FUNCTION IF EXISTS {_qualified(schema, LEGACY_MERGE_FUNCTION)}(text, text, jsonb, boolean);",
         _section("the older adapter's allow-all policies"),
-        _seed_policy_drops(schema, tables),
+        _seed_policies(schema, tables, keep=keep_seed_policies),
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def _seed_policy_drops(schema: str, tables: Sequence[_Table]) -> str:
+def seed_policy_warning(keep_seed_policies: bool) -> str | None:
+    """A warning for the CLI to print when the upgrade keeps the seed's policies, else None."""
+    if not keep_seed_policies:
+        return None
+    return (
+        "--keep-seed-policies keeps the older adapter's \"Allow all operations on …\" policies "
+        "and grants anon and authenticated SELECT, INSERT, UPDATE and DELETE on every table: "
+        "anyone holding the anon/publishable key (it ships in browser code) can read, change "
+        "and delete every conversation, customer and variable, and `check` reports it. Keep "
+        "them only while something of yours still reads these tables with the anon key."
+    )
+
+
+def _seed_policies(schema: str, tables: Sequence[_Table], *, keep: bool) -> str:
+    if keep:
+        roles = ", ".join(quote_ident(role) for role in BROWSER_ROLES)
+        grants = "\n".join(
+            f"GRANT {TABLE_PRIVILEGES} ON TABLE {_qualified(schema, table.name)} TO {roles};"
+            for table in tables
+        )
+        return (
+            "-- keep_seed_policies: the older SQL's \"Allow all operations on <table>\" policies stay,\n"
+            "-- with the privileges they need.\n"
+            f"-- WARNING: {seed_policy_warning(True)}\n" + grants
+        )
     drops = "\n".join(
         f"DROP POLICY IF EXISTS {quote_ident(_allow_all_policy_name(table.name))} "
         f"ON {_qualified(schema, table.name)};"
@@ -537,9 +619,8 @@ def _seed_policy_drops(schema: str, tables: Sequence[_Table]) -> str:
         '-- The older SQL created one "Allow all operations on <table>" policy per table. They\n'
         "-- let anyone holding the anon/publishable key (public by design: it ships in browser\n"
         "-- code) read, change and delete every conversation. This adapter uses the secret or\n"
-        "-- service_role key, which bypasses RLS, so it needs none of them. If nothing else of\n"
-        "-- yours reads these tables with the anon key, uncomment and run:\n"
-        + _comment_out(drops)
+        "-- service_role key, which bypasses RLS, so it needs none of them: they are dropped\n"
+        "-- (`parlant-supabase-sync sql --upgrade --keep-seed-policies` keeps them).\n" + drops
     )
 
 

@@ -334,7 +334,15 @@ END
         f"GRANT EXECUTE ON FUNCTION {signature} TO {c(SERVICE_ROLE)};"
     )
 def report_function(schema: str) -> str:
-    """``parlant_schema_report``: tables, functions and the receipts table, in one answer."""
+    """``parlant_schema_report``: tables, functions and the receipts table, in one answer.
+
+    Besides existence it reports what ``check`` needs to tell whether the browser roles can
+    reach anything: per table ``rls``, ``policies`` (name, roles, cmd, permissive) and
+    ``grants`` (the privileges anon, authenticated and PUBLIC hold, column grants included);
+    the same for the receipts table (``receipts_table``); per function whether anon,
+    authenticated and PUBLIC may execute it (``function_grants``, null when missing); and
+    whether the function earlier releases used is still there (``legacy_functions``).
+    """
     namespace = (
         "(SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = "
         f"{quote_literal(schema)})"
@@ -344,6 +352,48 @@ def report_function(schema: str) -> str:
     privileges = " AND ".join(
         f"has_table_privilege(f.relid, {quote_literal(privilege)})"
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    )
+    # The API roles that exist here (PUBLIC always does), as has_*_privilege spells them.
+    api_roles = (
+        "(SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) "
+        "WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro "
+        "WHERE ro.rolname = g.role))"
+    )
+
+    def grants(relid: str) -> str:
+        # Column privileges count too: has_any_column_privilege is true for a table grant
+        # or a grant on any one column.
+        held = (
+            "SELECT jsonb_agg(pr.name ORDER BY pr.ord) FROM unnest("
+            "ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']::text[]"
+            ") WITH ORDINALITY AS pr(name, ord) WHERE CASE WHEN pr.name IN ('SELECT', 'INSERT', "
+            f"'UPDATE', 'REFERENCES') THEN pg_catalog.has_any_column_privilege(ar.role, {relid}, pr.name) "
+            f"ELSE pg_catalog.has_table_privilege(ar.role, {relid}, pr.name) END"
+        )
+        return (
+            f"(SELECT COALESCE(jsonb_object_agg(ar.role, COALESCE(({held}), '[]'::jsonb)), "
+            f"'{{}}'::jsonb) FROM {api_roles} AS ar(role) WHERE {relid} IS NOT NULL)"
+        )
+
+    def policies(relid: str) -> str:
+        return (
+            "COALESCE((SELECT jsonb_agg(jsonb_build_object("
+            "'name', po.policyname::text, 'roles', to_jsonb(po.roles::text[]), "
+            "'cmd', po.cmd, 'permissive', po.permissive = 'PERMISSIVE') ORDER BY po.policyname) "
+            "FROM pg_catalog.pg_policies AS po JOIN pg_catalog.pg_class AS pc "
+            "ON pc.relname = po.tablename AND pc.relnamespace = "
+            f"{namespace} WHERE po.schemaname = {quote_literal(schema)} AND pc.oid = {relid}), "
+            "'[]'::jsonb)"
+        )
+
+    receipts = f"pg_catalog.to_regclass({quote_literal(qualified(schema, RECEIPTS_TABLE))})"
+    procs = f"pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = {namespace}"
+    function_grants = (
+        "SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM "
+        f"{procs}) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or("
+        f"pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM {procs})) "
+        f"FROM {api_roles} AS ar(role)) END) "
+        f"FROM unnest({text_array(FUNCTION_NAMES)}) AS fn(name)"
     )
     body = f"""
     WITH requested AS (
@@ -362,7 +412,13 @@ def report_function(schema: str) -> str:
     )
     SELECT jsonb_build_object(
         'schema', {quote_literal(schema)}::text,
-        'receipts', pg_catalog.to_regclass({quote_literal(qualified(schema, RECEIPTS_TABLE))}) IS NOT NULL,
+        'receipts', {receipts} IS NOT NULL,
+        'receipts_table', (
+            SELECT jsonb_build_object(
+                'rls', c.relrowsecurity,
+                'policies', {policies("c.oid")},
+                'grants', {grants("c.oid")})
+              FROM pg_catalog.pg_class AS c WHERE c.oid = {receipts}),
         'tables', COALESCE((
             SELECT jsonb_object_agg(f.name, jsonb_build_object(
                 'exists', f.relid IS NOT NULL,
@@ -373,13 +429,21 @@ def report_function(schema: str) -> str:
                 'kind', CASE f.note WHEN {document} THEN 'document'
                                     WHEN {failed} THEN 'failed-migrations' END,
                 'rls', COALESCE(f.rls, false),
-                'access', COALESCE(f.relid IS NOT NULL AND {privileges}, false)))
+                'access', COALESCE(f.relid IS NOT NULL AND {privileges}, false),
+                'policies', {policies("f.relid")},
+                'grants', COALESCE({grants("f.relid")}, '{{}}'::jsonb)))
               FROM found AS f), '{{}}'::jsonb),
         'functions', (
             SELECT jsonb_object_agg(fn.name, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_proc AS p
                         WHERE p.proname::text = fn.name AND p.pronamespace = {namespace}))
-              FROM unnest({text_array(FUNCTION_NAMES)}) AS fn(name))
+              FROM unnest({text_array(FUNCTION_NAMES)}) AS fn(name)),
+        'function_grants', ({function_grants}),
+        'legacy_functions', jsonb_build_object(
+            {quote_literal(LEGACY_MERGE_FUNCTION)}, EXISTS (
+                SELECT 1 FROM pg_catalog.pg_proc AS p
+                 WHERE p.proname::text = {quote_literal(LEGACY_MERGE_FUNCTION)}
+                   AND p.pronamespace = {namespace}))
     )
 """
     target = qualified(schema, REPORT_FUNCTION)

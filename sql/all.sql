@@ -18,6 +18,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__creation_utc" ON "public"."parlant_sessions_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__session_id" ON "public"."parlant_sessions_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -37,6 +48,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions__failed_migrations" (
 );
 COMMENT ON TABLE "public"."parlant_sessions__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_sessions__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions__failed_migrations" TO "service_role";
 
 -- ---- parlant_sessions_events (collection events) ---------------------------------------------
@@ -52,6 +74,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_events" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_events" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_events" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_creation_utc" ON "public"."parlant_sessions_events" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_session_id" ON "public"."parlant_sessions_events" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -69,6 +102,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_events_failed_migrations" 
 );
 COMMENT ON TABLE "public"."parlant_sessions_events_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_sessions_events_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events_failed_migrations" TO "service_role";
 
 -- ---- parlant_sessions_metadata (collection metadata) -----------------------------------------
@@ -84,6 +128,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_metadata_creation_utc" ON "public"."parlant_sessions_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_metadata_by_creation_utc_id" ON "public"."parlant_sessions_metadata" USING btree ("creation_utc", "id");
@@ -101,6 +156,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_" (
 );
 COMMENT ON TABLE "public"."parlant_customers_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__creation_utc" ON "public"."parlant_customers_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__session_id" ON "public"."parlant_customers_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -118,6 +184,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers__failed_migrations" (
 );
 COMMENT ON TABLE "public"."parlant_customers__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_customers__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers__failed_migrations" TO "service_role";
 
 -- ---- parlant_customers_customer_tag_associations (collection customer_tag_associations) ------
@@ -133,6 +210,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_customer_tag_associations
 );
 COMMENT ON TABLE "public"."parlant_customers_customer_tag_associations" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_customer_tag_associations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_creation_utc" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_data_gin" ON "public"."parlant_customers_customer_tag_associations" USING gin ("data");
@@ -149,6 +237,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_customer_tag_associations
 );
 COMMENT ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" TO "service_role";
 
 -- ---- parlant_customers_metadata (collection metadata) ----------------------------------------
@@ -164,6 +263,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_customers_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_metadata_creation_utc" ON "public"."parlant_customers_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_metadata_by_creation_utc_id" ON "public"."parlant_customers_metadata" USING btree ("creation_utc", "id");
@@ -181,6 +291,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__creation_utc" ON "public"."parlant_context_variables_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__session_id" ON "public"."parlant_context_variables_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -198,6 +319,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables__failed_migration
 );
 COMMENT ON TABLE "public"."parlant_context_variables__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables__failed_migrations" TO "service_role";
 
 -- ---- parlant_context_variables_variable_tag_associations (collection variable_tag_associations) ----
@@ -213,6 +345,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_variable_tag_asso
 );
 COMMENT ON TABLE "public"."parlant_context_variables_variable_tag_associations" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_variable_tag_associations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_creatio" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_data_gi" ON "public"."parlant_context_variables_variable_tag_associations" USING gin ("data");
@@ -229,6 +372,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_variable_tag_asso
 );
 COMMENT ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" TO "service_role";
 
 -- ---- parlant_context_variables_values (collection values) ------------------------------------
@@ -244,6 +398,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_values" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_values" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_values" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_creation_utc" ON "public"."parlant_context_variables_values" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_data_gin" ON "public"."parlant_context_variables_values" USING gin ("data");
@@ -259,6 +424,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_values_failed_mig
 );
 COMMENT ON TABLE "public"."parlant_context_variables_values_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables_values_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values_failed_migrations" TO "service_role";
 
 -- ---- parlant_context_variables_metadata (collection metadata) --------------------------------
@@ -274,6 +450,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_creation_utc" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_by_creation_utc_id" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc", "id");
@@ -539,6 +726,12 @@ AS $function$
     SELECT jsonb_build_object(
         'schema', 'public'::text,
         'receipts', pg_catalog.to_regclass('"public"."parlant_write_receipts"') IS NOT NULL,
+        'receipts_table', (
+            SELECT jsonb_build_object(
+                'rls', c.relrowsecurity,
+                'policies', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', po.policyname::text, 'roles', to_jsonb(po.roles::text[]), 'cmd', po.cmd, 'permissive', po.permissive = 'PERMISSIVE') ORDER BY po.policyname) FROM pg_catalog.pg_policies AS po JOIN pg_catalog.pg_class AS pc ON pc.relname = po.tablename AND pc.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public') WHERE po.schemaname = 'public' AND pc.oid = c.oid), '[]'::jsonb),
+                'grants', (SELECT COALESCE(jsonb_object_agg(ar.role, COALESCE((SELECT jsonb_agg(pr.name ORDER BY pr.ord) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']::text[]) WITH ORDINALITY AS pr(name, ord) WHERE CASE WHEN pr.name IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') THEN pg_catalog.has_any_column_privilege(ar.role, c.oid, pr.name) ELSE pg_catalog.has_table_privilege(ar.role, c.oid, pr.name) END), '[]'::jsonb)), '{}'::jsonb) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role) WHERE c.oid IS NOT NULL))
+              FROM pg_catalog.pg_class AS c WHERE c.oid = pg_catalog.to_regclass('"public"."parlant_write_receipts"')),
         'tables', COALESCE((
             SELECT jsonb_object_agg(f.name, jsonb_build_object(
                 'exists', f.relid IS NOT NULL,
@@ -549,15 +742,65 @@ AS $function$
                 'kind', CASE f.note WHEN 'parlant-supabase-sync document table' THEN 'document'
                                     WHEN 'parlant-supabase-sync failed-migrations table' THEN 'failed-migrations' END,
                 'rls', COALESCE(f.rls, false),
-                'access', COALESCE(f.relid IS NOT NULL AND has_table_privilege(f.relid, 'SELECT') AND has_table_privilege(f.relid, 'INSERT') AND has_table_privilege(f.relid, 'UPDATE') AND has_table_privilege(f.relid, 'DELETE'), false)))
+                'access', COALESCE(f.relid IS NOT NULL AND has_table_privilege(f.relid, 'SELECT') AND has_table_privilege(f.relid, 'INSERT') AND has_table_privilege(f.relid, 'UPDATE') AND has_table_privilege(f.relid, 'DELETE'), false),
+                'policies', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', po.policyname::text, 'roles', to_jsonb(po.roles::text[]), 'cmd', po.cmd, 'permissive', po.permissive = 'PERMISSIVE') ORDER BY po.policyname) FROM pg_catalog.pg_policies AS po JOIN pg_catalog.pg_class AS pc ON pc.relname = po.tablename AND pc.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public') WHERE po.schemaname = 'public' AND pc.oid = f.relid), '[]'::jsonb),
+                'grants', COALESCE((SELECT COALESCE(jsonb_object_agg(ar.role, COALESCE((SELECT jsonb_agg(pr.name ORDER BY pr.ord) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']::text[]) WITH ORDINALITY AS pr(name, ord) WHERE CASE WHEN pr.name IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') THEN pg_catalog.has_any_column_privilege(ar.role, f.relid, pr.name) ELSE pg_catalog.has_table_privilege(ar.role, f.relid, pr.name) END), '[]'::jsonb)), '{}'::jsonb) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role) WHERE f.relid IS NOT NULL), '{}'::jsonb)))
               FROM found AS f), '{}'::jsonb),
         'functions', (
             SELECT jsonb_object_agg(fn.name, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_proc AS p
                         WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
-              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name))
+              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
+        'function_grants', (SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or(pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public'))) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role)) END) FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
+        'legacy_functions', jsonb_build_object(
+            'parlant_merge_document', EXISTS (
+                SELECT 1 FROM pg_catalog.pg_proc AS p
+                 WHERE p.proname::text = 'parlant_merge_document'
+                   AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
     )
 $function$;
 COMMENT ON FUNCTION "public"."parlant_schema_report"(text[]) IS 'parlant-supabase-sync: which of p_tables exist in schema public, are adapter tables, have RLS enabled and are accessible, and which adapter functions exist';
 REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "public"."parlant_schema_report"(text[]) TO "service_role";
+
+-- ---- privileges of the API roles -------------------------------------------------------------
+
+-- Only service_role may call the functions and touch the receipts: PostgreSQL grants
+-- EXECUTE on new functions to PUBLIC, and Supabase's default privileges grant anon and
+-- authenticated everything on new tables and functions in public.
+
+REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM "authenticated";
+    END IF;
+END
+$do$;
+
+REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "authenticated";
+    END IF;
+END
+$do$;
+
+REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "authenticated";
+    END IF;
+END
+$do$;

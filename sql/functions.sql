@@ -228,6 +228,12 @@ AS $function$
     SELECT jsonb_build_object(
         'schema', 'public'::text,
         'receipts', pg_catalog.to_regclass('"public"."parlant_write_receipts"') IS NOT NULL,
+        'receipts_table', (
+            SELECT jsonb_build_object(
+                'rls', c.relrowsecurity,
+                'policies', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', po.policyname::text, 'roles', to_jsonb(po.roles::text[]), 'cmd', po.cmd, 'permissive', po.permissive = 'PERMISSIVE') ORDER BY po.policyname) FROM pg_catalog.pg_policies AS po JOIN pg_catalog.pg_class AS pc ON pc.relname = po.tablename AND pc.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public') WHERE po.schemaname = 'public' AND pc.oid = c.oid), '[]'::jsonb),
+                'grants', (SELECT COALESCE(jsonb_object_agg(ar.role, COALESCE((SELECT jsonb_agg(pr.name ORDER BY pr.ord) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']::text[]) WITH ORDINALITY AS pr(name, ord) WHERE CASE WHEN pr.name IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') THEN pg_catalog.has_any_column_privilege(ar.role, c.oid, pr.name) ELSE pg_catalog.has_table_privilege(ar.role, c.oid, pr.name) END), '[]'::jsonb)), '{}'::jsonb) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role) WHERE c.oid IS NOT NULL))
+              FROM pg_catalog.pg_class AS c WHERE c.oid = pg_catalog.to_regclass('"public"."parlant_write_receipts"')),
         'tables', COALESCE((
             SELECT jsonb_object_agg(f.name, jsonb_build_object(
                 'exists', f.relid IS NOT NULL,
@@ -238,15 +244,65 @@ AS $function$
                 'kind', CASE f.note WHEN 'parlant-supabase-sync document table' THEN 'document'
                                     WHEN 'parlant-supabase-sync failed-migrations table' THEN 'failed-migrations' END,
                 'rls', COALESCE(f.rls, false),
-                'access', COALESCE(f.relid IS NOT NULL AND has_table_privilege(f.relid, 'SELECT') AND has_table_privilege(f.relid, 'INSERT') AND has_table_privilege(f.relid, 'UPDATE') AND has_table_privilege(f.relid, 'DELETE'), false)))
+                'access', COALESCE(f.relid IS NOT NULL AND has_table_privilege(f.relid, 'SELECT') AND has_table_privilege(f.relid, 'INSERT') AND has_table_privilege(f.relid, 'UPDATE') AND has_table_privilege(f.relid, 'DELETE'), false),
+                'policies', COALESCE((SELECT jsonb_agg(jsonb_build_object('name', po.policyname::text, 'roles', to_jsonb(po.roles::text[]), 'cmd', po.cmd, 'permissive', po.permissive = 'PERMISSIVE') ORDER BY po.policyname) FROM pg_catalog.pg_policies AS po JOIN pg_catalog.pg_class AS pc ON pc.relname = po.tablename AND pc.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public') WHERE po.schemaname = 'public' AND pc.oid = f.relid), '[]'::jsonb),
+                'grants', COALESCE((SELECT COALESCE(jsonb_object_agg(ar.role, COALESCE((SELECT jsonb_agg(pr.name ORDER BY pr.ord) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']::text[]) WITH ORDINALITY AS pr(name, ord) WHERE CASE WHEN pr.name IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') THEN pg_catalog.has_any_column_privilege(ar.role, f.relid, pr.name) ELSE pg_catalog.has_table_privilege(ar.role, f.relid, pr.name) END), '[]'::jsonb)), '{}'::jsonb) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role) WHERE f.relid IS NOT NULL), '{}'::jsonb)))
               FROM found AS f), '{}'::jsonb),
         'functions', (
             SELECT jsonb_object_agg(fn.name, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_proc AS p
                         WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
-              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name))
+              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
+        'function_grants', (SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or(pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public'))) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role)) END) FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
+        'legacy_functions', jsonb_build_object(
+            'parlant_merge_document', EXISTS (
+                SELECT 1 FROM pg_catalog.pg_proc AS p
+                 WHERE p.proname::text = 'parlant_merge_document'
+                   AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
     )
 $function$;
 COMMENT ON FUNCTION "public"."parlant_schema_report"(text[]) IS 'parlant-supabase-sync: which of p_tables exist in schema public, are adapter tables, have RLS enabled and are accessible, and which adapter functions exist';
 REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "public"."parlant_schema_report"(text[]) TO "service_role";
+
+-- ---- privileges of the API roles -------------------------------------------------------------
+
+-- Only service_role may call the functions and touch the receipts: PostgreSQL grants
+-- EXECUTE on new functions to PUBLIC, and Supabase's default privileges grant anon and
+-- authenticated everything on new tables and functions in public.
+
+REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_write_receipts" FROM "authenticated";
+    END IF;
+END
+$do$;
+
+REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "authenticated";
+    END IF;
+END
+$do$;
+
+REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "authenticated";
+    END IF;
+END
+$do$;

@@ -18,6 +18,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__creation_utc" ON "public"."parlant_context_variables_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__session_id" ON "public"."parlant_context_variables_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -35,6 +46,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables__failed_migration
 );
 COMMENT ON TABLE "public"."parlant_context_variables__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables__failed_migrations" TO "service_role";
 
 -- ---- parlant_context_variables_variable_tag_associations (collection variable_tag_associations) ----
@@ -50,6 +72,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_variable_tag_asso
 );
 COMMENT ON TABLE "public"."parlant_context_variables_variable_tag_associations" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_variable_tag_associations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_creatio" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_data_gi" ON "public"."parlant_context_variables_variable_tag_associations" USING gin ("data");
@@ -66,6 +99,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_variable_tag_asso
 );
 COMMENT ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations_failed_migr" TO "service_role";
 
 -- ---- parlant_context_variables_values (collection values) ------------------------------------
@@ -81,6 +125,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_values" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_values" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_values" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_creation_utc" ON "public"."parlant_context_variables_values" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_data_gin" ON "public"."parlant_context_variables_values" USING gin ("data");
@@ -96,6 +151,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_values_failed_mig
 );
 COMMENT ON TABLE "public"."parlant_context_variables_values_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_context_variables_values_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_values_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values_failed_migrations" TO "service_role";
 
 -- ---- parlant_context_variables_metadata (collection metadata) --------------------------------
@@ -111,6 +177,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_context_variables_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_context_variables_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_context_variables_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_context_variables_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_creation_utc" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_by_creation_utc_id" ON "public"."parlant_context_variables_metadata" USING btree ("creation_utc", "id");

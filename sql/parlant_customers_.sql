@@ -18,6 +18,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_" (
 );
 COMMENT ON TABLE "public"."parlant_customers_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__creation_utc" ON "public"."parlant_customers_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__session_id" ON "public"."parlant_customers_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -35,6 +46,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers__failed_migrations" (
 );
 COMMENT ON TABLE "public"."parlant_customers__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_customers__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers__failed_migrations" TO "service_role";
 
 -- ---- parlant_customers_customer_tag_associations (collection customer_tag_associations) ------
@@ -50,6 +72,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_customer_tag_associations
 );
 COMMENT ON TABLE "public"."parlant_customers_customer_tag_associations" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_customer_tag_associations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_creation_utc" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_data_gin" ON "public"."parlant_customers_customer_tag_associations" USING gin ("data");
@@ -66,6 +99,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_customer_tag_associations
 );
 COMMENT ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations_failed_migrations" TO "service_role";
 
 -- ---- parlant_customers_metadata (collection metadata) ----------------------------------------
@@ -81,6 +125,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_customers_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_customers_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_customers_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_customers_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_metadata_creation_utc" ON "public"."parlant_customers_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_metadata_by_creation_utc_id" ON "public"."parlant_customers_metadata" USING btree ("creation_utc", "id");

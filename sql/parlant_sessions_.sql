@@ -18,6 +18,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__creation_utc" ON "public"."parlant_sessions_" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__session_id" ON "public"."parlant_sessions_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -37,6 +48,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions__failed_migrations" (
 );
 COMMENT ON TABLE "public"."parlant_sessions__failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_sessions__failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions__failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions__failed_migrations" TO "service_role";
 
 -- ---- parlant_sessions_events (collection events) ---------------------------------------------
@@ -52,6 +74,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_events" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_events" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_events" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_creation_utc" ON "public"."parlant_sessions_events" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_session_id" ON "public"."parlant_sessions_events" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
@@ -69,6 +102,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_events_failed_migrations" 
 );
 COMMENT ON TABLE "public"."parlant_sessions_events_failed_migrations" IS 'parlant-supabase-sync failed-migrations table';
 ALTER TABLE "public"."parlant_sessions_events_failed_migrations" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_events_failed_migrations" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events_failed_migrations" TO "service_role";
 
 -- ---- parlant_sessions_metadata (collection metadata) -----------------------------------------
@@ -84,6 +128,17 @@ CREATE TABLE IF NOT EXISTS "public"."parlant_sessions_metadata" (
 );
 COMMENT ON TABLE "public"."parlant_sessions_metadata" IS 'parlant-supabase-sync document table';
 ALTER TABLE "public"."parlant_sessions_metadata" ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM PUBLIC;
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM "anon";
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON TABLE "public"."parlant_sessions_metadata" FROM "authenticated";
+    END IF;
+END
+$do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_metadata" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_metadata_creation_utc" ON "public"."parlant_sessions_metadata" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_metadata_by_creation_utc_id" ON "public"."parlant_sessions_metadata" USING btree ("creation_utc", "id");

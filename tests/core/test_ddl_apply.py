@@ -441,9 +441,10 @@ def test_upgrade_from_seed_reaches_the_fresh_schema_and_keeps_everything(
     upgraded = snapshot(seeded)
     for key in ("tables", "columns", "constraints", "indexes", "functions"):
         assert upgraded[key] == fresh[key], key
-    # Nothing is dropped: the seed's allow-all policies are still there.
-    assert upgraded["policies"] == seed_policies
+    # The seed's allow-all policies are dropped (and no other policy is made), so the upgraded
+    # database equals a fresh install, privileges included.
     assert len(seed_policies) == len(default_tables())
+    assert upgraded["policies"] == fresh["policies"] == []
     # Data kept; rows that failed before the upgrade have no failure time.
     assert seeded.rows("SELECT count(*) FROM parlant_sessions_") == [(len(ids),)]
     assert seeded.rows(
@@ -454,6 +455,23 @@ def test_upgrade_from_seed_reaches_the_fresh_schema_and_keeps_everything(
         row[0] for row in seeded.rows("SELECT id FROM parlant_sessions_ ORDER BY id")
     ]
     assert ordered == sorted(ids)
+
+
+def test_upgrade_keeping_the_seed_policies_keeps_them_working(make_database: Any) -> None:
+    seeded = make_database()
+    seeded.sql(seed_like_sql())
+    seed_policies = snapshot(seeded)["policies"]
+    seeded.sql(ddl.generate_upgrade(keep_seed_policies=True))
+    assert snapshot(seeded)["policies"] == seed_policies
+    with seeded.connect() as conn:
+        conn.execute("SET ROLE anon")
+        conn.execute(
+            "INSERT INTO public.parlant_sessions_ (id, data) VALUES ('kept', '{}')"
+        )
+        assert conn.execute("SELECT id FROM public.parlant_sessions_").fetchall() == [("kept",)]
+        # Only what the policies need: no TRUNCATE, no TRIGGER.
+        with pytest.raises(pg_errors.InsufficientPrivilege):
+            conn.execute("TRUNCATE public.parlant_sessions_")
 
 
 def test_upgrade_reports_instead_of_failing_when_a_policy_pins_a_column(
@@ -721,13 +739,22 @@ def test_schema_report_describes_tables_and_functions(shared: Database) -> None:
     assert report["receipts"] is True
     assert report["schema"] == "public"
     tables = report["tables"]
+    no_grants = {"anon": [], "authenticated": [], "public": []}
     assert tables["parlant_sessions_"] == {
         "exists": True,
         "adapter": True,
         "kind": "document",
         "rls": True,
         "access": True,
+        "policies": [],
+        "grants": no_grants,
     }
+    assert report["receipts_table"] == {"rls": True, "policies": [], "grants": no_grants}
+    assert report["function_grants"] == {
+        name: {"anon": False, "authenticated": False, "public": False}
+        for name in ("parlant_write", "parlant_schema_report")
+    }
+    assert report["legacy_functions"] == {"parlant_merge_document": False}
     assert tables["parlant_sessions__failed_migrations"]["adapter"] is True
     assert tables["parlant_sessions__failed_migrations"]["kind"] == "failed-migrations"
     assert tables["plain"] == {
@@ -736,6 +763,8 @@ def test_schema_report_describes_tables_and_functions(shared: Database) -> None:
         "kind": None,
         "rls": False,
         "access": False,
+        "policies": [],
+        "grants": no_grants,
     }
     assert (
         tables["missing"]["exists"] is False and tables["missing"]["adapter"] is False
@@ -777,6 +806,70 @@ def test_schema_report_works_when_the_functions_are_all_there_is(
             "kind": None,
             "rls": False,
             "access": False,
+            "policies": [],
+            "grants": {},
         }
     }
+    assert report["receipts_table"]["rls"] is True
     assert empty["tables"] == {}
+
+
+def test_schema_report_shows_what_the_browser_roles_can_reach(make_database: Any) -> None:
+    database = make_database()
+    database.sql(ddl.generate_schema(ddl.default_stores(), "allow-all", include_functions=True))
+    database.sql(
+        "GRANT SELECT (request_id) ON public.parlant_write_receipts TO anon;"
+        "GRANT TRUNCATE ON public.parlant_customers_ TO authenticated;"
+        "GRANT EXECUTE ON FUNCTION public.parlant_write(text, text, text, jsonb) TO PUBLIC;"
+        "CREATE FUNCTION public.parlant_merge_document(a text, b text, c jsonb, d boolean) "
+        "RETURNS void LANGUAGE sql AS 'SELECT';"
+        "ALTER TABLE public.parlant_sessions_events DISABLE ROW LEVEL SECURITY;"
+    )
+    with as_service_role(database) as conn:
+        report = conn.execute(
+            "SELECT parlant_schema_report(%s)",
+            (["parlant_sessions_events", "parlant_customers_"],),
+        ).fetchone()[0]
+    events = report["tables"]["parlant_sessions_events"]
+    assert events["rls"] is False
+    assert events["policies"] == [
+        {
+            "name": "Allow all operations on parlant_sessions_events",
+            "roles": ["public"],
+            "cmd": "ALL",
+            "permissive": True,
+        }
+    ]
+    crud = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+    assert events["grants"] == {"anon": crud, "authenticated": crud, "public": []}
+    customers = report["tables"]["parlant_customers_"]
+    assert customers["grants"]["authenticated"] == [*crud, "TRUNCATE"]
+    # A column grant counts.
+    assert report["receipts_table"]["grants"]["anon"] == ["SELECT"]
+    # EXECUTE for PUBLIC reaches every role.
+    assert report["function_grants"]["parlant_write"] == {
+        "anon": True, "authenticated": True, "public": True,
+    }  # fmt: skip
+    assert report["function_grants"]["parlant_schema_report"]["anon"] is False
+    assert report["legacy_functions"] == {"parlant_merge_document": True}
+
+
+def test_generated_sql_runs_on_a_postgresql_without_the_browser_roles() -> None:
+    """The revokes of anon/authenticated are guarded: a plain PostgreSQL with only a
+    service_role (no anon, no authenticated; roles are cluster-wide, hence its own cluster)
+    takes every generated script."""
+    from parlant_supabase_sync.local.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        database = Database(server.superuser_dsn)
+        database.sql("CREATE ROLE service_role NOLOGIN BYPASSRLS")
+        database.sql(read_sql("all.sql"))
+        database.sql(seed_like_sql())
+        database.sql(read_sql("upgrade_from_seed.sql"))
+        assert {row[0] for row in database.rows("SELECT rolname FROM pg_roles")} & {
+            "anon", "authenticated"
+        } == set()  # fmt: skip
+    finally:
+        server.stop()

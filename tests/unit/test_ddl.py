@@ -13,6 +13,7 @@ from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
     MAX_IDENTIFIER_BYTES,
     all_table_names,
+    truncate_identifier,
 )
 
 # Every index the seed SQL created, as PostgreSQL stored the names.
@@ -174,7 +175,8 @@ def test_every_table_has_rls_a_comment_and_a_service_role_grant() -> None:
 def test_default_anon_policy_creates_no_policy_and_grants_nothing_to_anon() -> None:
     text = uncommented(ALL_SQL)
     assert "CREATE POLICY" not in text
-    assert '"anon"' not in text and '"authenticated"' not in text
+    grants = [line for line in text.splitlines() if line.lstrip().startswith("GRANT ")]
+    assert grants and all(line.endswith(' TO "service_role";') for line in grants)
     assert ddl.anon_policy_warning("none") is None
     # The per-customer example is there, commented out.
     assert "-- " in ALL_SQL and "customers read their own rows" in ALL_SQL
@@ -252,10 +254,17 @@ def test_upgrade_drops_only_the_old_merge_function_and_fixes_collation_idempoten
     sql = ddl.generate_upgrade()
     text = uncommented(sql)
     drops = [line for line in text.splitlines() if "DROP " in line]
-    assert drops == [
+    policy_drops = [line for line in drops if line.startswith("DROP POLICY IF EXISTS ")]
+    assert [line for line in drops if line not in policy_drops] == [
         'DROP FUNCTION IF EXISTS "public"."parlant_merge_document"(text, text, jsonb, boolean);'
     ]
-    assert 'DROP POLICY IF EXISTS "Allow all operations on parlant_sessions_"' in sql
+    # Only the seed's allow-all policies, one per table, each by its exact name.
+    tables = [t for spec in DEFAULT_STORES.values() for t in all_table_names(spec.prefix, spec.collections)]
+    assert policy_drops == [
+        f'DROP POLICY IF EXISTS "{truncate_identifier("Allow all operations on " + t)}" '
+        f'ON "public"."{t}";'
+        for t in tables
+    ]
     assert "a.attcollation <> v_c" in text
     assert 'ALTER COLUMN %I TYPE text COLLATE "C"' in text
     assert 'ADD COLUMN IF NOT EXISTS "failed_utc" text COLLATE "C";' in text
@@ -322,3 +331,98 @@ def test_generator_entry_point_writes_and_checks(
     capsys.readouterr()
     assert ddl.main([]) == 0
     assert capsys.readouterr().out == ddl.generated_files()["all.sql"]
+
+
+# --- privileges of the API roles (issue #11) ---------------------------------------------------
+
+_API_ROLE_REVOKE = (
+    "IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{role}') THEN\n"
+    "        REVOKE ALL ON {kind} {target} FROM \"{role}\";\n"
+    "    END IF;"
+)
+
+
+def _revokes_everything(sql: str, kind: str, target: str) -> bool:
+    return f"REVOKE ALL ON {kind} {target} FROM PUBLIC;" in sql and all(
+        _API_ROLE_REVOKE.format(role=role, kind=kind, target=target) in sql
+        for role in ("anon", "authenticated")
+    )
+
+
+@pytest.mark.parametrize("anon_policy", ddl.ANON_POLICIES)
+def test_every_mode_revokes_everything_from_public_anon_and_authenticated_first(
+    anon_policy: ddl.AnonPolicy,
+) -> None:
+    sql = uncommented(ddl.generate_schema(ddl.default_stores(), anon_policy, include_functions=True))
+    for spec in DEFAULT_STORES.values():
+        for table in all_table_names(spec.prefix, spec.collections):
+            target = f'"public"."{table}"'
+            assert _revokes_everything(sql, "TABLE", target), table
+            revoke = sql.index(f"REVOKE ALL ON TABLE {target} FROM PUBLIC;")
+            for line in sql.splitlines():
+                if line.startswith("GRANT ") and f" ON TABLE {target} TO " in line:
+                    assert sql.index(line) > revoke, line
+    assert _revokes_everything(sql, "TABLE", '"public"."parlant_write_receipts"')
+    browser_grants = [
+        line for line in sql.splitlines()
+        if line.startswith("GRANT ") and not line.endswith(' TO "service_role";')
+    ]
+    if anon_policy == "none":
+        assert browser_grants == []
+    elif anon_policy == "per-customer":
+        assert browser_grants == [
+            'GRANT SELECT ON TABLE "public"."parlant_sessions_" TO "authenticated";',
+            'GRANT SELECT ON TABLE "public"."parlant_customers_customer_tag_associations" TO "authenticated";',
+        ]
+    else:
+        assert browser_grants and all(
+            line.startswith("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ")
+            and line.endswith(' TO "anon", "authenticated";')
+            for line in browser_grants
+        )
+
+
+def test_no_function_is_executable_by_public_anon_or_authenticated() -> None:
+    sql = ddl.generate_functions()
+    for signature in (
+        '"public"."parlant_write"(text, text, text, jsonb)',
+        '"public"."parlant_schema_report"(text[])',
+    ):
+        assert _revokes_everything(sql, "FUNCTION", signature)
+        assert sql.index(f'GRANT EXECUTE ON FUNCTION {signature} TO "service_role";') > 0
+    grants = [line for line in sql.splitlines() if line.startswith("GRANT ")]
+    assert all(line.endswith(' TO "service_role";') for line in grants)
+
+
+def test_every_generated_function_has_an_empty_search_path() -> None:
+    # Supabase Security Advisor lint 0011 (function_search_path_mutable).
+    for name, sql in ddl.generated_files().items():
+        text = uncommented(sql)
+        functions = re.findall(
+            r"CREATE OR REPLACE FUNCTION (\S+?)\(.*?\nAS \$", text, flags=re.DOTALL
+        )
+        if name in ("all.sql", "functions.sql", "upgrade_from_seed.sql"):
+            assert len(functions) == 2, name
+        for match in re.finditer(
+            r"CREATE OR REPLACE FUNCTION .*?\nAS \$", text, flags=re.DOTALL
+        ):
+            header = match.group(0)
+            assert "\nSECURITY INVOKER\nSET search_path = ''\n" in header, header
+
+
+def test_upgrade_can_keep_the_seed_policies_with_a_warning() -> None:
+    assert ddl.seed_policy_warning(False) is None
+    warning = ddl.seed_policy_warning(True)
+    assert warning is not None and "anon" in warning and "check" in warning
+    sql = ddl.generate_upgrade(keep_seed_policies=True)
+    text = uncommented(sql)
+    assert "DROP POLICY" not in text
+    assert warning in sql
+    for spec in DEFAULT_STORES.values():
+        for table in all_table_names(spec.prefix, spec.collections):
+            target = f'"public"."{table}"'
+            assert _revokes_everything(text, "TABLE", target)
+            assert (
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {target} TO "anon", "authenticated";'
+                in text
+            )
