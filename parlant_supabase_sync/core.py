@@ -54,8 +54,9 @@ from ._types import (
     UpdateResult,
 )
 from .cache import MetadataCache, MetadataWrite
-from .ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
-from .errors import FunctionMissing, SchemaMissing, TableMissing
+from .ddl_functions import FIND_FUNCTION, RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
+from .errors import FunctionMissing, InvalidResponse, SchemaMissing, TableMissing
+from .filters import Condition, Order
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
 from .rows import row_to_document, validate_document
 from .settings import SupabaseSettings
@@ -510,7 +511,7 @@ class SyncDocumentCollection:
         with self._db.stats.timed("find"):
             if limit is not None and limit < 0:
                 raise ValueError(f"limit must be None or >= 0, got {limit}")
-            params = _filters.encode_where(filters)
+            params = _filters.compile_where(filters)
             if self._is_metadata and not filters:
                 return _find_in(self._snapshot(), limit, cursor, sort_direction)
             return self._find(filters, params, limit, cursor, sort_direction)
@@ -518,7 +519,7 @@ class SyncDocumentCollection:
     def _find(
         self,
         filters: Mapping[str, Any],
-        params: list[tuple[str, str]],
+        params: list[Condition],
         limit: int | None,
         cursor: Cursor | None,
         sort_direction: SortDirection | None,
@@ -526,7 +527,7 @@ class SyncDocumentCollection:
         if _filters.matches_nothing(filters):
             return FindResult(items=[], total_count=0, has_more=False, next_cursor=None)
         if cursor is not None:
-            params = [*params, _filters.encode_cursor(cursor, sort_direction)]
+            params = [*params, _filters.compile_cursor(cursor, sort_direction)]
         if limit == 0:
             matches = self._count("find", params)
             return FindResult(
@@ -560,15 +561,15 @@ class SyncDocumentCollection:
         """The first match: by ``sort`` (document fields, typed) if given, then by
         ``(creation_utc, id)``; None when nothing matches."""
         with self._db.stats.timed("find_one"):
-            params = _filters.encode_where(filters)
-            order = _filters.encode_order(sort, None)
+            params = _filters.compile_where(filters)
+            order = _filters.compile_order(sort, None)
             if self._is_metadata and not filters and not sort:
                 documents = self._snapshot()
                 return documents[0] if documents else None
             return self._find_one(filters, params, order)
 
     def _find_one(
-        self, filters: Mapping[str, Any], params: list[tuple[str, str]], order: str
+        self, filters: Mapping[str, Any], params: list[Condition], order: Order
     ) -> Document | None:
         if _filters.matches_nothing(filters):
             return None
@@ -578,7 +579,7 @@ class SyncDocumentCollection:
     def count(self, filters: Mapping[str, Any]) -> int:
         """How many documents match ``filters`` (one request)."""
         with self._db.stats.timed("count"):
-            params = _filters.encode_where(filters)
+            params = _filters.compile_where(filters)
             if _filters.matches_nothing(filters):
                 return 0
             return self._count("count", params)
@@ -588,7 +589,7 @@ class SyncDocumentCollection:
     ) -> Iterator[Document]:
         """Every matching document in ``(creation_utc, id)`` order, fetched page by page."""
         where = filters or {}
-        params = _filters.encode_where(where)
+        params = _filters.compile_where(where)
         if _filters.matches_nothing(where):
             return
         for batch, _ in self._pages("iter_documents", params, None, None, page_size):
@@ -629,7 +630,7 @@ class SyncDocumentCollection:
             # Transient checks an upsert's document only when it has to insert it.
             insertable = upsert and _is_total(params, self._schema)
             pinned = _filters.id_pinned(filters)
-            where = _filters.encode_where(filters)
+            where = _filters.compile_where(filters)
             nothing = _filters.matches_nothing(filters)
             while True:
                 target = None
@@ -676,7 +677,7 @@ class SyncDocumentCollection:
     def delete_one(self, filters: Mapping[str, Any]) -> DeleteResult[Any]:
         """Delete the first match; ``deleted_document`` is the complete deleted document."""
         with self._db.stats.timed("delete_one"), self._writing() as write:
-            where = _filters.encode_where(filters)
+            where = _filters.compile_where(filters)
             pinned = _filters.id_pinned(filters)
             if not _filters.matches_nothing(filters):
                 # Each lost race means another caller removed a match, so this ends.
@@ -730,8 +731,8 @@ class SyncDocumentCollection:
     def _select(
         self,
         operation: str,
-        params: Sequence[tuple[str, str]],
-        order: str,
+        params: Sequence[Condition],
+        order: Order,
         limit: int,
         *,
         columns: str = _ROW_COLUMNS,
@@ -743,8 +744,8 @@ class SyncDocumentCollection:
     def _select_counted(
         self,
         operation: str,
-        params: Sequence[tuple[str, str]],
-        order: str,
+        params: Sequence[Condition],
+        order: Order,
         limit: int,
         *,
         columns: str = _ROW_COLUMNS,
@@ -752,20 +753,44 @@ class SyncDocumentCollection:
     ) -> tuple[list[Document], int | None]:
         transport = self._db.transport
         builder = transport.table(self._table).select(columns, count=_EXACT if count else None)
-        builder = apply_order(apply_filters(builder, params), order).limit(limit)
-        answer = transport.send(operation, builder, table=self._table, count=count)
-        return answer.data, answer.count
+        builder = apply_filters(builder, [condition.param for condition in params])
+        request = transport.prepare(
+            apply_order(builder, order.param).limit(limit), table=self._table
+        )
+        if transport.fits(request):
+            answer = transport.send(operation, request, table=self._table, count=count)
+            return answer.data, answer.count
+        # Too long for a URL (the gateway refuses request lines over 8 KiB): the same filter
+        # in a POST body, compiled to the same SQL by parlant_find.
+        body = {
+            "p_table": self._table,
+            "p_where": [condition.tree for condition in params],
+            "p_order": list(order.terms),
+            "p_limit": limit,
+            "p_count": count,
+        }
+        found = transport.send(
+            operation,
+            transport.rpc(FIND_FUNCTION, body),
+            table=self._table,
+            function=FIND_FUNCTION,
+            expect=Expect.OBJECT,
+        ).data
+        rows, total = found.get("rows"), found.get("total")
+        if not isinstance(rows, list) or (count and not isinstance(total, int)):
+            raise InvalidResponse(f"parlant_find answered without rows or total for {self._table}")
+        return rows, total
 
-    def _count(self, operation: str, params: Sequence[tuple[str, str]]) -> int:
+    def _count(self, operation: str, params: Sequence[Condition]) -> int:
         rows, total = self._select_counted(
-            operation, params, _filters.encode_order(None), 0, columns="id", count=True
+            operation, params, _filters.compile_order(None), 0, columns="id", count=True
         )
         return total if total is not None else len(rows)
 
     def _pages(
         self,
         operation: str,
-        params: Sequence[tuple[str, str]],
+        params: Sequence[Condition],
         direction: SortDirection | None,
         limit: int | None,
         page_size: int | None = None,
@@ -777,7 +802,7 @@ class SyncDocumentCollection:
         asked is a server ``max-rows`` cap (or concurrent deletes): paging just continues.
         """
         page = page_size or self._db.settings.page_size
-        order = _filters.encode_order(None, direction)
+        order = _filters.compile_order(None, direction)
         fetched = 0
         total: int | None = None
         after: tuple[str, str] | None = None
@@ -793,7 +818,7 @@ class SyncDocumentCollection:
             extra = list(params)
             if after is not None:
                 extra.append(
-                    _filters.encode_cursor(Cursor(after[0], ObjectId(after[1])), direction)
+                    _filters.compile_cursor(Cursor(after[0], ObjectId(after[1])), direction)
                 )
             batch, count = self._select_counted(
                 operation, extra, order, want, count=total is None
@@ -818,8 +843,8 @@ class SyncDocumentCollection:
             last = batch[-1]
             after = (str(last.get("creation_utc") or ""), str(last.get("id") or ""))
 
-    def _first_id(self, operation: str, params: Sequence[tuple[str, str]]) -> str | None:
-        rows = self._select(operation, params, _filters.encode_order(None), 1, columns="id")
+    def _first_id(self, operation: str, params: Sequence[Condition]) -> str | None:
+        rows = self._select(operation, params, _filters.compile_order(None), 1, columns="id")
         return str(rows[0]["id"]) if rows else None
 
     def _bulk(self, operation: str, write: str, documents: Sequence[Mapping[str, Any]]) -> int:

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from parlant_supabase_sync.ddl_find import find_functions
 from parlant_supabase_sync.ddl_functions import (
     DOCUMENT_TABLE_COMMENT,
     FAILED_TABLE_COMMENT,
     FUNCTION_NAMES,
     LEGACY_MERGE_FUNCTION,
     RECEIPTS_TABLE,
-    REPORT_FUNCTION,
     SERVICE_ROLE,
-    WRITE_FUNCTION,
     receipts_table,
     report_function,
     write_function,
@@ -316,15 +315,40 @@ def revoke_table_privileges(target: str) -> str:
     )
 
 
-def revoke_function_execute(signature: str) -> str:
-    """Take EXECUTE on the function away from PUBLIC, anon and authenticated.
+def revoke_function_execute(schema: str) -> str:
+    """Take EXECUTE on every adapter function in `schema` away from PUBLIC, anon and
+    authenticated (service_role keeps its explicit grant).
 
     PostgreSQL grants EXECUTE to PUBLIC on every new function, and Supabase's default
-    privileges grant it to anon and authenticated in `public`.
+    privileges grant it to anon and authenticated in `public`. "Adapter function" = one of
+    FUNCTION_NAMES or any function whose comment starts with `parlant-supabase-sync:`, so
+    helper functions are covered too, whatever their signature.
     """
-    return f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;\n" + _for_existing_roles(
-        BROWSER_ROLES, lambda role: f"REVOKE ALL ON FUNCTION {signature} FROM {role};"
+    revokes = "".join(
+        f"        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {quote_literal(role)}) THEN\n"
+        f"            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', r.signature, "
+        f"{quote_literal(role)});\n"
+        "        END IF;\n"
+        for role in BROWSER_ROLES
     )
+    body = f"""
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS signature
+          FROM pg_catalog.pg_proc AS p
+         WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                                  WHERE n.nspname = {quote_literal(schema)})
+           AND (p.proname::text = ANY ({_text_array(FUNCTION_NAMES)})
+                OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE 'parlant-supabase-sync:%')
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.signature);
+{revokes}    END LOOP;
+END
+"""
+    return f"DO {_dollar_quote(body, 'do')};"
 
 
 def _policy_block(schema: str, table: str, policy: str, create: str) -> str:
@@ -499,6 +523,7 @@ def generate_functions(*, schema: str = "public", header: bool = True) -> str:
             f"-- empty and every name is qualified with the schema {schema!r}."
         ),
         write_function(schema),
+        find_functions(schema),
         report_function(schema),
         _section("privileges of the API roles"),
         (
@@ -507,8 +532,7 @@ def generate_functions(*, schema: str = "public", header: bool = True) -> str:
             "-- authenticated everything on new tables and functions in public."
         ),
         revoke_table_privileges(_qualified(schema, RECEIPTS_TABLE)),
-        revoke_function_execute(f"{_qualified(schema, WRITE_FUNCTION)}(text, text, text, jsonb)"),
-        revoke_function_execute(f"{_qualified(schema, REPORT_FUNCTION)}(text[])"),
+        revoke_function_execute(schema),
     ]
     return "\n\n".join(parts) + "\n"
 

@@ -30,16 +30,19 @@ __all__ = [
     "DOCUMENT_TABLE_COMMENT",
     "FAILED_SIGNATURE",
     "FAILED_TABLE_COMMENT",
+    "FIND_FUNCTION",
     "FUNCTION_NAMES",
     "LEGACY_MERGE_FUNCTION",
     "RECEIPTS_TABLE",
     "RECEIPT_TTL",
     "REPORT_FUNCTION",
     "SERVICE_ROLE",
+    "WHERE_FUNCTION",
     "WRITE_FUNCTION",
     "WRITE_OPERATIONS",
     "receipts_table",
     "report_function",
+    "table_check",
     "write_function",
 ]
 
@@ -48,9 +51,11 @@ FAILED_TABLE_COMMENT = "parlant-supabase-sync failed-migrations table"
 RECEIPTS_TABLE_COMMENT = "parlant-supabase-sync write receipts"
 WRITE_FUNCTION = "parlant_write"
 REPORT_FUNCTION = "parlant_schema_report"
+FIND_FUNCTION = "parlant_find"
+WHERE_FUNCTION = "parlant_find_where"
 #: The function earlier releases merged through; the upgrade script drops it.
 LEGACY_MERGE_FUNCTION = "parlant_merge_document"
-FUNCTION_NAMES = (WRITE_FUNCTION, REPORT_FUNCTION)
+FUNCTION_NAMES = (WRITE_FUNCTION, FIND_FUNCTION, REPORT_FUNCTION)
 RECEIPTS_TABLE = "parlant_write_receipts"
 #: How long a write's outcome is kept for repeats of its request id.
 RECEIPT_TTL = "24 hours"
@@ -130,7 +135,8 @@ def _put_set() -> str:
     )
 
 
-def _table_check(schema: str) -> str:
+def table_check(schema: str) -> str:
+    """PL/pgSQL setting v_target, v_relid, v_note, v_columns, v_kind for p_table (or raising)."""
     document = quote_literal(DOCUMENT_TABLE_COMMENT)
     failed = quote_literal(FAILED_TABLE_COMMENT)
     return f"""
@@ -284,7 +290,7 @@ BEGIN
     IF p_request_id IS NULL OR pg_catalog.length(p_request_id) NOT BETWEEN 16 AND 128 THEN
         {_raise("'parlant-supabase-sync: p_request_id must be 16 to 128 characters'")}
     END IF;
-{_table_check(schema)}
+{table_check(schema)}
     IF v_kind = 'failed' AND p_operation = ANY ({document_only}) THEN
         {_raise("pg_catalog.format('parlant-supabase-sync: %s is a failed-migrations table', v_target)")}
     END IF;
@@ -393,7 +399,11 @@ def report_function(schema: str) -> str:
         f"{procs}) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or("
         f"pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM {procs})) "
         f"FROM {api_roles} AS ar(role)) END) "
-        f"FROM unnest({text_array(FUNCTION_NAMES)}) AS fn(name)"
+        # The adapter's functions, and any other function with the adapter's comment (helpers).
+        f"FROM (SELECT u.name FROM unnest({text_array(FUNCTION_NAMES)}) AS u(name) UNION "
+        "SELECT x.proname::text FROM pg_catalog.pg_proc AS x "
+        f"WHERE x.pronamespace = {namespace} AND x.proname::text <> {quote_literal(LEGACY_MERGE_FUNCTION)} "
+        "AND pg_catalog.obj_description(x.oid, 'pg_proc') LIKE 'parlant-supabase-sync:%') AS fn(name)"
     )
     body = f"""
     WITH requested AS (

@@ -51,6 +51,11 @@ from .naming import MIRRORED_COLUMNS
 __all__ = [
     "MIRRORED_COLUMNS",
     "NUMBER_FLOOR",
+    "Condition",
+    "Order",
+    "compile_cursor",
+    "compile_order",
+    "compile_where",
     "encode_cursor",
     "encode_order",
     "encode_where",
@@ -298,6 +303,45 @@ def _tree(node: _Node) -> str:
     raise AssertionError("constants are simplified away before rendering")
 
 
+def _path_json(path: str) -> dict[str, str]:
+    """``{"col": name}`` for a mirrored column, ``{"key": field}`` for ``data->field``."""
+    if not path.startswith("data->"):
+        return {"col": path}
+    key = path[len("data->") :]
+    if key.startswith('"'):
+        key = re.sub(r"\\(.)", r"\1", key[1:-1])
+    return {"key": key}
+
+
+def _json(node: _Node) -> dict[str, Any]:
+    """The same tree for ``parlant_find`` (ddl_find.py compiles it to the same SQL)."""
+    if isinstance(node, _Leaf):
+        return {"p": _path_json(node.path), "op": node.op, "v": node.raw}
+    if isinstance(node, _InList):
+        return {"p": _path_json(node.path), "in": list(node.raws), "not": node.negated}
+    if isinstance(node, (_And, _Or)):
+        word = "and" if isinstance(node, _And) else "or"
+        return {word: [_json(child) for child in node.children]}
+    raise AssertionError("constants are simplified away before rendering")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One top-level condition of a filter, in both renderings of one tree: ``param`` for the
+    URL of a GET, ``tree`` for the POST body of ``parlant_find``."""
+
+    param: tuple[str, str]
+    tree: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Order:
+    """An ordering in both renderings: the ``order=`` value and ``parlant_find``'s terms."""
+
+    param: str
+    terms: tuple[dict[str, Any], ...]
+
+
 def _top(node: _Node) -> tuple[str, str]:
     # A top-level value is taken verbatim by PostgREST (never quoted); only simple paths can
     # be top-level keys, anything else goes into a one-element `or=(…)` tree.
@@ -315,19 +359,26 @@ def _is_plain_path(path: str) -> bool:
     return '"' not in path
 
 
-def encode_where(where: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Translate a Parlant ``Where`` into PostgREST query parameters (not percent-encoded).
+def compile_where(where: Mapping[str, Any]) -> list[Condition]:
+    """Translate a Parlant ``Where`` into conditions that are ANDed (``[]``: always true).
 
-    An always-true filter gives ``[]``; an always-false one gives ``[("id", "is.null")]``.
+    An always-false filter gives the one condition ``id is null`` (the id is never NULL).
     """
     node = _simplify(_build(where))
     if node == _TRUE:
         return []
     if node == _FALSE:
-        return [("id", "is.null")]
-    if isinstance(node, _And):
-        return [_top(child) for child in node.children]
-    return [_top(node)]
+        node = _Leaf("id", "is", "null", quotable=False)
+    children = node.children if isinstance(node, _And) else (node,)
+    return [Condition(_top(child), _json(child)) for child in children]
+
+
+def encode_where(where: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Translate a Parlant ``Where`` into PostgREST query parameters (not percent-encoded).
+
+    An always-true filter gives ``[]``; an always-false one gives ``[("id", "is.null")]``.
+    """
+    return [condition.param for condition in compile_where(where)]
 
 
 def matches_nothing(where: Mapping[str, Any]) -> bool:
@@ -346,32 +397,48 @@ def id_pinned(where: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def compile_cursor(cursor: Cursor, direction: SortDirection | None) -> Condition:
+    """The condition selecting documents strictly after ``cursor`` in ``(creation_utc, id)``."""
+    op = "lt" if direction == SortDirection.DESC else "gt"
+    created, doc_id = str(cursor.creation_utc), str(cursor.id)
+    node = _Or(
+        (
+            _Leaf("creation_utc", op, created),
+            _And((_Leaf("creation_utc", "eq", created), _Leaf("id", op, doc_id))),
+        )
+    )
+    return Condition(_top(node), _json(node))
+
+
 def encode_cursor(cursor: Cursor, direction: SortDirection | None) -> tuple[str, str]:
     """The ``or=(…)`` parameter selecting documents strictly after ``cursor``."""
-    op = "lt" if direction == SortDirection.DESC else "gt"
-    created = quote(str(cursor.creation_utc))
-    doc_id = quote(str(cursor.id))
-    return (
-        "or",
-        f"(creation_utc.{op}.{created},and(creation_utc.eq.{created},id.{op}.{doc_id}))",
+    return compile_cursor(cursor, direction).param
+
+
+def compile_order(
+    sort: Sequence[tuple[str, SortDirection]] | None, direction: SortDirection | None = None
+) -> Order:
+    """The ordering: ``sort`` keys, then the ``(creation_utc, id)`` tiebreak.
+
+    Mirrored fields sort by their column (strings, code-point order) and then by their jsonb
+    value (for non-string values); other fields sort by ``data->field`` (numbers numerically).
+    """
+    terms: list[tuple[str, bool]] = []
+    for field, field_direction in sort or ():
+        descending = field_direction == SortDirection.DESC
+        if field in MIRRORED_COLUMNS:
+            terms.append((field, descending))
+        terms.append((_json_path(field), descending))
+    descending = direction == SortDirection.DESC
+    terms += [("creation_utc", descending), ("id", descending)]
+    return Order(
+        ",".join(f"{path}.{'desc' if desc else 'asc'}" for path, desc in terms),
+        tuple({"p": _path_json(path), "desc": desc} for path, desc in terms),
     )
 
 
 def encode_order(
     sort: Sequence[tuple[str, SortDirection]] | None, direction: SortDirection | None = None
 ) -> str:
-    """The ``order=`` value: ``sort`` keys, then the ``(creation_utc, id)`` tiebreak.
-
-    Mirrored fields sort by their column (strings, code-point order) and then by their jsonb
-    value (for non-string values); other fields sort by ``data->field`` (numbers numerically).
-    """
-    terms: list[str] = []
-    for field, field_direction in sort or ():
-        suffix = "desc" if field_direction == SortDirection.DESC else "asc"
-        if field in MIRRORED_COLUMNS:
-            terms.append(f"{field}.{suffix}")
-        terms.append(f"{_json_path(field)}.{suffix}")
-    suffix = "desc" if direction == SortDirection.DESC else "asc"
-    terms.append(f"creation_utc.{suffix}")
-    terms.append(f"id.{suffix}")
-    return ",".join(terms)
+    """The ``order=`` value (see :func:`compile_order`)."""
+    return compile_order(sort, direction).param

@@ -263,11 +263,11 @@ class SupabaseSettings(_Model):
     """
     metadata_cache_ttl: float = Field(default=30.0, ge=0)
     page_size: int = Field(default=1000, ge=1, le=10000)
-    max_url_bytes: int = Field(default=6144, ge=512, le=65536)
+    max_url_bytes: int = Field(default=6144, ge=0, le=65536)
     """Longest request target (path and query) a GET may have (PARLANT_SUPABASE_MAX_URL_BYTES).
 
     Supabase's gateway refuses request lines over 8 KiB (414); a read whose filter would not
-    fit is sent in a POST body to the generated ``parlant_find`` function instead.
+    fit is sent in a POST body to the generated ``parlant_find`` function instead (0: always).
     """
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     allow_insecure_http: bool = False

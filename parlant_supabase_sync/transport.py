@@ -33,6 +33,7 @@ from postgrest import SyncPostgrestClient
 
 from . import __version__, wire
 from .errors import SupabaseSyncError
+from .naming import validate_table_name
 from .retry import call_with_retry
 from .settings import SupabaseSettings, key_kind
 
@@ -194,6 +195,31 @@ class Transport:
         *,
         logger: logging.Logger | None = None,
     ) -> None:
+        from .errors import ConfigurationError
+        from .settings import decode_key_role
+
+        # A public key (publishable, legacy anon, any JWT not for service_role) runs as a
+        # browser role: RLS hides every row, so reads would "succeed" with nothing. Refuse it
+        # before any request unless the caller opted in (settings.allow_public_key).
+        info = decode_key_role(settings.key.get_secret_value())
+        public = info.kind == "publishable" or (
+            info.kind == "legacy_jwt" and info.role != "service_role"
+        )
+        if public and not getattr(settings, "allow_public_key", False):
+            if info.kind == "publishable":
+                kind = "a publishable key (sb_publishable_…, role anon)"
+            elif info.role == "anon":
+                kind = "the legacy anon key (a JWT with role anon)"
+            else:
+                kind = f"a JWT with role {info.role or 'unset'}, not service_role"
+            refusal = ConfigurationError(
+                f"SUPABASE_KEY is {kind}, a public key: with it row-level security hides every "
+                "row and refuses every write; set SUPABASE_KEY to the secret key (sb_secret_…) or "
+                "the legacy service_role key (Dashboard → Project Settings → API Keys), or set "
+                "PARLANT_SUPABASE_ALLOW_PUBLIC_KEY=1 (allow_public_key=True) to use it anyway"
+            )
+            refusal.exit_code = 1  # type: ignore[attr-defined]  # the CLI: a runtime refusal
+            raise refusal
         self.settings = settings
         self._owns_http = http_client is None
         self.http = http_client if http_client is not None else build_http_client(settings)
@@ -241,7 +267,11 @@ class Transport:
         Every failure is a :class:`SupabaseSyncError`. ``idempotent=False`` repeats the
         request only when it cannot have reached the server.
         """
-        request = self._request(builder, table, function)
+        request = (
+            builder
+            if isinstance(builder, httpx.Request)
+            else self.prepare(builder, table=table, function=function)
+        )
 
         def attempt(number: int) -> Answer:
             return self._attempt(operation, request, table, expect, count)
@@ -263,12 +293,15 @@ class Transport:
             self.settings.retry, attempt, on_retry=log_retry, may_repeat=may_repeat
         )
 
-    def _request(self, builder: Any, table: str | None, function: str | None) -> httpx.Request:
+    def prepare(
+        self, builder: Any, *, table: str | None = None, function: str | None = None
+    ) -> httpx.Request:
+        """The ``httpx.Request`` for ``builder`` (``send`` takes it too, to build it once)."""
         config = builder.request
         if function is not None:
             url = f"{self._rest_url}/rpc/{quote(function, safe='')}"
         elif table is not None:
-            url = f"{self._rest_url}/{quote(table, safe='')}"
+            url = f"{self._rest_url}/{quote(validate_table_name(table), safe='')}"
         else:  # pragma: no cover - a programming error
             raise TypeError("send() needs a table or a function")
         headers = httpx.Headers(config.headers)
@@ -284,6 +317,10 @@ class Transport:
             )
         except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
             raise wire.from_invalid_url(exc, table=table) from None
+
+    def fits(self, request: httpx.Request) -> bool:
+        """Whether ``request``'s target (path and query) is within ``settings.max_url_bytes``."""
+        return len(request.url.raw_path) <= self.settings.max_url_bytes
 
     def _attempt(
         self,

@@ -693,6 +693,148 @@ COMMENT ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) IS 'parlan
 REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) TO "service_role";
 
+CREATE OR REPLACE FUNCTION "public"."parlant_find_where"(p_node jsonb)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+SECURITY INVOKER
+SET search_path = ''
+AS $function$
+DECLARE
+    v_word text;
+    v_parts text[];
+    v_path text;
+    v_type text;
+    v_op text;
+    v_sql text;
+BEGIN
+    IF p_node ? 'and' OR p_node ? 'or' THEN
+        v_word := CASE WHEN p_node ? 'and' THEN 'and' ELSE 'or' END;
+        SELECT pg_catalog.array_agg("public"."parlant_find_where"(c.node) ORDER BY c.n) INTO v_parts
+          FROM pg_catalog.jsonb_array_elements(p_node -> v_word) WITH ORDINALITY AS c(node, n);
+        IF v_parts IS NULL THEN
+            RETURN CASE v_word WHEN 'and' THEN 'true' ELSE 'false' END;
+        END IF;
+        RETURN '(' || pg_catalog.array_to_string(v_parts, CASE v_word WHEN 'and' THEN ' AND ' ELSE ' OR ' END) || ')';
+    END IF;
+    IF p_node -> 'p' ? 'col' THEN
+        IF NOT (p_node -> 'p' ->> 'col') = ANY (ARRAY['id', 'version', 'creation_utc', 'session_id', 'customer_id', 'agent_id']::text[]) THEN
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = pg_catalog.format('parlant-supabase-sync: unsupported filter node %s', p_node);
+        END IF;
+        v_path := pg_catalog.format('t.%I', p_node -> 'p' ->> 'col');
+        v_type := 'text';
+    ELSIF p_node -> 'p' ? 'key' THEN
+        v_path := pg_catalog.format('(t.%I -> %L)', 'data', p_node -> 'p' ->> 'key');
+        v_type := 'jsonb';
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = pg_catalog.format('parlant-supabase-sync: unsupported filter node %s', p_node);
+    END IF;
+    IF p_node ? 'in' THEN
+        v_sql := pg_catalog.format('%s = ANY (%L::%s[])', v_path,
+            ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_node -> 'in'))::text, v_type);
+        IF COALESCE((p_node ->> 'not')::boolean, false) THEN
+            v_sql := 'NOT (' || v_sql || ')';
+        END IF;
+        RETURN v_sql;
+    END IF;
+    IF p_node ->> 'op' = 'is' AND p_node ->> 'v' = 'null' THEN
+        RETURN v_path || ' IS NULL';
+    END IF;
+    v_op := CASE p_node ->> 'op' WHEN 'eq' THEN '=' WHEN 'neq' THEN '<>' WHEN 'gt' THEN '>' WHEN 'gte' THEN '>=' WHEN 'lt' THEN '<' WHEN 'lte' THEN '<=' WHEN 'isdistinct' THEN 'IS DISTINCT FROM' END;
+    IF v_op IS NULL OR p_node ->> 'v' IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = pg_catalog.format('parlant-supabase-sync: unsupported filter node %s', p_node);
+    END IF;
+    RETURN pg_catalog.format('%s %s %L::%s', v_path, v_op, p_node ->> 'v', v_type);
+END
+$function$;
+COMMENT ON FUNCTION "public"."parlant_find_where"(jsonb) IS 'parlant-supabase-sync: SQL for one filter tree of parlant_find';
+REVOKE ALL ON FUNCTION "public"."parlant_find_where"(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "public"."parlant_find_where"(jsonb) TO "service_role";
+
+CREATE OR REPLACE FUNCTION "public"."parlant_find"(
+    p_table text,
+    p_where jsonb DEFAULT '[]'::jsonb,
+    p_order jsonb DEFAULT '[]'::jsonb,
+    p_limit integer DEFAULT NULL,
+    p_count boolean DEFAULT false
+) RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = ''
+AS $function$
+DECLARE
+    v_target text;
+    v_relid oid;
+    v_note text;
+    v_columns text[];
+    v_kind text;
+    v_where text;
+    v_order text;
+    v_rows jsonb;
+    v_total bigint;
+BEGIN
+
+    IF p_table IS NULL OR p_table = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = 'parlant-supabase-sync: p_table must name a collection table';
+    END IF;
+    v_target := pg_catalog.format('%I.%I', 'public', p_table);
+    v_relid := pg_catalog.to_regclass(v_target);
+    IF v_relid IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42P01',
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: table %s does not exist', v_target),
+        HINT = 'Generate the schema with `parlant-supabase-sync sql` and run it.';
+    END IF;
+    v_note := pg_catalog.obj_description(v_relid, 'pg_class');
+    v_columns := (SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) ORDER BY a.attname::text COLLATE "C") FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped);
+    v_kind := CASE
+        WHEN v_note = 'parlant-supabase-sync document table' AND v_columns = ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[] THEN 'document'
+        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_utc text', 'id text']::text[] THEN 'failed'
+    END;
+    IF v_kind IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001',
+        MESSAGE = pg_catalog.format('parlant-supabase-sync: %s is not a parlant-supabase-sync table', v_target),
+        HINT = 'Only tables created by `parlant-supabase-sync sql` (or its upgrade script) can be written.';
+    END IF;
+    IF v_kind <> 'document' THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001',
+            MESSAGE = pg_catalog.format('parlant-supabase-sync: %s is not a document table', v_target);
+    END IF;
+    SELECT COALESCE(pg_catalog.string_agg("public"."parlant_find_where"(c.node), ' AND ' ORDER BY c.n), 'true')
+      INTO v_where
+      FROM pg_catalog.jsonb_array_elements(COALESCE(p_where, '[]'::jsonb)) WITH ORDINALITY AS c(node, n);
+    SELECT pg_catalog.string_agg(
+               CASE WHEN o.term -> 'p' ? 'col'
+                    THEN pg_catalog.format('t.%I', o.term -> 'p' ->> 'col')
+                    ELSE pg_catalog.format('(t.%I -> %L)', 'data', o.term -> 'p' ->> 'key') END
+               || CASE WHEN COALESCE((o.term ->> 'desc')::boolean, false) THEN ' DESC' ELSE ' ASC' END,
+               ', ' ORDER BY o.n)
+      INTO v_order
+      FROM pg_catalog.jsonb_array_elements(COALESCE(p_order, '[]'::jsonb)) WITH ORDINALITY AS o(term, n);
+    IF v_order IS NULL THEN
+        v_order := 't."creation_utc" ASC, t."id" ASC';
+    END IF;
+    EXECUTE pg_catalog.format(
+        $q$SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'id', t."id", 'creation_utc', t."creation_utc", 'data', t."data")
+                   ORDER BY %s), '[]'::jsonb)
+             FROM (SELECT t.* FROM %s AS t WHERE %s ORDER BY %s LIMIT %s) AS t$q$,
+        v_order, v_target, v_where, v_order,
+        CASE WHEN p_limit IS NULL THEN 'ALL' ELSE GREATEST(p_limit, 0)::text END)
+      INTO v_rows;
+    IF COALESCE(p_count, false) THEN
+        EXECUTE pg_catalog.format($q$SELECT pg_catalog.count(*) FROM %s AS t WHERE %s$q$,
+                                  v_target, v_where)
+          INTO v_total;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('rows', v_rows, 'total', v_total);
+END
+$function$;
+COMMENT ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) IS 'parlant-supabase-sync: rows (id, creation_utc, data) of p_table matching the filter tree p_where in the order p_order, and their total; for filters too long for a URL';
+REVOKE ALL ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) TO "service_role";
+
 CREATE OR REPLACE FUNCTION "public"."parlant_schema_report"(p_tables text[])
 RETURNS jsonb
 LANGUAGE sql
@@ -741,8 +883,8 @@ AS $function$
             SELECT jsonb_object_agg(fn.name, EXISTS (
                        SELECT 1 FROM pg_catalog.pg_proc AS p
                         WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')))
-              FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
-        'function_grants', (SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or(pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public'))) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role)) END) FROM unnest(ARRAY['parlant_write', 'parlant_schema_report']::text[]) AS fn(name)),
+              FROM unnest(ARRAY['parlant_write', 'parlant_find', 'parlant_schema_report']::text[]) AS fn(name)),
+        'function_grants', (SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or(pg_catalog.has_function_privilege(ar.role, p.oid, 'EXECUTE')) FROM pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public'))) FROM (SELECT g.role FROM unnest(ARRAY['anon', 'authenticated', 'public']::text[]) AS g(role) WHERE g.role = 'public' OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS ro WHERE ro.rolname = g.role)) AS ar(role)) END) FROM (SELECT u.name FROM unnest(ARRAY['parlant_write', 'parlant_find', 'parlant_schema_report']::text[]) AS u(name) UNION SELECT x.proname::text FROM pg_catalog.pg_proc AS x WHERE x.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public') AND x.proname::text <> 'parlant_merge_document' AND pg_catalog.obj_description(x.oid, 'pg_proc') LIKE 'parlant-supabase-sync:%') AS fn(name)),
         'legacy_functions', jsonb_build_object(
             'parlant_merge_document', EXISTS (
                 SELECT 1 FROM pg_catalog.pg_proc AS p
@@ -772,27 +914,27 @@ BEGIN
 END
 $do$;
 
-REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM PUBLIC;
 DO $do$
+DECLARE
+    r record;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "anon";
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE ALL ON FUNCTION "public"."parlant_write"(text, text, text, jsonb) FROM "authenticated";
-    END IF;
-END
-$do$;
-
-REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM PUBLIC;
-DO $do$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "anon";
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE ALL ON FUNCTION "public"."parlant_schema_report"(text[]) FROM "authenticated";
-    END IF;
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS signature
+          FROM pg_catalog.pg_proc AS p
+         WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                                  WHERE n.nspname = 'public')
+           AND (p.proname::text = ANY (ARRAY['parlant_write', 'parlant_find', 'parlant_schema_report']::text[])
+                OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE 'parlant-supabase-sync:%')
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.signature);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', r.signature, 'anon');
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', r.signature, 'authenticated');
+        END IF;
+    END LOOP;
 END
 $do$;
 

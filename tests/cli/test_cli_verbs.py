@@ -71,7 +71,11 @@ def test_check_on_a_ready_store_exits_0_and_shows_rls(
     report = result.json()
     assert report["ok"] is True and report["next_step"].startswith("nothing to do")
     events = report["tables"][store.table("events")]
-    assert events == {"exists": True, "adapter": True, "rls": True, "access": True}
+    assert events == {
+        "exists": True, "adapter": True, "rls": True, "access": True, "policies": [],
+        "grants": {"anon": [], "authenticated": [], "public": []},
+    }  # fmt: skip
+    assert report["exposed"] == {} and report["legacy_functions"] == []
     # The secret key (here given with --key) works as well as the legacy service_role JWT.
     secret = cli_env["SUPABASE_SECRET_KEY"]
     table = cli("check", "--prefix", store.prefix, "--table", "--key", secret)
@@ -121,6 +125,7 @@ def test_without_the_report_function_check_and_ls_probe_each_table(
         report = result.json()
         assert report["functions"] == {
             "parlant_write": True,
+            "parlant_find": True,
             "parlant_schema_report": False,
         }
         assert report["missing_tables"] == []
@@ -177,13 +182,15 @@ def test_check_with_the_anon_key_says_to_use_a_server_key(
     cli: RunCli, cli_env: dict[str, str], make_store: Callable[[], StoreTables]
 ) -> None:
     store = make_store()
-    result = cli(
-        "check", "--prefix", store.prefix, env={"SUPABASE_KEY": cli_env["SUPABASE_ANON_KEY"]}
-    )
-    assert result.code == 1
-    assert result.json()["key_role"] == "anon"
-    assert "secret key" in result.err
-    assert cli_env["SUPABASE_ANON_KEY"] not in result.out + result.err
+    for key in (cli_env["SUPABASE_ANON_KEY"], cli_env["SUPABASE_PUBLISHABLE_KEY"]):
+        result = cli("check", "--prefix", store.prefix, env={"SUPABASE_KEY": key})
+        # Refused before any request, in one line that says which key to use.
+        assert result.code == 1 and result.out == ""
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1, result.err
+        assert "anon" in lines[0] and "sb_secret_" in lines[0] and "service_role" in lines[0]
+        assert "PARLANT_SUPABASE_ALLOW_PUBLIC_KEY=1" in lines[0]
+        assert key not in result.out + result.err
 
 
 def test_ls_lists_collections_tables_and_counts(

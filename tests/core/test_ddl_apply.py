@@ -732,10 +732,8 @@ def test_schema_report_describes_tables_and_functions(shared: Database) -> None:
                 ],
             ),
         ).fetchone()[0]
-    assert report["functions"] == {
-        "parlant_write": True,
-        "parlant_schema_report": True,
-    }
+    assert report["functions"]["parlant_write"] is True
+    assert report["functions"]["parlant_schema_report"] is True
     assert report["receipts"] is True
     assert report["schema"] == "public"
     tables = report["tables"]
@@ -750,10 +748,11 @@ def test_schema_report_describes_tables_and_functions(shared: Database) -> None:
         "grants": no_grants,
     }
     assert report["receipts_table"] == {"rls": True, "policies": [], "grants": no_grants}
-    assert report["function_grants"] == {
-        name: {"anon": False, "authenticated": False, "public": False}
-        for name in ("parlant_write", "parlant_schema_report")
-    }
+    assert {"parlant_write", "parlant_schema_report"} <= set(report["function_grants"])
+    assert all(
+        grants == {"anon": False, "authenticated": False, "public": False}
+        for grants in report["function_grants"].values()
+    )
     assert report["legacy_functions"] == {"parlant_merge_document": False}
     assert tables["parlant_sessions__failed_migrations"]["adapter"] is True
     assert tables["parlant_sessions__failed_migrations"]["kind"] == "failed-migrations"

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parlant_supabase_sync._types import SortDirection
+from parlant_supabase_sync.local import LocalSupabase
 
 LETTERS = st.text(alphabet="abc", max_size=3)
 IDS = st.text(alphabet="aAbB0", min_size=1, max_size=3)
@@ -73,7 +74,15 @@ WHERE = st.recursive(
 )
 
 
+# Every read takes one of two paths: a GET with the filter in the URL, or (when the URL would pass
+# max_url_bytes) parlant_find with the same filter tree in a POST body. Both run here.
+PATHS = pytest.mark.parametrize(
+    "path_settings", [{}, {"max_url_bytes": 0}], ids=["url", "post-body"]
+)
+
+
 @pytest.mark.slow
+@PATHS
 @settings(
     max_examples=int(os.environ.get("DIFFERENTIAL_EXAMPLES", "25")),
     deadline=None,
@@ -88,13 +97,15 @@ WHERE = st.recursive(
 )
 def test_random_operations_match_transient(
     make_db: MakeDb,
+    stand_in: LocalSupabase,
+    path_settings: dict[str, Any],
     docs: list[dict[str, Any]],
     wheres: list[dict[str, Any]],
     limit: int | None,
     direction: SortDirection | None,
     params: dict[str, Any],
 ) -> None:
-    db = make_db()
+    db = make_db(**path_settings)
     pair = Pair(Oracle().collection("docs"), db.get_or_create_collection("docs", Doc, identity))
     # Transient's "first match" is insertion order, ours (creation_utc, id): insert in that
     # order so both mean the same document (find_one sort ties included).
@@ -108,3 +119,5 @@ def test_random_operations_match_transient(
     pair.same("update_one", wheres[0], params)
     pair.same("delete_one", wheres[-1])
     pair.same("find", {})
+    if path_settings:
+        assert stand_in.requests.count(path_contains="rpc/parlant_find") > 0
