@@ -192,22 +192,172 @@ class TableStatus:
     """Whether a table exists, was made by (or upgraded for) the adapter, and has RLS on.
 
     `access`: the key's role may select/insert/update/delete. None when the database could
-    not tell (no report function).
+    not tell (no report function). `policies`: the table's row-level-security policies, each
+    `{"name", "roles", "cmd", "permissive"}`; `grants`: the privileges each browser role
+    (`anon`, `authenticated`, `public` for PUBLIC) holds on it. Both None when unknown.
     """
 
     exists: bool
     adapter: bool | None = None
     rls: bool | None = None
     access: bool | None = None
+    policies: list[dict[str, Any]] | None = None
+    grants: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_report(cls, raw: Any, *, exists: bool | None = None) -> TableStatus:
+        """A status from one table entry of `parlant_schema_report`'s answer."""
+        entry = raw if isinstance(raw, dict) else {}
+        policies = entry.get("policies")
+        grants = entry.get("grants")
+        return cls(
+            exists=bool(entry.get("exists")) if exists is None else exists,
+            adapter=entry.get("adapter"),
+            rls=entry.get("rls"),
+            access=entry.get("access"),
+            policies=[dict(p) for p in policies if isinstance(p, dict)]
+            if isinstance(policies, list)
+            else None,
+            grants={str(role): [str(x) for x in held] for role, held in grants.items()
+                    if isinstance(held, list)}
+            if isinstance(grants, dict)
+            else None,
+        )
 
 
 @dataclass(frozen=True)
 class SchemaReport:
-    """Tables and adapter functions present in the database (`functions_known` False: probed)."""
+    """Tables and adapter functions present in the database (`functions_known` False: probed).
+
+    From a current report function also: the receipts table's RLS, policies and grants
+    (`receipts_table`, None when missing or unknown), which browser roles may execute each
+    function (`function_grants`: name → {role: bool}, None for a missing function; the whole
+    mapping None when the report function is from an older release) and which functions of
+    earlier releases are still there (`legacy_functions`).
+    """
 
     tables: dict[str, TableStatus]
     functions: dict[str, bool]
     from_report_function: bool = True
+    receipts_table: TableStatus | None = None
+    function_grants: dict[str, dict[str, bool] | None] | None = None
+    legacy_functions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_report(cls, raw: Any, names: Sequence[str]) -> SchemaReport:
+        """The report for `names` from `parlant_schema_report`'s answer."""
+        report = raw if isinstance(raw, dict) else {}
+        raw_tables = report.get("tables")
+        raw_tables = raw_tables if isinstance(raw_tables, dict) else {}
+        tables = {name: TableStatus.from_report(raw_tables.get(name)) for name in names}
+        functions = {name: True for name in FUNCTIONS}
+        if isinstance(report.get("functions"), dict):
+            functions.update({str(k): bool(v) for k, v in report["functions"].items()})
+        if report.get("receipts") is False:
+            # parlant_write's receipts table comes with the functions' SQL.
+            functions[RECEIPTS_TABLE] = False
+        receipts = report.get("receipts_table")
+        grants = report.get("function_grants")
+        legacy = report.get("legacy_functions")
+        return cls(
+            tables,
+            functions,
+            receipts_table=TableStatus.from_report(receipts, exists=True)
+            if isinstance(receipts, dict)
+            else None,
+            function_grants={
+                str(fn): {str(role): bool(v) for role, v in roles.items()}
+                if isinstance(roles, dict)
+                else None
+                for fn, roles in grants.items()
+            }
+            if isinstance(grants, dict)
+            else None,
+            legacy_functions=[str(fn) for fn, present in legacy.items() if present]
+            if isinstance(legacy, dict)
+            else [],
+        )
+
+    def exposures(self, schema: str, prefix_options: str = "") -> tuple[dict[str, list[str]], str]:
+        """What lets anon, authenticated or PUBLIC reach adapter objects beyond the chosen anon
+        policy (object → problems), and the sentence saying which command fixes it.
+
+        The mode cannot be read from the database, so "none" is expected unless the
+        per-customer policy is there: then authenticated may SELECT (and nothing else) on the
+        tables that carry it. Anything else counts: RLS off, any other permissive policy, any
+        privilege of anon or PUBLIC, EXECUTE on an adapter function for a browser role.
+        """
+        from .ddl import PER_CUSTOMER_POLICY
+        from .naming import truncate_identifier
+        from .sqltext import quote_ident
+
+        exposed: dict[str, list[str]] = {}
+        seed_policies = False
+        foreign_policies: list[str] = []
+        per_customer = False
+        statuses = [(name, status) for name, status in self.tables.items() if status.exists]
+        if self.receipts_table is not None:
+            statuses.append((RECEIPTS_TABLE, self.receipts_table))
+        for name, status in statuses:
+            problems: list[str] = []
+            if status.adapter is False and name != RECEIPTS_TABLE:
+                continue  # not ours (yet): the upgrade step comes first
+            if status.rls is False:
+                problems.append(f"row-level security is off on {name}")
+            allows_customers = False
+            for policy in status.policies or []:
+                if not policy.get("permissive", True):
+                    continue  # a restrictive policy only narrows what permissive ones allow
+                if (
+                    name != RECEIPTS_TABLE
+                    and policy.get("name") == PER_CUSTOMER_POLICY
+                    and policy.get("cmd") == "SELECT"
+                    and policy.get("roles") == ["authenticated"]
+                ):
+                    allows_customers = per_customer = True
+                    continue
+                who = ", ".join(str(r) for r in policy.get("roles") or []) or "public"
+                problems.append(
+                    f"policy {policy.get('name')!r} on {name} lets {who} {policy.get('cmd')}"
+                )
+                if policy.get("name") == truncate_identifier(f"Allow all operations on {name}"):
+                    seed_policies = True
+                else:
+                    foreign_policies.append(
+                        f"DROP POLICY {quote_ident(str(policy.get('name')))} ON "
+                        f"{quote_ident(schema)}.{quote_ident(name)};"
+                    )
+            for role, held in (status.grants or {}).items():
+                extra = [
+                    privilege
+                    for privilege in held
+                    if not (allows_customers and role == "authenticated" and privilege == "SELECT")
+                ]
+                if extra:
+                    problems.append(f"{role} holds {', '.join(extra)} on {name}")
+            if problems:
+                exposed[name] = problems
+        for function, callers in (self.function_grants or {}).items():
+            can = [role for role, allowed in (callers or {}).items() if allowed]
+            if can:
+                exposed.setdefault(function, []).append(f"{', '.join(can)} may execute {function}")
+        if seed_policies:
+            command = f"parlant-supabase-sync sql{prefix_options} --upgrade > upgrade.sql"
+            effect = "it drops the older adapter's allow-all policies, enables RLS and revokes the rest"
+        elif per_customer:
+            command = (
+                f"parlant-supabase-sync sql{prefix_options} --anon-policy per-customer > schema.sql"
+            )
+            effect = "it enables RLS and revokes everything but the per-customer read"
+        else:
+            command = f"parlant-supabase-sync sql{prefix_options} > schema.sql"
+            effect = "it enables RLS and revokes what anon and authenticated hold"
+        fix = f"Run `{command}` and execute it in the Supabase SQL editor ({effect})"
+        if foreign_policies:
+            fix += "; the other policies are not the adapter's: drop them with " + " ".join(
+                foreign_policies
+            )
+        return exposed, fix
 
 
 @dataclass(frozen=True)
@@ -266,6 +416,11 @@ class CheckReport:
     next_step: str
     ok: bool
     prefixes: list[str] = field(default_factory=list)
+    #: What lets a browser role (anon, authenticated, PUBLIC) past the adapter's own access:
+    #: object (table or function) → one line per problem. Empty when locked down.
+    exposed: dict[str, list[str]] = field(default_factory=dict)
+    #: Functions of earlier releases still in the database (run `sql --upgrade`).
+    legacy_functions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (never contains the key)."""
@@ -293,7 +448,7 @@ class CheckReport:
                     "present": "yes" if status.exists else "MISSING",
                     "adapter": _yes_no(status.adapter) if status.exists else "",
                     "rls": _yes_no(status.rls) if status.exists else "",
-                    "detail": "",
+                    "detail": "; ".join(self.exposed.get(name, [])),
                 }
             )
         for name, present in self.functions.items():
@@ -304,7 +459,30 @@ class CheckReport:
                     "present": "yes" if present else "MISSING",
                     "adapter": "",
                     "rls": "",
-                    "detail": "",
+                    "detail": "; ".join(self.exposed.get(name, [])),
+                }
+            )
+        for name, problems in self.exposed.items():
+            if name not in self.tables and name not in self.functions:
+                rows.append(
+                    {
+                        "object": "table",
+                        "name": name,
+                        "present": "yes",
+                        "adapter": "",
+                        "rls": "",
+                        "detail": "; ".join(problems),
+                    }
+                )
+        for name in self.legacy_functions:
+            rows.append(
+                {
+                    "object": "function",
+                    "name": name,
+                    "present": "OLD",
+                    "adapter": "",
+                    "rls": "",
+                    "detail": "from an earlier release; `sql --upgrade` drops it",
                 }
             )
         return rows
@@ -999,8 +1177,17 @@ class Connection:
                     f"the key was issued for project {info.ref!r}, not the project in SUPABASE_URL"
                 )
         stores = self._store_list(names)
+        tables = _tables_of(stores)
         try:
-            report = self.schema_report(_tables_of(stores))
+            # As `schema_report`, keeping the privilege part of the answer.
+            try:
+                report = SchemaReport.from_report(schema_report(self.transport, tables), tables)
+            except FunctionMissing:
+                report = self._probe(tables)
+            except SupabaseSyncError as exc:
+                if exc.code != "42883" or isinstance(exc, PermissionDenied):
+                    raise
+                report = self._probe(tables)
         except PermissionDenied:
             if info.role == "service_role":
                 raise
@@ -1015,6 +1202,11 @@ class Connection:
         no_access = [n for n, s in report.tables.items() if s.exists and s.access is False]
         prefix_options = "" if names is None else "".join(f" --prefix {s.prefix}" for s in stores)
         server_key = info.role == "service_role"
+        exposed, fix_command = report.exposures(self.settings.db_schema, prefix_options)
+        old_functions = list(report.legacy_functions)
+        if report.from_report_function and report.function_grants is None and report.tables:
+            # The report function predates the privilege report: the functions are old.
+            old_functions.append(SCHEMA_REPORT_FUNCTION)
         if info.role in ("anon", "authenticated"):
             next_step = (
                 f"the key runs as {info.role!r}, which the generated SQL grants nothing to: set "
@@ -1032,11 +1224,25 @@ class Connection:
                 f"upgrade the tables made by the older adapter's SQL: run `parlant-supabase-sync sql"
                 f"{prefix_options} --upgrade > upgrade.sql` and execute upgrade.sql in the Supabase SQL editor"
             )
+        elif old_functions:
+            next_step = (
+                f"the database has SQL functions of an earlier release ({', '.join(old_functions)}): "
+                f"run `parlant-supabase-sync sql{prefix_options} --upgrade > upgrade.sql` and execute "
+                "upgrade.sql in the Supabase SQL editor (it replaces them and locks the tables down)"
+            )
         elif missing_tables:
             next_step = (
                 f"create the missing tables ({', '.join(missing_tables)}): run `parlant-supabase-sync sql"
                 f"{prefix_options} > schema.sql` and execute schema.sql in the Supabase SQL editor "
                 "(it only creates what does not exist)"
+            )
+        elif exposed:
+            problems = [f"{problem}" for lines in exposed.values() for problem in lines]
+            shown = "; ".join(problems[:4]) + (
+                f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+            )
+            next_step = (
+                f"the anon/authenticated roles can reach adapter objects: {shown}. {fix_command}"
             )
         elif no_access:
             next_step = (
@@ -1072,6 +1278,8 @@ class Connection:
             next_step=next_step,
             ok=ok,
             prefixes=[s.prefix for s in stores],
+            exposed=exposed,
+            legacy_functions=old_functions,
         )
 
 
@@ -1124,11 +1332,23 @@ def schema_sql(
     upgrade: bool = False,
     anon_policy: str = "none",
     schema: str = "public",
+    keep_seed_policies: bool = False,
 ) -> tuple[str, list[str]]:
     """The SQL for `prefixes` (store keys or table prefixes; default: the three Parlant stores)
-    and the generator's warnings (e.g. for `anon_policy="allow-all"`)."""
+    and the generator's warnings (e.g. for `anon_policy="allow-all"`).
+
+    `upgrade=True` drops the older adapter's allow-all policies unless `keep_seed_policies`
+    (the upgrade takes no other anon policy: run `sql --anon-policy …` after it)."""
     from . import ddl
 
+    if keep_seed_policies and not upgrade:
+        raise ConfigurationError("--keep-seed-policies applies only to --upgrade")
+    if upgrade and anon_policy != "none":
+        raise ConfigurationError(
+            "--anon-policy does not apply to --upgrade (it drops the older adapter's policies; "
+            "--keep-seed-policies keeps them): run the upgrade, then "
+            f"`parlant-supabase-sync sql --anon-policy {anon_policy}`"
+        )
     warnings = []
     warning = ddl.anon_policy_warning(anon_policy)  # type: ignore[arg-type]  # validated inside
     if warning:
@@ -1137,7 +1357,12 @@ def schema_sql(
         return ddl.generate_functions(schema=schema), warnings
     stores = _store_layout(prefixes)
     if upgrade:
-        return ddl.generate_upgrade(stores, schema=schema), warnings
+        seed_warning = ddl.seed_policy_warning(keep_seed_policies)
+        if seed_warning:
+            warnings.append(seed_warning)
+        return ddl.generate_upgrade(
+            stores, schema=schema, keep_seed_policies=keep_seed_policies
+        ), warnings
     text = ddl.generate_schema(
         stores if stores is not None else ddl.default_stores(),
         anon_policy,  # type: ignore[arg-type]

@@ -226,6 +226,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         upgrade=args.upgrade,
         anon_policy=args.anon_policy,
         schema=args.schema or os.environ.get("SUPABASE_SCHEMA") or "public",
+        keep_seed_policies=args.keep_seed_policies,
     )
     for warning in warnings:
         sys.stderr.write(f"{PROG}: warning: {' '.join(warning.split())}\n")
@@ -564,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the upgrade script for databases set up with the older adapter's SQL",
     )
     p.add_argument(
+        "--keep-seed-policies",
+        action="store_true",
+        help="with --upgrade: keep the older adapter's allow-all policies (warns; anyone with "
+        "the anon key keeps full access)",
+    )
+    p.add_argument(
         "--anon-policy",
         choices=("none", "allow-all", "per-customer"),
         default="none",
@@ -835,7 +842,7 @@ def _expected_failure_code(exc: BaseException) -> int | None:
     except ImportError:  # pragma: no cover - the package is always importable
         return None
     if isinstance(exc, (errors.ConfigurationError, errors.UnsupportedFilter)):
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # 1: the transport refused a public key
     if isinstance(exc, errors.SupabaseSyncError):
         return 1
     if isinstance(exc, (OSError, UnicodeDecodeError)):

@@ -383,15 +383,23 @@ def test_every_mode_revokes_everything_from_public_anon_and_authenticated_first(
 
 
 def test_no_function_is_executable_by_public_anon_or_authenticated() -> None:
-    sql = ddl.generate_functions()
-    for signature in (
-        '"public"."parlant_write"(text, text, text, jsonb)',
-        '"public"."parlant_schema_report"(text[])',
-    ):
-        assert _revokes_everything(sql, "FUNCTION", signature)
-        assert sql.index(f'GRANT EXECUTE ON FUNCTION {signature} TO "service_role";') > 0
+    sql = ddl.generate_functions(schema="it's")
+    block = ddl.revoke_function_execute("it's")
+    # After every function is created: it revokes from each adapter function found by name or
+    # by the adapter's comment, from PUBLIC and from each browser role that exists.
+    assert sql.index(block) > sql.rindex("CREATE OR REPLACE FUNCTION")
+    assert "WHERE n.nspname = 'it''s')" in block
+    assert "LIKE 'parlant-supabase-sync:%'" in block
+    assert "'REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.signature" in block
+    for role in ("anon", "authenticated"):
+        assert (
+            f"IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{role}') THEN\n"
+            f"            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', r.signature, '{role}');"
+        ) in block
+    for name in ddl.FUNCTION_NAMES:
+        assert f"'{name}'" in block
     grants = [line for line in sql.splitlines() if line.startswith("GRANT ")]
-    assert all(line.endswith(' TO "service_role";') for line in grants)
+    assert grants and all(line.endswith(' TO "service_role";') for line in grants)
 
 
 def test_every_generated_function_has_an_empty_search_path() -> None:
@@ -402,7 +410,7 @@ def test_every_generated_function_has_an_empty_search_path() -> None:
             r"CREATE OR REPLACE FUNCTION (\S+?)\(.*?\nAS \$", text, flags=re.DOTALL
         )
         if name in ("all.sql", "functions.sql", "upgrade_from_seed.sql"):
-            assert len(functions) == 2, name
+            assert {f'"public"."{fn}"' for fn in ddl.FUNCTION_NAMES} <= set(functions), name
         for match in re.finditer(
             r"CREATE OR REPLACE FUNCTION .*?\nAS \$", text, flags=re.DOTALL
         ):
