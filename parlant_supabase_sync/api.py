@@ -291,6 +291,11 @@ class SchemaReport:
         from .naming import truncate_identifier
         from .sqltext import quote_ident
 
+        def _role_order(role: str) -> tuple[int, str]:
+            # anon, authenticated, public first (a jsonb object keeps its keys in another order).
+            order = ("anon", "authenticated", "public")
+            return (order.index(role) if role in order else len(order), role)
+
         exposed: dict[str, list[str]] = {}
         seed_policies = False
         foreign_policies: list[str] = []
@@ -327,7 +332,9 @@ class SchemaReport:
                         f"DROP POLICY {quote_ident(str(policy.get('name')))} ON "
                         f"{quote_ident(schema)}.{quote_ident(name)};"
                     )
-            for role, held in (status.grants or {}).items():
+            grants = status.grants or {}
+            for role in sorted(grants, key=_role_order):
+                held = grants[role]
                 extra = [
                     privilege
                     for privilege in held
@@ -338,7 +345,7 @@ class SchemaReport:
             if problems:
                 exposed[name] = problems
         for function, callers in (self.function_grants or {}).items():
-            can = [role for role, allowed in (callers or {}).items() if allowed]
+            can = sorted((r for r, allowed in (callers or {}).items() if allowed), key=_role_order)
             if can:
                 exposed.setdefault(function, []).append(f"{', '.join(can)} may execute {function}")
         if seed_policies:
