@@ -344,6 +344,10 @@ def open_test_database(
         for name, (prefix, collections) in requested.items():
             prefixes[name] = validate_prefix(token + prefix, collections)
     layout = {prefixes[name]: collections for name, (_, collections) in requested.items()}
+    extra = dict(settings or {})
+    if key in ("anon", "publishable") and "allow_public_key" in SupabaseSettings.model_fields:
+        # The client refuses public keys unless told; a test asking for one means it.
+        extra.setdefault("allow_public_key", True)
     handle = SupabaseTestDatabase(
         stand_in=stand_in,
         schema=schema,
@@ -352,7 +356,7 @@ def open_test_database(
         stores=dict(layout),
         prefixes=prefixes,
         settings=SupabaseSettings(
-            url=stand_in.url, key=api_key, db_schema=schema, **dict(settings or {})
+            url=stand_in.url, key=api_key, db_schema=schema, **extra
         ),
     )
     try:
