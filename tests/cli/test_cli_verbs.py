@@ -44,6 +44,24 @@ def test_python_dash_m_runs_the_same_cli(cli_env: dict[str, str]) -> None:
     assert done.returncode == 0 and "parlant_schema_report" in done.stdout
 
 
+def test_sql_upgrade_drops_the_seed_policies_unless_told_to_keep_them(cli: RunCli) -> None:
+    dropped = cli("sql", "--upgrade")
+    assert dropped.code == 0 and dropped.err == ""
+    assert 'DROP POLICY IF EXISTS "Allow all operations on parlant_sessions_"' in dropped.out
+    kept = cli("sql", "--upgrade", "--keep-seed-policies", script=True)
+    assert kept.code == 0
+    assert "DROP POLICY" not in "\n".join(
+        line for line in kept.out.splitlines() if not line.startswith("--")
+    )
+    warning = kept.err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("parlant-supabase-sync: warning: ")
+    assert "anon" in warning[0] and "check" in warning[0]
+    for args in (["--keep-seed-policies"], ["--upgrade", "--anon-policy", "allow-all"]):
+        refused = cli("sql", *args)
+        assert refused.code == 2 and refused.out == ""
+        assert len(refused.err.strip().splitlines()) == 1
+
+
 # --- check / ls ----------------------------------------------------------------------------
 
 
