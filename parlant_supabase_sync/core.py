@@ -55,7 +55,13 @@ from ._types import (
 )
 from .cache import MetadataCache, MetadataWrite
 from .ddl_functions import FIND_FUNCTION, RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
-from .errors import FunctionMissing, InvalidResponse, SchemaMissing, TableMissing
+from .errors import (
+    FunctionMissing,
+    InvalidResponse,
+    RequestTooLarge,
+    SchemaMissing,
+    TableMissing,
+)
 from .filters import Condition, Order
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
 from .rows import row_to_document, validate_document
@@ -105,6 +111,15 @@ def ensure_is_total(document: Mapping[str, Any], schema: type[Any]) -> None:
             f"Provided TypedDict '{schema.__qualname__}' is missing required keys: "
             f"{missing_keys}. Expected at least the keys: {list(required_keys)}."
         )
+
+
+def _sort_value(term: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document``'s value for one ``parlant_find`` order term (``{"null": true}``: SQL NULL)."""
+    path = term["p"]
+    if "col" in path:
+        value = document.get(path["col"])
+        return {"v": value} if isinstance(value, str) else {"null": True}
+    return {"v": document[path["key"]]} if path["key"] in document else {"null": True}
 
 
 def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
@@ -754,20 +769,37 @@ class SyncDocumentCollection:
         transport = self._db.transport
         builder = transport.table(self._table).select(columns, count=_EXACT if count else None)
         builder = apply_filters(builder, [condition.param for condition in params])
-        request = transport.prepare(
-            apply_order(builder, order.param).limit(limit), table=self._table
-        )
-        if transport.fits(request):
+        try:
+            request: httpx.Request | None = transport.prepare(
+                apply_order(builder, order.param).limit(limit), table=self._table
+            )
+        except RequestTooLarge:  # httpx refuses URLs this long (about 64 KiB of query)
+            request = None
+        if request is not None and transport.fits(request):
             answer = transport.send(operation, request, table=self._table, count=count)
             return answer.data, answer.count
         # Too long for a URL (the gateway refuses request lines over 8 KiB): the same filter
         # in a POST body, compiled to the same SQL by parlant_find.
+        return self._find_rpc(operation, params, order, limit, count=count)
+
+    def _find_rpc(
+        self,
+        operation: str,
+        params: Sequence[Condition],
+        order: Order,
+        limit: int,
+        *,
+        count: bool,
+        after: list[dict[str, Any]] | None = None,
+    ) -> tuple[list[Document], int | None]:
+        transport = self._db.transport
         body = {
             "p_table": self._table,
             "p_where": [condition.tree for condition in params],
             "p_order": list(order.terms),
             "p_limit": limit,
             "p_count": count,
+            "p_after": after,
         }
         found = transport.send(
             operation,
@@ -780,6 +812,29 @@ class SyncDocumentCollection:
         if not isinstance(rows, list) or (count and not isinstance(total, int)):
             raise InvalidResponse(f"parlant_find answered without rows or total for {self._table}")
         return rows, total
+
+    def find_sorted(
+        self,
+        filters: Mapping[str, Any],
+        sort: Sequence[tuple[str, SortDirection]],
+        limit: int,
+        *,
+        after: Mapping[str, Any] | None = None,
+        count: bool = False,
+    ) -> tuple[list[Document], int | None]:
+        """One keyset page of matching documents in ``sort`` order (ties: ``(creation_utc,
+        id)`` in the last key's direction), strictly after the document ``after``; and, with
+        ``count``, how many match after it. One request, never capped by max-rows."""
+        with self._db.stats.timed("find_sorted"):
+            conditions = _filters.compile_where(filters)
+            if _filters.matches_nothing(filters):
+                return [], 0 if count else None
+            order = _filters.compile_order(sort, sort[-1][1] if sort else None)
+            keyset = None if after is None else [_sort_value(term, after) for term in order.terms]
+            rows, total = self._find_rpc(
+                "find_sorted", conditions, order, limit, count=count, after=keyset
+            )
+            return [row_to_document(row) for row in rows], total
 
     def _count(self, operation: str, params: Sequence[Condition]) -> int:
         rows, total = self._select_counted(

@@ -115,6 +115,13 @@ DECLARE
     v_order text;
     v_rows jsonb;
     v_total bigint;
+    v_after text := 'false';
+    v_prefix text := '';
+    v_expr text;
+    v_type text;
+    v_literal text;
+    v_descending boolean;
+    v_step record;
 BEGIN
 {table_check(schema)}
     IF v_kind <> 'document' THEN
@@ -135,6 +142,43 @@ BEGIN
     IF v_order IS NULL THEN
         v_order := 't.{c("creation_utc")} ASC, t.{c("id")} ASC';
     END IF;
+    IF p_after IS NOT NULL THEN
+        -- Keyset: rows strictly after the sort values p_after (one per p_order term, {{"v": …}}
+        -- or {{"null": true}}), in PostgreSQL's order (ASC NULLS LAST, DESC NULLS FIRST).
+        FOR v_step IN
+            SELECT o.term, a.value
+              FROM pg_catalog.jsonb_array_elements(p_order) WITH ORDINALITY AS o(term, n)
+              JOIN pg_catalog.jsonb_array_elements(p_after) WITH ORDINALITY AS a(value, m)
+                ON a.m = o.n
+             ORDER BY o.n
+        LOOP
+            IF v_step.term -> 'p' ? 'col' THEN
+                v_expr := pg_catalog.format('t.%I', v_step.term -> 'p' ->> 'col');
+                v_type := 'text';
+                v_literal := v_step.value ->> 'v';
+            ELSE
+                v_expr := pg_catalog.format('(t.%I -> %L)', 'data', v_step.term -> 'p' ->> 'key');
+                v_type := 'jsonb';
+                v_literal := (v_step.value -> 'v')::text;
+            END IF;
+            IF v_step.value ? 'null' THEN
+                v_literal := NULL;
+            END IF;
+            v_descending := COALESCE((v_step.term ->> 'desc')::boolean, false);
+            IF v_literal IS NULL THEN
+                v_after := v_after || ' OR (' || v_prefix
+                    || CASE WHEN v_descending THEN v_expr || ' IS NOT NULL' ELSE 'false' END || ')';
+                v_prefix := v_prefix || v_expr || ' IS NULL AND ';
+            ELSE
+                v_after := v_after || ' OR (' || v_prefix || CASE WHEN v_descending
+                    THEN pg_catalog.format('%s < %L::%s', v_expr, v_literal, v_type)
+                    ELSE pg_catalog.format('(%s > %L::%s OR %s IS NULL)', v_expr, v_literal, v_type, v_expr)
+                    END || ')';
+                v_prefix := v_prefix || pg_catalog.format('%s = %L::%s AND ', v_expr, v_literal, v_type);
+            END IF;
+        END LOOP;
+        v_where := v_where || ' AND (' || v_after || ')';
+    END IF;
     EXECUTE pg_catalog.format(
         $q$SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'id', t.{c("id")}, 'creation_utc', t.{c("creation_utc")}, 'data', t.{c("data")})
@@ -151,12 +195,12 @@ BEGIN
     RETURN pg_catalog.jsonb_build_object('rows', v_rows, 'total', v_total);
 END
 """
-    signature = f"{target}(text, jsonb, jsonb, integer, boolean)"
+    signature = f"{target}(text, jsonb, jsonb, integer, boolean, jsonb)"
     return (
         f"CREATE OR REPLACE FUNCTION {target}(\n"
         "    p_table text,\n    p_where jsonb DEFAULT '[]'::jsonb,\n"
         "    p_order jsonb DEFAULT '[]'::jsonb,\n    p_limit integer DEFAULT NULL,\n"
-        "    p_count boolean DEFAULT false\n"
+        "    p_count boolean DEFAULT false,\n    p_after jsonb DEFAULT NULL\n"
         ") RETURNS jsonb\n"
         "LANGUAGE plpgsql\nSTABLE\nSECURITY INVOKER\nSET search_path = ''\n"
         f"AS {dollar_quote(body, 'function')};\n"

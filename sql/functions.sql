@@ -267,7 +267,8 @@ CREATE OR REPLACE FUNCTION "public"."parlant_find"(
     p_where jsonb DEFAULT '[]'::jsonb,
     p_order jsonb DEFAULT '[]'::jsonb,
     p_limit integer DEFAULT NULL,
-    p_count boolean DEFAULT false
+    p_count boolean DEFAULT false,
+    p_after jsonb DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
@@ -284,6 +285,13 @@ DECLARE
     v_order text;
     v_rows jsonb;
     v_total bigint;
+    v_after text := 'false';
+    v_prefix text := '';
+    v_expr text;
+    v_type text;
+    v_literal text;
+    v_descending boolean;
+    v_step record;
 BEGIN
 
     IF p_table IS NULL OR p_table = '' THEN
@@ -326,6 +334,43 @@ BEGIN
     IF v_order IS NULL THEN
         v_order := 't."creation_utc" ASC, t."id" ASC';
     END IF;
+    IF p_after IS NOT NULL THEN
+        -- Keyset: rows strictly after the sort values p_after (one per p_order term, {"v": …}
+        -- or {"null": true}), in PostgreSQL's order (ASC NULLS LAST, DESC NULLS FIRST).
+        FOR v_step IN
+            SELECT o.term, a.value
+              FROM pg_catalog.jsonb_array_elements(p_order) WITH ORDINALITY AS o(term, n)
+              JOIN pg_catalog.jsonb_array_elements(p_after) WITH ORDINALITY AS a(value, m)
+                ON a.m = o.n
+             ORDER BY o.n
+        LOOP
+            IF v_step.term -> 'p' ? 'col' THEN
+                v_expr := pg_catalog.format('t.%I', v_step.term -> 'p' ->> 'col');
+                v_type := 'text';
+                v_literal := v_step.value ->> 'v';
+            ELSE
+                v_expr := pg_catalog.format('(t.%I -> %L)', 'data', v_step.term -> 'p' ->> 'key');
+                v_type := 'jsonb';
+                v_literal := (v_step.value -> 'v')::text;
+            END IF;
+            IF v_step.value ? 'null' THEN
+                v_literal := NULL;
+            END IF;
+            v_descending := COALESCE((v_step.term ->> 'desc')::boolean, false);
+            IF v_literal IS NULL THEN
+                v_after := v_after || ' OR (' || v_prefix
+                    || CASE WHEN v_descending THEN v_expr || ' IS NOT NULL' ELSE 'false' END || ')';
+                v_prefix := v_prefix || v_expr || ' IS NULL AND ';
+            ELSE
+                v_after := v_after || ' OR (' || v_prefix || CASE WHEN v_descending
+                    THEN pg_catalog.format('%s < %L::%s', v_expr, v_literal, v_type)
+                    ELSE pg_catalog.format('(%s > %L::%s OR %s IS NULL)', v_expr, v_literal, v_type, v_expr)
+                    END || ')';
+                v_prefix := v_prefix || pg_catalog.format('%s = %L::%s AND ', v_expr, v_literal, v_type);
+            END IF;
+        END LOOP;
+        v_where := v_where || ' AND (' || v_after || ')';
+    END IF;
     EXECUTE pg_catalog.format(
         $q$SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'id', t."id", 'creation_utc', t."creation_utc", 'data', t."data")
@@ -342,9 +387,9 @@ BEGIN
     RETURN pg_catalog.jsonb_build_object('rows', v_rows, 'total', v_total);
 END
 $function$;
-COMMENT ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) IS 'parlant-supabase-sync: rows (id, creation_utc, data) of p_table matching the filter tree p_where in the order p_order, and their total; for filters too long for a URL';
-REVOKE ALL ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean) TO "service_role";
+COMMENT ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean, jsonb) IS 'parlant-supabase-sync: rows (id, creation_utc, data) of p_table matching the filter tree p_where in the order p_order, and their total; for filters too long for a URL';
+REVOKE ALL ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "public"."parlant_find"(text, jsonb, jsonb, integer, boolean, jsonb) TO "service_role";
 
 CREATE OR REPLACE FUNCTION "public"."parlant_schema_report"(p_tables text[])
 RETURNS jsonb
