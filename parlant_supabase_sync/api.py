@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import Cursor, FindResult, ObjectId, SortDirection
 from .core import count_rows, read_rows, schema_report
-from .ddl_functions import FUNCTION_NAMES, RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
+from .ddl_functions import (
+    FIND_FUNCTION,
+    FUNCTION_NAMES,
+    RECEIPTS_TABLE,
+    REPORT_FUNCTION,
+    WRITE_FUNCTION,
+)
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -851,61 +857,37 @@ class Collection:
             doc_id, True, "restored" if current is None else "already present; removed from failed"
         )
 
-    # sorted listings (custom sort keys are not in the core's keyset paging)
-
-    def _sorted_rows(
-        self,
-        where: dict[str, Any],
-        keys: list[tuple[str, SortDirection]],
-        limit: int,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        from .filters import encode_order, encode_where
-
-        last = keys[-1][1] if keys else None
-        rows = read_rows(
-            self._transport,
-            "find",
-            self.table,
-            encode_where(where),
-            columns="data",
-            order=encode_order(keys, last),
-            limit=limit,
-            offset=offset,
-        )
-        return [row["data"] for row in rows]
+    # sorted listings: keyset pages on (sort keys, creation_utc, id), past any max-rows cap
 
     def _find_sorted(
         self, where: dict[str, Any], limit: int | None, keys: list[tuple[str, SortDirection]]
     ) -> FindResult[Any]:
-        from .filters import matches_nothing
-
-        if matches_nothing(where):
-            return FindResult(items=[], total_count=0, has_more=False)
-        total = self.count(where)
         if limit is None:
             items = list(self._iter_sorted(where, keys, None))
-            return FindResult(items=items, total_count=total, has_more=False)
-        items = []
-        if limit > 0:
-            items = self._sorted_rows(where, keys, limit)
+            return FindResult(items=items, total_count=len(items), has_more=False)
+        page = self.store.connection.settings.page_size
+        items, total = self.core.find_sorted(where, keys, min(limit, page), count=True)
+        total = total or 0
+        while len(items) < min(limit, total):
+            more, _ = self.core.find_sorted(
+                where, keys, min(limit - len(items), page), after=items[-1]
+            )
+            if not more:
+                break
+            items.extend(more)
         return FindResult(items=items, total_count=total, has_more=total > len(items))
 
     def _iter_sorted(
         self, where: dict[str, Any], keys: list[tuple[str, SortDirection]], page_size: int | None
     ) -> Iterator[dict[str, Any]]:
-        from .filters import matches_nothing
-
-        if matches_nothing(where):
-            return
         page = page_size or self.store.connection.settings.page_size
-        offset = 0
+        after: dict[str, Any] | None = None
         while True:
-            rows = self._sorted_rows(where, keys, page, offset)
-            if not rows:
-                return
+            rows, _ = self.core.find_sorted(where, keys, page, after=after)
             yield from rows
-            offset += len(rows)
+            if len(rows) < page:
+                return
+            after = rows[-1]
 
 
 def _where(where: Mapping[str, Any] | str) -> dict[str, Any]:
@@ -1087,23 +1069,25 @@ class Connection:
             except PermissionDenied:
                 statuses[name] = TableStatus(exists=True, access=False)
         functions = {SCHEMA_REPORT_FUNCTION: False}
-        try:
-            # A request id that is too short is refused by the function itself (P0001) before
-            # it looks at anything else, so the probe writes nothing.
-            body = {"p_request_id": "", "p_table": "", "p_operation": "", "p_args": {}}
-            self.transport.send(
-                "probe",
-                self.transport.rpc(WRITE_FUNCTION, body),
-                function=WRITE_FUNCTION,
-                expect=Expect.OBJECT,
-            )
-            functions[WRITE_FUNCTION] = True
-        except FunctionMissing:
-            functions[WRITE_FUNCTION] = False
-        except AuthenticationError:
-            raise
-        except SupabaseSyncError as exc:
-            functions[WRITE_FUNCTION] = exc.code != "42883"  # see schema_report
+        # Arguments each function refuses (P0001) before it touches anything: the probe
+        # writes and reads nothing.
+        probes: dict[str, dict[str, Any]] = {
+            WRITE_FUNCTION: {"p_request_id": "", "p_table": "", "p_operation": "", "p_args": {}},
+            FIND_FUNCTION: {"p_table": ""},
+        }
+        for function, body in probes.items():
+            try:
+                self.transport.send(
+                    "probe", self.transport.rpc(function, body), function=function,
+                    expect=Expect.OBJECT,
+                )
+                functions[function] = True
+            except FunctionMissing:
+                functions[function] = False
+            except AuthenticationError:
+                raise
+            except SupabaseSyncError as exc:
+                functions[function] = exc.code != "42883"  # see schema_report
         return SchemaReport(statuses, functions, from_report_function=False)
 
     def _store_list(self, names: Iterable[str] | None) -> list[Store]:
