@@ -286,6 +286,11 @@ def _cmd_find(args: argparse.Namespace) -> int:
         _emit_rows(result.items, _format(args))
     if result.has_more and result.next_cursor is not None:
         sys.stderr.write(f"more documents: --cursor {encode_cursor(result.next_cursor)}\n")
+    elif result.has_more:
+        sys.stderr.write(
+            f"more documents: {len(result.items)} of {result.total_count} shown; raise --limit "
+            "or drop it to list every match\n"
+        )
     return 0
 
 

@@ -281,6 +281,21 @@ def test_find_sorts_by_a_document_field(cli: RunCli, events_store: StoreTables) 
     assert [d["offset"] for d in every] == list(range(39, -1, -1))
 
 
+@pytest.mark.slow
+def test_a_sorted_listing_of_2500_documents_pages_past_max_rows(
+    cli: RunCli, make_store: Callable[[], StoreTables], local_supabase: LocalSupabase
+) -> None:
+    store = make_store()
+    store.insert_sql("events", [event(i) for i in range(2500)])
+    local_supabase.set_max_rows(1000)
+    every = cli("find", store.prefix, "events", "--sort", "offset:desc", "--nl")
+    assert every.code == 0, every.err
+    assert [d["offset"] for d in every.lines()] == list(range(2499, -1, -1))
+    some = cli("find", store.prefix, "events", "--sort", "offset:desc", "--limit", "1800")
+    assert [d["offset"] for d in some.json()] == list(range(2499, 699, -1))
+    assert "more documents: 1800 of 2500 shown" in some.err
+
+
 def test_get_prints_one_document_or_exits_1(cli: RunCli, events_store: StoreTables) -> None:
     found = cli("get", events_store.prefix, "events", "ev-000005", script=True)
     assert found.code == 0 and found.json() == event(5)
