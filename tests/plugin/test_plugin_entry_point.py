@@ -12,7 +12,9 @@ pytest_plugins = ["pytester"]
 USER_CONFTEST = '''
 from parlant_supabase_sync.local.pytest_plugin import factories
 
-docs_proc = factories.supabase_proc(max_rows=2, test_schemas=1)
+docs_proc = factories.supabase_proc(
+    max_rows=2, test_schemas=1, locale="icu:en-US", schemas=("public", "shop")
+)
 docs_db = factories.supabase_db(
     "docs_proc",
     stores={"shop_": ("orders", "metadata")},
@@ -49,6 +51,12 @@ def test_factory_fixture_again_starts_empty(docs_db):
         assert [o["id"] for o in db.store("shop_").collection("orders")] == ["o0"]
 
 
+def test_factory_options_reach_the_stand_in(docs_db):
+    assert docs_db.query("SELECT 'a' < 'B'") == [(True,)]  # icu:en-US, not C.UTF-8
+    assert docs_db.schema == "pss_test_0"  # the one spare schema, after public and shop
+    assert docs_db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'shop'") == [(1,)]
+
+
 def test_local_supabase_is_still_there(local_supabase):
     assert local_supabase.url.startswith("http://127.0.0.1:")
 '''
@@ -68,4 +76,4 @@ def test_a_users_suite_gets_the_fixtures_from_the_entry_point(
     for name in ("SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_SCHEMA"):
         monkeypatch.delenv(name, raising=False)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=240)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
