@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from parlant_supabase_sync.local import LocalSupabase
 
 DOC = {"id": "d1", "version": "0.1.0", "creation_utc": "2026-01-01T00:00:00Z", "n": 1}
-SQL_FILE = Path(__file__).with_name("seed_docs.sql")
+SEED_SQL = """-- A load step from a file: unqualified names land in the test's schema.
+INSERT INTO acme_docs (id, creation_utc, version, data)
+VALUES ('t2', '2027', '0.1', '{"id": "t2", "creation_utc": "2027", "version": "0.1"}');
+"""
 
 
 def _tables_in(stand_in: LocalSupabase, schema: str) -> list[str]:
@@ -126,7 +129,6 @@ acme_db = factories.supabase_db(
             "INSERT INTO acme_docs (id, creation_utc, version, data) VALUES "
             """('t1', '2026', '0.1', '{"id": "t1", "creation_utc": "2026", "version": "0.1"}')"""
         ),
-        SQL_FILE,
         lambda db: db.connect().store("acme_").collection("docs").insert(
             {"id": "t3", "creation_utc": "2028", "version": "0.1"}
         ),
@@ -138,8 +140,17 @@ def test_load_steps_run_in_order_in_the_test_schema(acme_db: SupabaseTestDatabas
     assert acme_db.prefix == "acme_"
     with acme_db.connect() as db:
         docs = db.store("acme_").collection("docs")
-        assert [d["id"] for d in docs] == ["t1", "t2", "t3"]
+        assert [d["id"] for d in docs] == ["t1", "t3"]
     assert "acme_docs" in _tables_in(acme_db.stand_in, acme_db.schema)
+
+
+def test_a_sql_file_load_step(supabase_proc: LocalSupabase, tmp_path: Path) -> None:
+    seed = tmp_path / "seed.sql"
+    seed.write_text(SEED_SQL, encoding="utf-8")
+    with open_test_database(
+        supabase_proc, stores={"acme_": ("docs", "metadata")}, load=[seed]
+    ) as db, db.connect() as connection:
+        assert [d["id"] for d in connection.store("acme_").collection("docs")] == ["t2"]
 
 
 # --- prefix isolation on the plain `local_supabase` ----------------------------------------
