@@ -239,3 +239,25 @@ async def test_custom_prefixes(parlant_home: Path, supabase_proc: LocalSupabase)
         assert report.table("acme_sessions_events").written == 31
         with pytest.raises(ValueError, match="unknown store"):
             migrate_local(parlant_home, db.settings, prefixes={"agents": "x_"})
+
+
+async def test_thousands_of_events_past_the_max_rows_cap(
+    parlant_home: Path, supabase_db: SupabaseTestDatabase
+) -> None:
+    ids = await write_local(parlant_home)
+    # Parlant rewrites the whole file on every event, so grow a real file by copying one of its
+    # events under new ids and offsets instead of creating 2,500 through the store.
+    data = json.loads((parlant_home / "sessions.json").read_text())
+    template = next(e for e in data["events"] if e["session_id"] == ids["other"])
+    data["events"] += [
+        {**template, "id": f"bulk{i:05}", "offset": i + 1} for i in range(2500)
+    ]
+    (parlant_home / "sessions.json").write_text(json.dumps(data, indent=2))
+    report = migrate_local(parlant_home, supabase_db.settings, batch_size=1000)
+    assert report.table("parlant_sessions_events").written == 2531
+    assert table_counts(supabase_db)["parlant_sessions_events"] == 2531
+    async with remote_stores(supabase_db.settings) as remote:
+        events = await remote.sessions.list_events(ids["other"])  # type: ignore[arg-type]
+        assert sorted(e.offset for e in events) == list(range(2501))  # one creation_utc: id order
+    again = migrate_local(parlant_home, supabase_db.settings)
+    assert again.written == 0 and again.table("parlant_sessions_events").skipped == 2531
