@@ -343,7 +343,9 @@ def _plan_metadata(
 ) -> list[dict[str, Any]]:
     current = list(collection.find({}).items)
     if not current:
-        return documents[:1] if documents else []
+        # One metadata document per store; any further one in the file would be a second.
+        report.skipped += max(0, len(documents) - 1)
+        return documents[:1]
     texts = {_canonical(doc) for doc in current}
     versions = {doc.get("version") for doc in current}
     for document in documents:

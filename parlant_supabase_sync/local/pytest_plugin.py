@@ -325,7 +325,7 @@ def open_test_database(
                 "schema isolation needs a stand-in with spare schemas: use the supabase_proc "
                 "fixture or factories.supabase_proc(...), or isolation='prefix'"
             )
-        schema = pool.acquire()
+        schema = ""  # acquired below, once nothing else can fail before the cleanup
         prefixes = {name: prefix for name, (prefix, _) in requested.items()}
     else:
         from parlant_supabase_sync.naming import DEFAULT_STORES, validate_prefix
@@ -348,6 +348,9 @@ def open_test_database(
     if key in ("anon", "publishable") and "allow_public_key" in SupabaseSettings.model_fields:
         # The client refuses public keys unless told; a test asking for one means it.
         extra.setdefault("allow_public_key", True)
+    base = SupabaseSettings(url=stand_in.url, key=api_key, **extra)  # overrides checked here
+    if isolation == "schema" and pool is not None:
+        schema = pool.acquire()
     handle = SupabaseTestDatabase(
         stand_in=stand_in,
         schema=schema,
@@ -355,9 +358,7 @@ def open_test_database(
         isolation=isolation,
         stores=dict(layout),
         prefixes=prefixes,
-        settings=SupabaseSettings(
-            url=stand_in.url, key=api_key, db_schema=schema, **extra
-        ),
+        settings=base.model_copy(update={"db_schema": schema}),
     )
     try:
         setup = _fresh_schema_sql(schema) if isolation == "schema" else ""

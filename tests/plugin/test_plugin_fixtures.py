@@ -271,3 +271,14 @@ def test_factory_arguments_are_checked_early() -> None:
         factories.supabase_db(key="root")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="test_schemas"):
         factories.supabase_proc(test_schemas=-1)
+
+
+def test_bad_options_leave_every_spare_schema_free(supabase_proc: LocalSupabase) -> None:
+    from parlant_supabase_sync.local.pytest_plugin import _POOLS
+
+    free = len(_POOLS[supabase_proc]._free)
+    with pytest.raises(ValueError), open_test_database(supabase_proc, settings={"page_size": 0}):
+        pass  # pragma: no cover
+    with pytest.raises(ValueError), open_test_database(supabase_proc, anon_policy="bogus"):
+        pass  # pragma: no cover
+    assert len(_POOLS[supabase_proc]._free) == free
