@@ -138,6 +138,8 @@ async def test_conflicts_are_reported_and_not_overwritten(
         assert report.table("parlant_sessions_events").written == 31
         again = migrate_local(parlant_home, connection)
         assert again.written == 0 and again.table("parlant_customers_").conflicts == [ids["ada"]]
+    for entry in report.tables + again.tables:
+        assert entry.read == entry.written + entry.skipped + len(entry.conflicts)
 
 
 async def test_metadata_of_a_store_already_started_on_supabase_is_not_doubled(
