@@ -1228,12 +1228,14 @@ class Connection:
                 "(it only creates what does not exist)"
             )
         elif exposed:
-            problems = [f"{problem}" for lines in exposed.values() for problem in lines]
-            shown = "; ".join(problems[:4]) + (
-                f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+            problems = [problem for lines in exposed.values() for problem in lines]
+            # RLS switched off first: it makes every grant reach every row.
+            problems.sort(key=lambda problem: not problem.startswith("row-level security"))
+            shown = "; ".join(problems[:3]) + (
+                f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
             )
             next_step = (
-                f"the anon/authenticated roles can reach adapter objects: {shown}. {fix_command}"
+                f"anon/authenticated can reach {', '.join(exposed)} ({shown}). {fix_command}"
             )
         elif no_access:
             next_step = (
