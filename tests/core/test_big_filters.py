@@ -85,6 +85,7 @@ CASES = {
 
 
 @pytest.mark.slow
+@pytest.mark.scale
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("direction", [None, SortDirection.DESC])
 def test_lists_of_2500_ids_match_transient_with_limits_and_cursors(
