@@ -506,6 +506,14 @@ END
 # --- generators --------------------------------------------------------------------------------
 
 
+# PostgREST answers from a schema cache: Supabase reloads it on DDL through an event trigger,
+# plain PostgREST only on this notification (harmless where nobody listens).
+RELOAD_SCHEMA_CACHE = (
+    "-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).\n"
+    "NOTIFY pgrst, 'reload schema';"
+)
+
+
 def _section(title: str) -> str:
     return f"-- {'-' * 4} {title} {'-' * max(4, 88 - len(title))}"
 
@@ -534,6 +542,8 @@ def generate_functions(*, schema: str = "public", header: bool = True) -> str:
         revoke_table_privileges(_qualified(schema, RECEIPTS_TABLE)),
         revoke_function_execute(schema),
     ]
+    if header:
+        parts.append(RELOAD_SCHEMA_CACHE)
     return "\n\n".join(parts) + "\n"
 
 
@@ -565,6 +575,8 @@ def generate_schema(
     text = "\n\n".join(parts) + "\n"
     if include_functions:
         text += "\n" + generate_functions(schema=schema, header=False)
+    if header:
+        text += "\n" + RELOAD_SCHEMA_CACHE + "\n"
     return text
 
 
@@ -605,6 +617,7 @@ def generate_upgrade(
         f"DROP FUNCTION IF EXISTS {_qualified(schema, LEGACY_MERGE_FUNCTION)}(text, text, jsonb, boolean);",
         _section("the older adapter's allow-all policies"),
         _seed_policies(schema, tables, keep=keep_seed_policies),
+        RELOAD_SCHEMA_CACHE,
     ]
     return "\n\n".join(parts) + "\n"
 

@@ -991,3 +991,6 @@ BEGIN
     END LOOP;
 END
 $do$;
+
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
+NOTIFY pgrst, 'reload schema';

@@ -196,3 +196,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_metadata_by_creation_u
 
 -- Row-level security is enabled with no policy for anon/authenticated: only the
 -- secret (sb_secret_…) or service_role key, which bypasses RLS, can use these tables.
+
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
+NOTIFY pgrst, 'reload schema';

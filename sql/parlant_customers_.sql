@@ -161,3 +161,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_customers_metadata_by_creation_utc_id" O
 -- END
 -- $do$;
 -- GRANT SELECT ON TABLE "public"."parlant_customers_customer_tag_associations" TO "authenticated";
+
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
+NOTIFY pgrst, 'reload schema';

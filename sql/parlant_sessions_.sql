@@ -164,3 +164,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_metadata_by_creation_utc_id" ON
 -- END
 -- $do$;
 -- GRANT SELECT ON TABLE "public"."parlant_sessions_" TO "authenticated";
+
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
+NOTIFY pgrst, 'reload schema';

@@ -1011,3 +1011,6 @@ DROP POLICY IF EXISTS "Allow all operations on parlant_context_variables_variabl
 DROP POLICY IF EXISTS "Allow all operations on parlant_context_variables_values" ON "public"."parlant_context_variables_values";
 DROP POLICY IF EXISTS "Allow all operations on parlant_context_variables_values_failed" ON "public"."parlant_context_variables_values_failed_migrations";
 DROP POLICY IF EXISTS "Allow all operations on parlant_context_variables_metadata" ON "public"."parlant_context_variables_metadata";
+
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
+NOTIFY pgrst, 'reload schema';
