@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._types import Cursor, FindResult, ObjectId, SortDirection
 from .core import count_rows, read_rows, schema_report
 from .ddl_functions import (
+    FAILED_KEY,
     FIND_FUNCTION,
     FUNCTION_NAMES,
     RECEIPTS_TABLE,
@@ -789,20 +790,26 @@ class Collection:
         """Rows of this collection's failed-migrations table (empty for `metadata`)."""
         if self.failed_table is None:
             return
-        offset = 0
         page = self.store.connection.settings.page_size
+        after: list[tuple[str, str]] = []
         while True:
+            # Keyset on the table's unique key: rows added or removed meanwhile never make a
+            # page skip or repeat one (ids are not unique there).
             rows = read_rows(
-                self._transport, "failed", self.failed_table, [], order="id.asc", limit=page,
-                offset=offset,
+                self._transport,
+                "failed",
+                self.failed_table,
+                after,
+                order=f"{FAILED_KEY}.asc",
+                limit=page,
             )
-            if not rows:
+            if not rows:  # a short page may be the server's max-rows cap: only empty ends it
                 return
             for row in rows:
                 yield FailedDocument(
                     self.name, row.get("id"), row.get("failed_utc"), row.get("data")
                 )
-            offset += len(rows)
+            after = [(FAILED_KEY, f"gt.{rows[-1][FAILED_KEY]}")]
 
     def restore_failed(self, ids: Iterable[str]) -> list[RestoreResult]:
         """Move documents back from the failed-migrations table (after they were fixed).

@@ -28,6 +28,7 @@ from .sqltext import (
 __all__ = [
     "DOCUMENT_SIGNATURE",
     "DOCUMENT_TABLE_COMMENT",
+    "FAILED_KEY",
     "FAILED_SIGNATURE",
     "FAILED_TABLE_COMMENT",
     "FIND_FUNCTION",
@@ -73,7 +74,9 @@ WRITE_OPERATIONS = {
 }
 
 DOCUMENT_SIGNATURE = sorted([f"{column} text" for column in MIRRORED_COLUMNS] + ["data jsonb"])
-FAILED_SIGNATURE = sorted(["id text", "data jsonb", "failed_utc text"])
+#: The failed-migrations tables' unique key (the seed's have none; the upgrade adds it).
+FAILED_KEY = "failed_seq"
+FAILED_SIGNATURE = sorted(["id text", "data jsonb", "failed_utc text", f"{FAILED_KEY} bigint"])
 
 
 def receipts_table(schema: str) -> str:

@@ -70,7 +70,7 @@ BEGIN
     v_columns := (SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) ORDER BY a.attname::text COLLATE "C") FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped);
     v_kind := CASE
         WHEN v_note = 'parlant-supabase-sync document table' AND v_columns = ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[] THEN 'document'
-        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_utc text', 'id text']::text[] THEN 'failed'
+        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_seq bigint', 'failed_utc text', 'id text']::text[] THEN 'failed'
     END;
     IF v_kind IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'P0001',
@@ -309,7 +309,7 @@ BEGIN
     v_columns := (SELECT array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, NULL) ORDER BY a.attname::text COLLATE "C") FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped);
     v_kind := CASE
         WHEN v_note = 'parlant-supabase-sync document table' AND v_columns = ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[] THEN 'document'
-        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_utc text', 'id text']::text[] THEN 'failed'
+        WHEN v_note = 'parlant-supabase-sync failed-migrations table' AND v_columns = ARRAY['data jsonb', 'failed_seq bigint', 'failed_utc text', 'id text']::text[] THEN 'failed'
     END;
     IF v_kind IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'P0001',
@@ -426,7 +426,7 @@ AS $function$
                 'exists', f.relid IS NOT NULL,
                 'adapter', COALESCE(
                     (f.note = 'parlant-supabase-sync document table' AND f.columns = ARRAY['agent_id text', 'creation_utc text', 'customer_id text', 'data jsonb', 'id text', 'session_id text', 'version text']::text[])
-                    OR (f.note = 'parlant-supabase-sync failed-migrations table' AND f.columns = ARRAY['data jsonb', 'failed_utc text', 'id text']::text[]),
+                    OR (f.note = 'parlant-supabase-sync failed-migrations table' AND f.columns = ARRAY['data jsonb', 'failed_seq bigint', 'failed_utc text', 'id text']::text[]),
                     false),
                 'kind', CASE f.note WHEN 'parlant-supabase-sync document table' THEN 'document'
                                     WHEN 'parlant-supabase-sync failed-migrations table' THEN 'failed-migrations' END,

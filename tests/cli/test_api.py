@@ -124,3 +124,20 @@ def test_import_skips_identical_and_reports_conflicts(db: Connection, store: Sto
     assert (report.inserted, report.skipped_identical) == (1, 1)
     assert report.conflicts == [{"line": 2, "id": "ev-000002"}]
     assert not report.ok and "1 conflicting" in report.summary()
+
+
+def test_failed_listing_pages_by_the_unique_key_past_max_rows(
+    db: Connection, store: StoreTables, local_supabase: LocalSupabase
+) -> None:
+    # The failed table's ids are not unique (the seed's tables have no key): 25 rows, 5 ids.
+    table = store.failed_table("events")
+    local_supabase.execute_sql(
+        f'INSERT INTO public."{table}" (id, data) '
+        "SELECT 'e' || (n % 5), jsonb_build_object('n', n) FROM generate_series(1, 25) AS n"
+    )
+    local_supabase.set_max_rows(7)
+    try:
+        rows = list(db.store(store.prefix).collection("events").failed())
+    finally:
+        local_supabase.set_max_rows(1000)
+    assert sorted(row.document["n"] for row in rows) == list(range(1, 26))
