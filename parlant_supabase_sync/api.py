@@ -84,6 +84,8 @@ CursorLike = Cursor | str | None
 SCHEMA_REPORT_FUNCTION = REPORT_FUNCTION
 FUNCTIONS = FUNCTION_NAMES
 REQUIRED_FIELDS = ("id", "creation_utc", "version")
+# Collations that order strings by code point, as Python and Parlant's Transient database do.
+CODE_POINT_COLLATIONS = frozenset({"c", "posix", "c.utf8"})
 _LOOKUP_CHUNK = 100
 
 
@@ -249,6 +251,7 @@ class SchemaReport:
     receipts_table: TableStatus | None = None
     function_grants: dict[str, dict[str, bool] | None] | None = None
     legacy_functions: list[str] = field(default_factory=list)
+    collation: str | None = None  # the database's default collation (datcollate)
 
     @classmethod
     def from_report(cls, raw: Any, names: Sequence[str]) -> SchemaReport:
@@ -283,6 +286,7 @@ class SchemaReport:
             legacy_functions=[str(fn) for fn, present in legacy.items() if present]
             if isinstance(legacy, dict)
             else [],
+            collation=str(report["collation"]) if report.get("collation") else None,
         )
 
     def exposures(self, schema: str, prefix_options: str = "") -> tuple[dict[str, list[str]], str]:
@@ -1194,6 +1198,12 @@ class Connection:
             report = SchemaReport({}, {}, from_report_function=False)
         if not report.from_report_function and report.tables:
             notes.append("the report function is missing, so adapter/RLS state could not be read")
+        if report.collation and report.collation.lower().replace("-", "") not in CODE_POINT_COLLATIONS:
+            notes.append(
+                f"the database collation is {report.collation!r}, not C.UTF-8 as on hosted Supabase: "
+                "strings inside documents (not the id/creation_utc/… columns) compare and sort by "
+                "it, so ranges and sorts on them can differ from Parlant's code-point order"
+            )
         missing_tables = [n for n, s in report.tables.items() if not s.exists]
         missing_functions = [n for n, ok in report.functions.items() if not ok]
         not_upgraded = [n for n, s in report.tables.items() if s.exists and s.adapter is False]

@@ -425,6 +425,12 @@ def report_function(schema: str) -> str:
     )
     SELECT jsonb_build_object(
         'schema', {quote_literal(schema)}::text,
+        'collation', (SELECT CASE WHEN d.datlocprovider = 'i'
+                                  THEN 'icu:' || COALESCE(pg_catalog.to_jsonb(d) ->> 'daticulocale',
+                                                          pg_catalog.to_jsonb(d) ->> 'datlocale')
+                                  ELSE d.datcollate::text END
+                        FROM pg_catalog.pg_database AS d
+                       WHERE d.datname = pg_catalog.current_database()),
         'receipts', {receipts} IS NOT NULL,
         'receipts_table', (
             SELECT jsonb_build_object(

@@ -414,6 +414,12 @@ AS $function$
     )
     SELECT jsonb_build_object(
         'schema', 'public'::text,
+        'collation', (SELECT CASE WHEN d.datlocprovider = 'i'
+                                  THEN 'icu:' || COALESCE(pg_catalog.to_jsonb(d) ->> 'daticulocale',
+                                                          pg_catalog.to_jsonb(d) ->> 'datlocale')
+                                  ELSE d.datcollate::text END
+                        FROM pg_catalog.pg_database AS d
+                       WHERE d.datname = pg_catalog.current_database()),
         'receipts', pg_catalog.to_regclass('"public"."parlant_write_receipts"') IS NOT NULL,
         'receipts_table', (
             SELECT jsonb_build_object(

@@ -591,3 +591,20 @@ def test_demo_verb_hands_its_arguments_to_the_demo(cli: RunCli) -> None:
     result = cli("demo", "--", "--help", script=True)
     assert result.code == 0
     assert "usage:" in result.out
+
+
+@pytest.mark.slow
+def test_check_notes_a_database_collation_that_is_not_code_point_order(
+    cli: RunCli, make_store: Callable[[], StoreTables]
+) -> None:
+    from parlant_supabase_sync import ddl
+    from parlant_supabase_sync.api import connect
+
+    store = make_store()
+    assert not any("collation" in note for note in cli("check", "--prefix", store.prefix).json()["notes"])
+    with LocalSupabase(locale="icu:en-US") as other:
+        prefix = store.prefix
+        other.execute_sql(ddl.generate_schema({prefix: ("sessions", "events", "metadata")}, include_functions=True))
+        with connect(url=other.url, key=other.secret_key) as db:
+            notes = db.check([prefix]).notes
+    assert any("collation is 'icu:en-US'" in note for note in notes), notes
