@@ -234,6 +234,27 @@ class RequestStage:
     def _content_type(self) -> str:
         return self.media.content_type()
 
+    def _page_status(
+        self, rng: Any, total: int | None, page_total: int
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Status (200, 206 or 416) and Content-Range of a page; PGRST116 when singular."""
+        lower = rng.offset
+        upper = lower + page_total - 1
+        status = 200
+        if total is not None:
+            if lower > total:
+                status = 416
+            elif (1 + upper - lower) < total:
+                status = 206
+        if self.singular and page_total != 1:
+            raise PgrstError(
+                406,
+                "PGRST116",
+                "Cannot coerce the result to a single JSON object",
+                f"The result contains {page_total} rows",
+            )
+        return status, [("Content-Range", _content_range(lower, upper, total))]
+
     def _finish(self) -> None:
         """Commit, or roll back when `Prefer: tx=rollback` / `db-tx-end` says so."""
         tx_end = self.config.tx_end
@@ -250,6 +271,16 @@ class RequestStage:
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _range_refusal(rng: Any, total: int | None) -> bytes:
+    """The 416 body for an offset past the end (PGRST103)."""
+    return PgrstError(
+        416,
+        "PGRST103",
+        "Requested range not satisfiable",
+        f"An offset of {rng.offset} was requested, but there are only {total} rows.",
+    ).body()
 
 
 def _content_range(lower: int, upper: int, total: int | None) -> str:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from . import schema_cache
-from .engine_context import RequestStage, _canonical_query, _content_range, _override
+from .engine_context import RequestStage, _canonical_query, _override, _range_refusal
 from .engine_request import (
     _OPENAPI_CONTENT_TYPE,
     ApiResponse,
@@ -91,34 +91,11 @@ class ReadStage(RequestStage):
 
     def _read_response(self, row: tuple[Any, ...], rng: Range, *, content_location: str | None) -> ApiResponse:
         total, page_total, body, resp_headers, resp_status = row
-        lower = rng.offset
-        upper = lower + page_total - 1
-        status = 200
-        if total is not None:
-            if lower > total:
-                status = 416
-            elif (1 + upper - lower) < total:
-                status = 206
-        if self.singular and page_total != 1:
-            raise PgrstError(
-                406,
-                "PGRST116",
-                "Cannot coerce the result to a single JSON object",
-                f"The result contains {page_total} rows",
-            )
-        headers = [("Content-Range", _content_range(lower, upper, total))]
+        status, headers = self._page_status(rng, total, page_total)
         if content_location is not None:
             qs = _canonical_query(self.req.query)
             headers.append(("Content-Location", content_location + ("?" + qs if qs else "")))
-        payload = body.encode("utf-8")
-        if status == 416:
-            err = PgrstError(
-                416,
-                "PGRST103",
-                "Requested range not satisfiable",
-                f"An offset of {lower} was requested, but there are only {total} rows.",
-            )
-            payload = err.body()
+        payload = _range_refusal(rng, total) if status == 416 else body.encode("utf-8")
         headers.append(("Content-Type", self._content_type()))
         headers.extend(self._profile_headers())
         applied = _applied(self.prefs, resolution=False, missing=False, return_=False, max_affected=False)
