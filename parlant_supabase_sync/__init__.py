@@ -28,7 +28,17 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'parlant_supabase_sync' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module_name), name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "parlant":
+            raise
+        raise ModuleNotFoundError(
+            f"parlant_supabase_sync.{name} needs Parlant: install the extra with "
+            "pip install 'parlant-supabase-sync[parlant]'",
+            name=exc.name,
+        ) from None
+    return getattr(module, name)
 
 
 __all__ = [

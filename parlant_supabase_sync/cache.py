@@ -44,9 +44,11 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from .settings import DEFAULT_METADATA_CACHE_TTL
+
 __all__ = ["CacheStats", "MetadataCache", "MetadataWrite"]
 
-DEFAULT_TTL_SECONDS = 60.0
+DEFAULT_TTL_SECONDS = DEFAULT_METADATA_CACHE_TTL
 DEFAULT_MAXSIZE = 512
 
 Document = dict[str, Any]

@@ -237,6 +237,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: Seconds the metadata cache keeps a store's metadata (PARLANT_SUPABASE_METADATA_CACHE_TTL).
+DEFAULT_METADATA_CACHE_TTL = 30.0
+
+
 class SupabaseSettings(_Model):
     """How to reach one Supabase project's REST API, and the client's limits."""
 
@@ -261,7 +265,7 @@ class SupabaseSettings(_Model):
     Never silently raised: a value below `max_workers` is refused with a message saying to
     raise it, leave it unset, or lower PARLANT_SUPABASE_MAX_WORKERS.
     """
-    metadata_cache_ttl: float = Field(default=30.0, ge=0)
+    metadata_cache_ttl: float = Field(default=DEFAULT_METADATA_CACHE_TTL, ge=0)
     page_size: int = Field(default=1000, ge=1, le=10000)
     max_url_bytes: int = Field(default=6144, ge=0, le=65536)
     """Longest request target (path and query) a GET may have (PARLANT_SUPABASE_MAX_URL_BYTES).

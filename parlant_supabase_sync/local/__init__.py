@@ -16,6 +16,17 @@ __all__ = ["LocalSupabase"]
 
 def __getattr__(name: str) -> Any:
     if name == "LocalSupabase":
+        import importlib
+
+        for dependency in ("psycopg", "psycopg_pool", "jwt"):
+            try:
+                importlib.import_module(dependency)
+            except ModuleNotFoundError:
+                raise ModuleNotFoundError(
+                    f"the local stand-in needs {dependency}: install the extra with "
+                    "pip install 'parlant-supabase-sync[local]' (and PostgreSQL server binaries)",
+                    name=dependency,
+                ) from None
         from .stack import LocalSupabase
 
         return LocalSupabase
