@@ -274,6 +274,12 @@ class SupabaseSettings(_Model):
     fit is sent in a POST body to the generated ``parlant_find`` function instead (0: always).
     """
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    allow_public_key: bool = False
+    """Accept a public key (publishable/anon, or a user's JWT) (PARLANT_SUPABASE_ALLOW_PUBLIC_KEY=1).
+
+    Refused by default: row-level security would make every read silently empty. Only for
+    databases set up with `--anon-policy per-customer`, where such keys see their own rows.
+    """
     allow_insecure_http: bool = False
     """Allow `http://` to a non-loopback host (PARLANT_SUPABASE_ALLOW_HTTP=1), e.g. a gateway
     on a private network you trust; the key is then sent unencrypted."""
@@ -293,6 +299,7 @@ class SupabaseSettings(_Model):
             page_size: int = ...,
             max_url_bytes: int = ...,
             retry: RetryPolicy | Mapping[str, Any] = ...,
+            allow_public_key: bool = ...,
             allow_insecure_http: bool = ...,
         ) -> None: ...
 
@@ -418,6 +425,7 @@ _ENV_FIELDS: dict[str, tuple[str, ...]] = {
     "PARLANT_SUPABASE_RETRY_MAX_DELAY": ("retry", "max_delay"),
     "PARLANT_SUPABASE_RETRY_JITTER": ("retry", "jitter"),
     "PARLANT_SUPABASE_ALLOW_HTTP": ("allow_insecure_http",),
+    "PARLANT_SUPABASE_ALLOW_PUBLIC_KEY": ("allow_public_key",),
 }
 _FIELD_VARIABLES: dict[tuple[str, ...], str] = {
     field: variable for variable, field in _ENV_FIELDS.items()

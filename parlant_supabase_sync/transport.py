@@ -205,7 +205,7 @@ class Transport:
         public = info.kind == "publishable" or (
             info.kind == "legacy_jwt" and info.role != "service_role"
         )
-        if public and not getattr(settings, "allow_public_key", False):
+        if public and not settings.allow_public_key:
             if info.kind == "publishable":
                 kind = "a publishable key (sb_publishable_…, role anon)"
             elif info.role == "anon":
