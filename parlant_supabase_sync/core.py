@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import httpx
 from postgrest.types import CountMethod
@@ -84,7 +84,6 @@ __all__ = [
     "schema_report",
 ]
 
-T = TypeVar("T")
 Document = dict[str, Any]
 Loader = Callable[[Document], "Document | None"]
 
@@ -217,14 +216,13 @@ def read_rows(
     columns: str = "*",
     order: str | None = None,
     limit: int | None = None,
-    offset: int = 0,
 ) -> list[Document]:
     """One GET of ``table``'s rows (for the tools layer's listings of any adapter table)."""
     builder = apply_filters(transport.table(table).select(columns), params)
     if order is not None:
         builder = apply_order(builder, order)
     if limit is not None:
-        builder = builder.range(offset, offset + limit - 1) if offset else builder.limit(limit)
+        builder = builder.limit(limit)
     rows: list[Document] = transport.send(operation, builder, table=table).data
     return rows
 
