@@ -272,7 +272,7 @@ def _key_for(stand_in: LocalSupabase, kind: str) -> str:
 
 def _default_schema(stand_in: LocalSupabase) -> str:
     # The first exposed schema; LocalSupabase keeps it private, `public` unless told otherwise.
-    schemas: Sequence[str] = getattr(stand_in, "_schemas", ("public",))
+    schemas: Sequence[str] = stand_in.schemas
     return schemas[0]
 
 

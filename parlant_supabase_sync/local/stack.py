@@ -165,6 +165,11 @@ class LocalSupabase:
         return self._postgres
 
     @property
+    def schemas(self) -> tuple[str, ...]:
+        """The exposed schemas; the first is the default (`db-schemas` in PostgREST terms)."""
+        return self._schemas
+
+    @property
     def url(self) -> str:
         """`http://127.0.0.1:<port>`; clients append `/rest/v1`."""
         return self._require_gateway().url
