@@ -28,11 +28,11 @@ from parlant_supabase_sync.ddl_functions import (
     report_function,
     write_function,
 )
+from parlant_supabase_sync.ddl_indexes import main_indexes
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
     MAX_IDENTIFIER_BYTES,
-    METADATA_COLLECTION,
     MIRRORED_COLUMNS,
     index_name,
     seed_index_name,
@@ -118,85 +118,6 @@ class _Table:
     indexes: tuple[_Index, ...]
 
 
-def _data_key(key: str) -> str:
-    return f"({quote_ident('data')} -> {quote_literal(key)})"
-
-
-def _btree(*expressions: str) -> str:
-    return "USING btree (" + ", ".join(expressions) + ")"
-
-
-def _main_indexes(
-    prefix: str, collection: str, table: str
-) -> list[tuple[str, str, bool]]:
-    """(suffix, definition, seed_style) for a main table, seed's indexes first."""
-    column = quote_ident
-    primary = table == truncate_identifier(prefix)
-    specs: list[tuple[str, str, bool]] = [
-        ("creation_utc", _btree(column("creation_utc")), True)
-    ]
-    partial = []
-    if primary:
-        partial = ["session_id", "customer_id", "agent_id"]
-    elif collection == "events":
-        partial = ["session_id"]
-    for name in partial:
-        specs.append(
-            (name, f"{_btree(column(name))} WHERE ({column(name)} IS NOT NULL)", True)
-        )
-    if collection != METADATA_COLLECTION:
-        specs.append(("data_gin", f"USING gin ({column('data')})", True))
-
-    # Adapter indexes: the (creation_utc, id) order every find uses, and the ones Parlant's
-    # stores request through ensure_indexes. The jsonb expressions use `->` because the
-    # filter encoder compares jsonb values (data->field=eq."x"), so only `->` indexes match.
-    specs.append(
-        ("by_creation_utc_id", _btree(column("creation_utc"), column("id")), False)
-    )
-    if collection == "sessions":
-        for lead in ("agent_id", "customer_id"):
-            specs.append(
-                (
-                    f"by_{lead}_creation_utc_id",
-                    _btree(column(lead), column("creation_utc"), column("id")),
-                    False,
-                )
-            )
-    elif collection == "events":
-        specs.append(
-            (
-                "by_session_id_offset",
-                _btree(column("session_id"), _data_key("offset")),
-                False,
-            )
-        )
-        specs.append(
-            (
-                "by_session_id_deleted_offset",
-                _btree(column("session_id"), _data_key("deleted"), _data_key("offset")),
-                False,
-            )
-        )
-    elif collection == "customer_tag_associations":
-        specs.append(("by_customer_id", _btree(column("customer_id")), False))
-        specs.append(("by_tag_id", _btree(_data_key("tag_id")), False))
-    elif collection == "variable_tag_associations":
-        specs.append(("by_variable_id", _btree(_data_key("variable_id")), False))
-        specs.append(("by_tag_id", _btree(_data_key("tag_id")), False))
-    elif collection == "values":
-        # Not UNIQUE although (variable_id, key) is one value: Parlant's update_value upsert
-        # can race between two replicas, and a unique index would turn that into an error
-        # the store does not expect. Same for events (session_id, offset).
-        specs.append(
-            (
-                "by_variable_id_key",
-                _btree(_data_key("variable_id"), _data_key("key")),
-                False,
-            )
-        )
-    return specs
-
-
 def _layout(stores: Mapping[str, Iterable[str]]) -> list[_Table]:
     tables: list[_Table] = []
     seen_tables: set[str] = set()
@@ -222,7 +143,8 @@ def _layout(stores: Mapping[str, Iterable[str]]) -> list[_Table]:
                 claim(names.main, f"table {names.main}")
                 indexes = []
                 used: set[str] = set()
-                for suffix, definition, seed_style in _main_indexes(
+                # Documents' indexes are Not UNIQUE; ddl_indexes.main_indexes says why.
+                for suffix, definition, seed_style in main_indexes(
                     prefix, collection, names.main
                 ):
                     name = seed_index_name(names.main, suffix) if seed_style else ""
