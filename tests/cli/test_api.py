@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from cli_helpers import StoreTables, event
@@ -115,15 +117,16 @@ def test_errors_are_the_library_exceptions(db: Connection, adapter_functions: No
         list(db.store("nowhere_sessions_").collection("events").rows({"a": {"$like": "x"}}))
 
 
-def test_import_skips_identical_and_reports_conflicts(db: Connection, store: StoreTables) -> None:
-    import json
-
+def test_collection_import_and_export_are_the_bulk_functions(
+    db: Connection, store: StoreTables, tmp_path: Path
+) -> None:
     events = db.store(store.prefix).collection("events")
-    lines = [json.dumps(event(1)), json.dumps(event(2, kind="x")), json.dumps(event(77)), ""]
-    report = events.import_jsonl(lines, batch_size=2)
-    assert (report.inserted, report.skipped_identical) == (1, 1)
-    assert report.conflicts == [{"line": 2, "id": "ev-000002"}]
-    assert not report.ok and "1 conflicting" in report.summary()
+    lines = [json.dumps(event(1)), json.dumps(event(77)), ""]
+    report = events.import_jsonl(lines)
+    assert (report.new, report.unchanged, report.written) == (1, 1, 1) and report.ok
+    result = events.export_jsonl(tmp_path)
+    assert result.path == str(tmp_path / f"{store.prefix}.events.jsonl") and result.documents == 11
+    assert [d["id"] for d in events.failed()] == []
 
 
 def test_failed_listing_pages_by_the_unique_key_past_max_rows(

@@ -1,0 +1,581 @@
+"""Is the database ready for the adapter? `check` as a table of rules over one schema report.
+
+`fetch_report` asks `parlant_schema_report` once (or probes each object when that function is
+missing); `check` turns the answer into `Facts` and runs `RULES`: every applicable "note" rule
+adds a note, the first applicable "error" rule is the one next step. The advice says how to
+run the generated SQL where the database is: `psql "$DATABASE_URL" -f FILE` for a loopback
+URL (the local stack prints DATABASE_URL), the Supabase SQL editor otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from .core import read_rows, schema_report
+from .ddl_functions import (
+    FIND_FUNCTION,
+    FUNCTION_NAMES,
+    RECEIPTS_TABLE,
+    REPORT_FUNCTION,
+    WRITE_FUNCTION,
+)
+from .errors import (
+    AuthenticationError,
+    FunctionMissing,
+    PermissionDenied,
+    SupabaseSyncError,
+    TableMissing,
+)
+from .naming import all_table_names
+from .transport import Expect
+
+if TYPE_CHECKING:
+    from .settings import KeyInfo, SupabaseSettings
+    from .transport import Transport
+
+__all__ = [
+    "CODE_POINT_COLLATIONS",
+    "RULES",
+    "CheckReport",
+    "Facts",
+    "Rule",
+    "SchemaReport",
+    "StoreLayout",
+    "TableStatus",
+    "check",
+    "evaluate",
+    "fetch_report",
+    "is_local",
+    "run_sql_advice",
+]
+
+# Collations that order strings by code point, as Python and Parlant's Transient database do.
+CODE_POINT_COLLATIONS = frozenset({"c", "posix", "c.utf8"})
+_UNDEFINED_FUNCTION = "42883"
+_BROWSER_ROLES = ("anon", "authenticated", "public")
+
+
+# --- what the database says ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """Whether a table exists, was made by (or upgraded for) the adapter, and has RLS on.
+
+    `access`: the key's role may select/insert/update/delete. None when the database could
+    not tell (no report function). `policies`: the table's row-level-security policies, each
+    `{"name", "roles", "cmd", "permissive"}`; `grants`: the privileges each browser role
+    (`anon`, `authenticated`, `public` for PUBLIC) holds on it. Both None when unknown.
+    """
+
+    exists: bool
+    adapter: bool | None = None
+    rls: bool | None = None
+    access: bool | None = None
+    policies: list[dict[str, Any]] | None = None
+    grants: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_report(cls, raw: Any, *, exists: bool | None = None) -> TableStatus:
+        """A status from one table entry of `parlant_schema_report`'s answer."""
+        entry = raw if isinstance(raw, dict) else {}
+        policies, grants = entry.get("policies"), entry.get("grants")
+        return cls(
+            exists=bool(entry.get("exists")) if exists is None else exists,
+            adapter=entry.get("adapter"),
+            rls=entry.get("rls"),
+            access=entry.get("access"),
+            policies=[dict(p) for p in policies if isinstance(p, dict)]
+            if isinstance(policies, list)
+            else None,
+            grants={
+                str(role): [str(x) for x in held]
+                for role, held in grants.items()
+                if isinstance(held, list)
+            }
+            if isinstance(grants, dict)
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    """Tables and adapter functions present in the database (`from_report_function` False: probed).
+
+    From a current report function also: the receipts table's RLS, policies and grants
+    (`receipts_table`, None when missing or unknown), which browser roles may execute each
+    function (`function_grants`: name → {role: bool}, None for a missing function; the whole
+    mapping None when the report function is from an older release) and which functions of
+    earlier releases are still there (`legacy_functions`).
+    """
+
+    tables: dict[str, TableStatus]
+    functions: dict[str, bool]
+    from_report_function: bool = True
+    receipts_table: TableStatus | None = None
+    function_grants: dict[str, dict[str, bool] | None] | None = None
+    legacy_functions: list[str] = field(default_factory=list)
+    collation: str | None = None  # the database's default collation (datcollate)
+
+    @classmethod
+    def from_report(cls, raw: Any, names: Sequence[str]) -> SchemaReport:
+        """The report for `names` from `parlant_schema_report`'s answer."""
+        report = raw if isinstance(raw, dict) else {}
+        raw_tables = report.get("tables")
+        raw_tables = raw_tables if isinstance(raw_tables, dict) else {}
+        functions = dict.fromkeys(FUNCTION_NAMES, True)
+        if isinstance(report.get("functions"), dict):
+            functions.update({str(k): bool(v) for k, v in report["functions"].items()})
+        if report.get("receipts") is False:
+            functions[RECEIPTS_TABLE] = False  # parlant_write's receipts come with the functions' SQL
+        receipts, grants, legacy = (
+            report.get("receipts_table"),
+            report.get("function_grants"),
+            report.get("legacy_functions"),
+        )
+        return cls(
+            {name: TableStatus.from_report(raw_tables.get(name)) for name in names},
+            functions,
+            receipts_table=TableStatus.from_report(receipts, exists=True)
+            if isinstance(receipts, dict)
+            else None,
+            function_grants={
+                str(fn): {str(role): bool(v) for role, v in roles.items()}
+                if isinstance(roles, dict)
+                else None
+                for fn, roles in grants.items()
+            }
+            if isinstance(grants, dict)
+            else None,
+            legacy_functions=[str(fn) for fn, present in legacy.items() if present]
+            if isinstance(legacy, dict)
+            else [],
+            collation=str(report["collation"]) if report.get("collation") else None,
+        )
+
+
+def fetch_report(transport: Transport, tables: Iterable[str]) -> SchemaReport:
+    """Which of `tables` and the adapter functions exist: one RPC (a probe per object if the
+    report function itself is missing, e.g. on a database set up by the older SQL)."""
+    names = list(dict.fromkeys(tables))
+    try:
+        return SchemaReport.from_report(schema_report(transport, names), names)
+    except FunctionMissing:
+        return _probe(transport, names)
+    except SupabaseSyncError as exc:
+        # 42883 undefined_function: the function was dropped but the server's schema cache
+        # still listed it (PostgREST reloads its cache asynchronously after DDL).
+        if exc.code != _UNDEFINED_FUNCTION or isinstance(exc, PermissionDenied):
+            raise
+        return _probe(transport, names)
+
+
+def _probe(transport: Transport, names: list[str]) -> SchemaReport:
+    statuses: dict[str, TableStatus] = {}
+    for name in names:
+        try:
+            read_rows(transport, "probe", name, [], limit=0)
+            statuses[name] = TableStatus(exists=True)
+        except TableMissing:
+            statuses[name] = TableStatus(exists=False)
+        except PermissionDenied:
+            statuses[name] = TableStatus(exists=True, access=False)
+    functions = {REPORT_FUNCTION: False}
+    # Arguments each function refuses (P0001) before it touches anything: nothing is written.
+    probes: dict[str, dict[str, Any]] = {
+        WRITE_FUNCTION: {"p_request_id": "", "p_table": "", "p_operation": "", "p_args": {}},
+        FIND_FUNCTION: {"p_table": ""},
+    }
+    for function, body in probes.items():
+        try:
+            request = transport.rpc(function, body)
+            transport.send("probe", request, function=function, expect=Expect.OBJECT)
+            functions[function] = True
+        except FunctionMissing:
+            functions[function] = False
+        except AuthenticationError:
+            raise
+        except SupabaseSyncError as exc:
+            functions[function] = exc.code != _UNDEFINED_FUNCTION  # see fetch_report
+    return SchemaReport(statuses, functions, from_report_function=False)
+
+
+# --- exposure: what lets a browser role past the adapter's own access ----------------------
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Objects a browser role can reach (object → problems) and which SQL fixes it."""
+
+    objects: dict[str, list[str]]
+    fix: Literal["upgrade", "per-customer", "schema"]
+    foreign_policies: list[str]
+
+
+def _role_order(role: str) -> tuple[int, str]:
+    # anon, authenticated, public first (a jsonb object keeps its keys in another order).
+    return (_BROWSER_ROLES.index(role) if role in _BROWSER_ROLES else len(_BROWSER_ROLES), role)
+
+
+def _table_problems(
+    name: str, status: TableStatus, schema: str, found: dict[str, Any]
+) -> list[str]:
+    from .ddl import PER_CUSTOMER_POLICY
+    from .naming import truncate_identifier
+    from .sqltext import quote_ident
+
+    problems: list[str] = []
+    if status.rls is False:
+        problems.append(f"row-level security is off on {name}")
+    allows_customers = False
+    for policy in status.policies or []:
+        if not policy.get("permissive", True):
+            continue  # a restrictive policy only narrows what permissive ones allow
+        if (
+            name != RECEIPTS_TABLE
+            and policy.get("name") == PER_CUSTOMER_POLICY
+            and policy.get("cmd") == "SELECT"
+            and policy.get("roles") == ["authenticated"]
+        ):
+            allows_customers = found["per_customer"] = True
+            continue
+        who = ", ".join(str(r) for r in policy.get("roles") or []) or "public"
+        problems.append(f"policy {policy.get('name')!r} on {name} lets {who} {policy.get('cmd')}")
+        if policy.get("name") == truncate_identifier(f"Allow all operations on {name}"):
+            found["seed"] = True
+        else:
+            found["foreign"].append(
+                f"DROP POLICY {quote_ident(str(policy.get('name')))} ON "
+                f"{quote_ident(schema)}.{quote_ident(name)};"
+            )
+    grants = status.grants or {}
+    for role in sorted(grants, key=_role_order):
+        extra = [
+            privilege
+            for privilege in grants[role]
+            if not (allows_customers and role == "authenticated" and privilege == "SELECT")
+        ]
+        if extra:
+            problems.append(f"{role} holds {', '.join(extra)} on {name}")
+    return problems
+
+
+def exposure(report: SchemaReport, schema: str) -> Exposure:
+    """What lets anon, authenticated or PUBLIC reach adapter objects beyond the anon policy.
+
+    The mode cannot be read from the database, so "none" is expected unless the per-customer
+    policy is there: then authenticated may SELECT (and nothing else) on the tables that carry
+    it. Anything else counts: RLS off, any other permissive policy, any privilege of anon or
+    PUBLIC, EXECUTE on an adapter function for a browser role.
+    """
+    found: dict[str, Any] = {"seed": False, "per_customer": False, "foreign": []}
+    statuses = [(n, s) for n, s in report.tables.items() if s.exists and s.adapter is not False]
+    if report.receipts_table is not None:
+        statuses.append((RECEIPTS_TABLE, report.receipts_table))
+    objects: dict[str, list[str]] = {}
+    for name, status in statuses:
+        problems = _table_problems(name, status, schema, found)
+        if problems:
+            objects[name] = problems
+    for function, callers in (report.function_grants or {}).items():
+        can = sorted((r for r, allowed in (callers or {}).items() if allowed), key=_role_order)
+        if can:
+            objects.setdefault(function, []).append(f"{', '.join(can)} may execute {function}")
+    fix: Literal["upgrade", "per-customer", "schema"] = (
+        "upgrade" if found["seed"] else "per-customer" if found["per_customer"] else "schema"
+    )
+    return Exposure(objects, fix, found["foreign"])
+
+
+# --- the facts the rules look at -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """A store as `check` needs it: its table prefix and collections."""
+
+    prefix: str
+    collections: tuple[str, ...]
+
+
+def is_local(url: str) -> bool:
+    """True when the project URL is a loopback address (the local stack)."""
+    from .settings import _is_loopback
+
+    return _is_loopback(urlsplit(url).hostname or "")
+
+
+def run_sql_advice(file: str, local: bool) -> str:
+    """How to run a generated SQL file where the database is."""
+    if local:
+        return f'run `psql "$DATABASE_URL" -f {file}` (`local up` prints DATABASE_URL)'
+    return f"execute {file} in the Supabase SQL editor"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One schema report and the key, with what the rules derive from them."""
+
+    key: KeyInfo
+    url: str
+    schema: str
+    report: SchemaReport
+    prefix_options: str  # " --prefix P" per store when the stores were named, else ""
+    local: bool
+    denied: bool  # the key's role may not even read the schema report
+    missing_tables: list[str]
+    missing_functions: list[str]
+    not_upgraded: list[str]
+    no_access: list[str]
+    old_functions: list[str]
+    exposure: Exposure
+
+    @classmethod
+    def gather(
+        cls, key: KeyInfo, settings: SupabaseSettings, report: SchemaReport, prefix_options: str,
+        *, denied: bool = False,
+    ) -> Facts:
+        """Derive the lists the rules test from one report."""
+        tables = report.tables
+        old = list(report.legacy_functions)
+        if report.from_report_function and report.function_grants is None and tables:
+            old.append(REPORT_FUNCTION)  # it predates the privilege report: the functions are old
+        return cls(
+            key=key,
+            url=settings.url,
+            schema=settings.db_schema,
+            report=report,
+            prefix_options=prefix_options,
+            local=is_local(settings.url),
+            denied=denied,
+            missing_tables=[n for n, s in tables.items() if not s.exists],
+            missing_functions=[n for n, ok in report.functions.items() if not ok],
+            not_upgraded=[n for n, s in tables.items() if s.exists and s.adapter is False],
+            no_access=[n for n, s in tables.items() if s.exists and s.access is False],
+            old_functions=old,
+            exposure=exposure(report, settings.db_schema),
+        )
+
+    def sql(self, options: str, file: str) -> str:
+        """`run `parlant-supabase-sync sql… > FILE` and <run it where the database is>`."""
+        return (
+            f"run `parlant-supabase-sync sql{self.prefix_options}{options} > {file}` and "
+            f"{run_sql_advice(file, self.local)}"
+        )
+
+
+# --- the rules -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One readiness rule: when it `applies`, its `advice` is a note or the next step."""
+
+    name: str
+    severity: Literal["error", "note"]
+    applies: Callable[[Facts], bool]
+    advice: Callable[[Facts], str]
+
+
+def _exposed_advice(f: Facts) -> str:
+    problems = [p for lines in f.exposure.objects.values() for p in lines]
+    problems.sort(key=lambda p: not p.startswith("row-level security"))  # RLS off reaches every row
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    options, file, effect = {
+        "upgrade": (" --upgrade", "upgrade.sql",
+                    "it drops the older adapter's allow-all policies, enables RLS and revokes the rest"),
+        "per-customer": (" --anon-policy per-customer", "schema.sql",
+                         "it enables RLS and revokes everything but the per-customer read"),
+        "schema": ("", "schema.sql", "it enables RLS and revokes what anon and authenticated hold"),
+    }[f.exposure.fix]
+    text = (
+        f"anon/authenticated can reach {', '.join(f.exposure.objects)} ({shown}). "
+        f"{_sentence(f.sql(options, file))} ({effect})"
+    )
+    if f.exposure.foreign_policies:
+        text += "; the other policies are not the adapter's: drop them with " + " ".join(
+            f.exposure.foreign_policies
+        )
+    return text
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+RULES: tuple[Rule, ...] = (
+    # notes: every one that applies is reported
+    Rule("unknown-key-format", "note", lambda f: f.key.kind == "unknown",
+         lambda f: "the key has an unknown format (neither sb_secret_/sb_publishable_ nor a JWT)"),
+    Rule("legacy-jwt-key", "note", lambda f: f.key.kind == "legacy_jwt",
+         lambda f: "legacy JWT key: Supabase deprecates these; prefer a secret key (sb_secret_…)"),
+    Rule("expired-key", "note", lambda f: f.key.kind == "legacy_jwt" and f.key.expired(),
+         lambda f: "the key's exp claim is in the past: it will be rejected"),
+    Rule("key-of-another-project", "note",
+         lambda f: bool(f.key.kind == "legacy_jwt" and f.key.ref and ".supabase.co" in f.url
+                        and f"//{f.key.ref}." not in f.url),
+         lambda f: f"the key was issued for project {f.key.ref!r}, not the project in SUPABASE_URL"),
+    Rule("report-denied", "note", lambda f: f.denied,
+         lambda f: f"the {f.key.role or 'unknown'} role may not read the schema report"),
+    Rule("report-function-missing", "note",
+         lambda f: not f.report.from_report_function and bool(f.report.tables),
+         lambda f: "the report function is missing, so adapter/RLS state could not be read"),
+    Rule("collation", "note",
+         lambda f: bool(f.report.collation)
+         and (f.report.collation or "").lower().replace("-", "") not in CODE_POINT_COLLATIONS,
+         lambda f: f"the database collation is {f.report.collation!r}, not C.UTF-8 as on hosted "
+         "Supabase: strings inside documents (not the id/creation_utc/… columns) compare and sort "
+         "by it, so ranges and sorts on them can differ from Parlant's code-point order"),
+    # errors: the first one that applies is the next step
+    Rule("browser-role-key", "error", lambda f: f.key.role in ("anon", "authenticated"),
+         lambda f: f"the key runs as {f.key.role!r}, which the generated SQL grants nothing to: "
+         "set SUPABASE_KEY to the secret key (sb_secret_…) or the legacy service_role key"),
+    Rule("no-tables", "error",
+         lambda f: bool(f.missing_tables) and len(f.missing_tables) == len(f.report.tables),
+         lambda f: f"create the tables: {f.sql('', 'schema.sql')}"),
+    Rule("made-by-older-sql", "error",
+         lambda f: bool(f.not_upgraded) or bool(
+             f.missing_functions and not f.missing_tables and not f.report.from_report_function
+         ),
+         lambda f: "upgrade the tables made by the older adapter's SQL: "
+         f"{f.sql(' --upgrade', 'upgrade.sql')}"),
+    Rule("functions-of-an-earlier-release", "error", lambda f: bool(f.old_functions),
+         lambda f: f"the database has SQL functions of an earlier release "
+         f"({', '.join(f.old_functions)}): {f.sql(' --upgrade', 'upgrade.sql')} "
+         "(it replaces them and locks the tables down)"),
+    Rule("missing-tables", "error", lambda f: bool(f.missing_tables),
+         lambda f: f"create the missing tables ({', '.join(f.missing_tables)}): "
+         f"{f.sql('', 'schema.sql')} (it only creates what does not exist)"),
+    Rule("exposed", "error", lambda f: bool(f.exposure.objects), _exposed_advice),
+    Rule("no-table-privileges", "error", lambda f: bool(f.no_access),
+         lambda f: f"the key's role may not use {', '.join(f.no_access)} (no table privileges; "
+         "new Supabase projects no longer grant them by default): "
+         f"{f.sql(' --upgrade', 'upgrade.sql')} (it adds the grants)"),
+    Rule("missing-functions", "error", lambda f: bool(f.missing_functions),
+         lambda f: "create the SQL functions: run `parlant-supabase-sync sql --functions-only > "
+         f"functions.sql` and {run_sql_advice('functions.sql', f.local)}"),
+    Rule("not-a-server-key", "error", lambda f: f.key.role != "service_role",
+         lambda f: f"the key's role is {f.key.role or 'unknown'}; use the secret key (sb_secret_…) "
+         "or the legacy service_role key so the adapter can reach the tables"),
+)
+READY = "nothing to do: the database is ready"
+
+
+def evaluate(facts: Facts, rules: Sequence[Rule] = RULES) -> tuple[list[str], Rule | None]:
+    """The notes of every applicable "note" rule, and the first applicable "error" rule."""
+    notes = [r.advice(facts) for r in rules if r.severity == "note" and r.applies(facts)]
+    return notes, next((r for r in rules if r.severity == "error" and r.applies(facts)), None)
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    """What `check` found, and the one next step."""
+
+    url: str
+    schema: str
+    key_kind: str
+    key_role: str | None
+    tables: dict[str, TableStatus]
+    functions: dict[str, bool]
+    missing_tables: list[str]
+    missing_functions: list[str]
+    not_upgraded: list[str]
+    no_access: list[str]
+    notes: list[str]
+    next_step: str
+    ok: bool
+    prefixes: list[str] = field(default_factory=list)
+    #: What lets a browser role (anon, authenticated, PUBLIC) past the adapter's own access:
+    #: object (table or function) → one line per problem. Empty when locked down.
+    exposed: dict[str, list[str]] = field(default_factory=dict)
+    #: Functions of earlier releases still in the database (run `sql --upgrade`).
+    legacy_functions: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (never contains the key)."""
+        data = asdict(self)
+        data["tables"] = {name: asdict(status) for name, status in self.tables.items()}
+        return data
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per table and function, for the human-readable table."""
+        rows = [_row("key", self.key_kind, "", f"role {self.key_role or 'unknown'}")]
+        for name, status in self.tables.items():
+            row = _row("table", name, "yes" if status.exists else "MISSING", self._detail(name))
+            if status.exists:
+                row.update(adapter=_yes_no(status.adapter), rls=_yes_no(status.rls))
+            rows.append(row)
+        for name, present in self.functions.items():
+            rows.append(_row("function", name, "yes" if present else "MISSING", self._detail(name)))
+        for name in self.exposed:
+            if name not in self.tables and name not in self.functions:
+                rows.append(_row("table", name, "yes", self._detail(name)))
+        for name in self.legacy_functions:
+            rows.append(
+                _row("function", name, "OLD", "from an earlier release; `sql --upgrade` drops it")
+            )
+        return rows
+
+    def _detail(self, name: str) -> str:
+        return "; ".join(self.exposed.get(name, []))
+
+
+def _row(kind: str, name: str, present: str, detail: str) -> dict[str, Any]:
+    return {"object": kind, "name": name, "present": present, "adapter": "", "rls": "",
+            "detail": detail}  # fmt: skip
+
+
+def _yes_no(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
+
+
+def check(
+    settings: SupabaseSettings,
+    transport: Transport,
+    stores: Sequence[StoreLayout],
+    *,
+    named: bool,
+) -> CheckReport:
+    """Tables, functions and the key's role of `stores`, with the one next step.
+
+    `named`: the stores were chosen by the caller, so the advised commands carry `--prefix`.
+    """
+    from .settings import decode_key_role
+
+    key = decode_key_role(settings.key.get_secret_value())
+    tables = [name for s in stores for name in all_table_names(s.prefix, s.collections)]
+    denied = False
+    try:
+        report = fetch_report(transport, tables)
+    except PermissionDenied:
+        if key.role == "service_role":
+            raise
+        # A browser-role key may not even call the report function; the key is the problem.
+        denied, report = True, SchemaReport({}, {}, from_report_function=False)
+    options = "".join(f" --prefix {s.prefix}" for s in stores) if named else ""
+    facts = Facts.gather(key, settings, report, options, denied=denied)
+    notes, error = evaluate(facts)
+    return CheckReport(
+        url=settings.url,
+        schema=settings.db_schema,
+        key_kind=key.kind,
+        key_role=key.role,
+        tables=report.tables,
+        functions=report.functions,
+        missing_tables=facts.missing_tables,
+        missing_functions=facts.missing_functions,
+        not_upgraded=facts.not_upgraded,
+        no_access=facts.no_access,
+        notes=notes,
+        next_step=READY if error is None else error.advice(facts),
+        ok=error is None,
+        prefixes=[s.prefix for s in stores],
+        exposed=facts.exposure.objects,
+        legacy_functions=facts.old_functions,
+    )
