@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from parlant_supabase_sync.ddl_find import find_functions
 from parlant_supabase_sync.ddl_functions import (
@@ -28,6 +27,17 @@ from parlant_supabase_sync.ddl_functions import (
     report_function,
     write_function,
 )
+from parlant_supabase_sync.ddl_grants import (
+    ANON_POLICIES,
+    BROWSER_ROLES,
+    TABLE_PRIVILEGES,
+    AnonPolicy,
+    check_anon_policy,
+    revoke_function_execute,
+    revoke_table_privileges,
+    schema_setup,
+    shown_name,
+)
 from parlant_supabase_sync.ddl_indexes import main_indexes
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
@@ -41,20 +51,12 @@ from parlant_supabase_sync.naming import (
     validate_prefix,
 )
 from parlant_supabase_sync.sqltext import (
-    dollar_quote as _dollar_quote,
-)
-from parlant_supabase_sync.sqltext import (
-    indent as _indent,
-)
-from parlant_supabase_sync.sqltext import (
-    qualified as _qualified,
-)
-from parlant_supabase_sync.sqltext import (
+    dollar_quote,
+    indent,
+    qualified,
     quote_ident,
     quote_literal,
-)
-from parlant_supabase_sync.sqltext import (
-    text_array as _text_array,
+    text_array,
 )
 
 __all__ = [
@@ -79,11 +81,6 @@ __all__ = [
     "write_files",
 ]
 
-AnonPolicy = Literal["none", "allow-all", "per-customer"]
-ANON_POLICIES: tuple[AnonPolicy, ...] = ("none", "allow-all", "per-customer")
-
-BROWSER_ROLES = ("anon", "authenticated")
-TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 CUSTOMER_SCOPED_COLLECTIONS = ("sessions", "customer_tag_associations")
 
 # Python's datetime.isoformat() spelling, so failed_utc sorts and parses like creation_utc.
@@ -184,11 +181,11 @@ def _create_table(schema: str, table: _Table) -> str:
         columns += [f"{c(column)} text {collate}" for column in MIRRORED_COLUMNS[1:]]
         columns.append(f"{c('data')} jsonb NOT NULL DEFAULT '{{}}'::jsonb")
     body = ",\n".join(f"    {column}" for column in columns)
-    return f"CREATE TABLE IF NOT EXISTS {_qualified(schema, table.name)} (\n{body}\n);"
+    return f"CREATE TABLE IF NOT EXISTS {qualified(schema, table.name)} (\n{body}\n);"
 
 
 def _add_failed_utc(schema: str, table: _Table) -> str:
-    target = _qualified(schema, table.name)
+    target = qualified(schema, table.name)
     column = quote_ident("failed_utc")
     # Added without a default first, so rows that failed before the upgrade keep NULL instead
     # of claiming they failed at upgrade time.
@@ -203,7 +200,7 @@ def _add_failed_utc(schema: str, table: _Table) -> str:
 
 
 def _table_setup(schema: str, table: _Table) -> str:
-    target = _qualified(schema, table.name)
+    target = qualified(schema, table.name)
     comment = FAILED_TABLE_COMMENT if table.failed else DOCUMENT_TABLE_COMMENT
     lines = [
         f"COMMENT ON TABLE {target} IS {quote_literal(comment)};",
@@ -223,67 +220,6 @@ def _table_setup(schema: str, table: _Table) -> str:
     return "\n".join(lines)
 
 
-def _for_existing_roles(roles: Sequence[str], statement: Callable[[str], str]) -> str:
-    """A DO block running `statement(quoted role)` for each of `roles` that exists, so the
-    script also runs on a PostgreSQL without Supabase's roles."""
-    branches = "".join(
-        "    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = "
-        f"{quote_literal(role)}) THEN\n"
-        f"        {statement(quote_ident(role))}\n"
-        "    END IF;\n"
-        for role in roles
-    )
-    body = "\nBEGIN\n" + branches + "END\n"
-    return f"DO {_dollar_quote(body, 'do')};"
-
-
-def revoke_table_privileges(target: str) -> str:
-    """Take every privilege on the (qualified) table away from PUBLIC, anon and authenticated.
-
-    Supabase's default privileges give anon and authenticated ALL (TRUNCATE and TRIGGER too)
-    on every new table in `public`; each anon policy then grants back exactly what it needs.
-    """
-    return f"REVOKE ALL ON TABLE {target} FROM PUBLIC;\n" + _for_existing_roles(
-        BROWSER_ROLES, lambda role: f"REVOKE ALL ON TABLE {target} FROM {role};"
-    )
-
-
-def revoke_function_execute(schema: str) -> str:
-    """Take EXECUTE on every adapter function in `schema` away from PUBLIC, anon and
-    authenticated (service_role keeps its explicit grant).
-
-    PostgreSQL grants EXECUTE to PUBLIC on every new function, and Supabase's default
-    privileges grant it to anon and authenticated in `public`. "Adapter function" = one of
-    FUNCTION_NAMES or any function whose comment starts with `parlant-supabase-sync:`, so
-    helper functions are covered too, whatever their signature.
-    """
-    revokes = "".join(
-        f"        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {quote_literal(role)}) THEN\n"
-        f"            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', r.signature, "
-        f"{quote_literal(role)});\n"
-        "        END IF;\n"
-        for role in BROWSER_ROLES
-    )
-    body = f"""
-DECLARE
-    r record;
-BEGIN
-    FOR r IN
-        SELECT p.oid::pg_catalog.regprocedure::text AS signature
-          FROM pg_catalog.pg_proc AS p
-         WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n
-                                  WHERE n.nspname = {quote_literal(schema)})
-           AND (p.proname::text = ANY ({_text_array(FUNCTION_NAMES)})
-                OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE 'parlant-supabase-sync:%')
-         ORDER BY 1
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.signature);
-{revokes}    END LOOP;
-END
-"""
-    return f"DO {_dollar_quote(body, 'do')};"
-
-
 def _policy_block(schema: str, table: str, policy: str, create: str) -> str:
     body = (
         "\nBEGIN\n"
@@ -293,11 +229,11 @@ def _policy_block(schema: str, table: str, policy: str, create: str) -> str:
         f"           AND tablename = {quote_literal(table)}\n"
         f"           AND policyname = {quote_literal(policy)}\n"
         "    ) THEN\n"
-        f"{_indent(create, 8)}\n"
+        f"{indent(create, 8)}\n"
         "    END IF;\n"
         "END\n"
     )
-    return f"DO {_dollar_quote(body, 'do')};"
+    return f"DO {dollar_quote(body, 'do')};"
 
 
 def _allow_all_policy_name(table: str) -> str:
@@ -305,7 +241,7 @@ def _allow_all_policy_name(table: str) -> str:
 
 
 def _allow_all(schema: str, table: _Table) -> str:
-    target = _qualified(schema, table.name)
+    target = qualified(schema, table.name)
     policy = _allow_all_policy_name(table.name)
     create = (
         f"CREATE POLICY {quote_ident(policy)} ON {target}\n"
@@ -322,7 +258,7 @@ PER_CUSTOMER_POLICY = "parlant-supabase-sync: customers read their own rows"
 
 
 def _per_customer(schema: str, table: _Table) -> str:
-    target = _qualified(schema, table.name)
+    target = qualified(schema, table.name)
     uid = f"(SELECT {quote_ident('auth')}.{quote_ident('uid')}())::text"
     create = (
         f"CREATE POLICY {quote_ident(PER_CUSTOMER_POLICY)} ON {target}\n"
@@ -379,7 +315,7 @@ def _policies(schema: str, tables: Sequence[_Table], anon_policy: AnonPolicy) ->
 
 def anon_policy_warning(anon_policy: AnonPolicy) -> str | None:
     """A warning for the CLI to print when the chosen anon policy is unsafe, else None."""
-    _check_anon_policy(anon_policy)
+    check_anon_policy(anon_policy)
     if anon_policy != "allow-all":
         return None
     return (
@@ -388,13 +324,6 @@ def anon_policy_warning(anon_policy: AnonPolicy) -> str | None:
         "these tables. Use them only to keep an older setup working; the adapter itself needs "
         "no policy because it uses the secret/service_role key."
     )
-
-
-def _check_anon_policy(anon_policy: str) -> None:
-    if anon_policy not in ANON_POLICIES:
-        raise ConfigurationError(
-            f"unknown anon policy {anon_policy!r}: choose one of {', '.join(ANON_POLICIES)}"
-        )
 
 
 def _collation_fix(schema: str, tables: Sequence[_Table]) -> str:
@@ -413,8 +342,8 @@ BEGIN
          WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n
                                   WHERE n.nspname = {quote_literal(schema)})
            AND c.relkind IN ('r', 'p')
-           AND c.relname::text = ANY ({_text_array(names)})
-           AND a.attname::text = ANY ({_text_array(columns)})
+           AND c.relname::text = ANY ({text_array(names)})
+           AND a.attname::text = ANY ({text_array(columns)})
            AND a.attnum > 0 AND NOT a.attisdropped
            AND a.atttypid = 'text'::regtype
            AND a.attcollation <> v_c
@@ -433,7 +362,7 @@ BEGIN
     END LOOP;
 END
 """
-    return f"DO {_dollar_quote(body, 'do')};"
+    return f"DO {dollar_quote(body, 'do')};"
 
 
 # --- generators --------------------------------------------------------------------------------
@@ -451,10 +380,18 @@ def _section(title: str) -> str:
     return f"-- {'-' * 4} {title} {'-' * max(4, 88 - len(title))}"
 
 
+def _schema_part(schema: str, anon_policy: AnonPolicy) -> list[str]:
+    if schema == "public":
+        return []
+    return [_section(f"schema {shown_name(schema)} (not public)"), schema_setup(schema, anon_policy)]
+
+
 def generate_functions(*, schema: str = "public", header: bool = True) -> str:
     """The SQL creating the receipts table, `parlant_write` and `parlant_schema_report`."""
     quote_ident(schema)
     parts = [REGENERATE_HINT] if header else []
+    if header and schema != "public":
+        parts += _schema_part(schema, "none")
     parts += [
         _section("write receipts (outcomes of writes by request id)"),
         receipts_table(schema),
@@ -472,7 +409,7 @@ def generate_functions(*, schema: str = "public", header: bool = True) -> str:
             "-- EXECUTE on new functions to PUBLIC, and Supabase's default privileges grant anon and\n"
             "-- authenticated everything on new tables and functions in public."
         ),
-        revoke_table_privileges(_qualified(schema, RECEIPTS_TABLE)),
+        revoke_table_privileges(qualified(schema, RECEIPTS_TABLE)),
         revoke_function_execute(schema),
     ]
     if header:
@@ -493,10 +430,12 @@ def generate_schema(
     `anon_policy`: "none" (default; only the secret/service_role key can use the tables),
     "allow-all" (the older adapter's policies; see `anon_policy_warning`) or "per-customer".
     """
-    _check_anon_policy(anon_policy)
+    check_anon_policy(anon_policy)
     quote_ident(schema)
     tables = _layout(stores)
     parts = [REGENERATE_HINT] if header else []
+    if schema != "public":
+        parts += _schema_part(schema, anon_policy)
     for table in tables:
         kind = "failed migrations of" if table.failed else "collection"
         parts.append(_section(f"{table.name} ({kind} {table.collection})"))
@@ -537,6 +476,7 @@ def generate_upgrade(
             "-- Python's on any server) and gives the tables the privileges of a fresh install.\n"
             "-- It drops no table, column or data."
         ),
+        *_schema_part(schema, "allow-all" if keep_seed_policies else "none"),
         _section("tables missing so far"),
         "\n".join(_create_table(schema, table) for table in tables),
         _section("failed-migration tables: failed_utc column"),
@@ -547,7 +487,7 @@ def generate_upgrade(
         "\n\n".join(_table_setup(schema, table) for table in tables),
         generate_functions(schema=schema, header=False).rstrip("\n"),
         _section("the function earlier releases merged through (replaced by parlant_write)"),
-        f"DROP FUNCTION IF EXISTS {_qualified(schema, LEGACY_MERGE_FUNCTION)}(text, text, jsonb, boolean);",
+        f"DROP FUNCTION IF EXISTS {qualified(schema, LEGACY_MERGE_FUNCTION)}(text, text, jsonb, boolean);",
         _section("the older adapter's allow-all policies"),
         _seed_policies(schema, tables, keep=keep_seed_policies),
         RELOAD_SCHEMA_CACHE,
@@ -572,7 +512,7 @@ def _seed_policies(schema: str, tables: Sequence[_Table], *, keep: bool) -> str:
     if keep:
         roles = ", ".join(quote_ident(role) for role in BROWSER_ROLES)
         grants = "\n".join(
-            f"GRANT {TABLE_PRIVILEGES} ON TABLE {_qualified(schema, table.name)} TO {roles};"
+            f"GRANT {TABLE_PRIVILEGES} ON TABLE {qualified(schema, table.name)} TO {roles};"
             for table in tables
         )
         return (
@@ -582,7 +522,7 @@ def _seed_policies(schema: str, tables: Sequence[_Table], *, keep: bool) -> str:
         )
     drops = "\n".join(
         f"DROP POLICY IF EXISTS {quote_ident(_allow_all_policy_name(table.name))} "
-        f"ON {_qualified(schema, table.name)};"
+        f"ON {qualified(schema, table.name)};"
         for table in tables
     )
     return (
