@@ -126,7 +126,7 @@ def test_collection_import_and_export_are_the_bulk_functions(
     assert (report.new, report.unchanged, report.written) == (1, 1, 1) and report.ok
     result = events.export_jsonl(tmp_path)
     assert result.path == str(tmp_path / f"{store.prefix}.events.jsonl") and result.documents == 11
-    assert [d["id"] for d in events.failed()] == []
+    assert list(events.failed()) == []
 
 
 def test_failed_listing_pages_by_the_unique_key_past_max_rows(
