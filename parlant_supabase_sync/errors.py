@@ -22,11 +22,13 @@ __all__ = [
     "RequestError",
     "RequestTooLarge",
     "SchemaMissing",
+    "SchemaNotExposed",
     "SupabaseSyncError",
     "TableMissing",
     "TransientError",
     "UnsupportedFilter",
     "scrub",
+    "sql_command",
 ]
 
 OUR_MESSAGE_PREFIX = "parlant-supabase-sync:"
@@ -99,8 +101,26 @@ class ConfigurationError(SupabaseSyncError, ValueError):
     """Settings or arguments are missing or invalid; the message names what to set."""
 
 
+def sql_command(
+    prefixes: Iterable[str] = (), *, schema: str | None = None, upgrade: bool = False
+) -> str:
+    """The shell command printing the generated SQL (`--prefix` per store, `--schema` when not
+    public, `--upgrade` for tables or functions of an earlier release), into schema.sql or
+    upgrade.sql: the one spelling of that command in messages."""
+    options = "".join(f" --prefix {prefix}" for prefix in prefixes)
+    if schema and schema != "public":
+        options += f" --schema {schema}"
+    if upgrade:
+        options += " --upgrade"
+    return f"parlant-supabase-sync sql{options} > {'upgrade.sql' if upgrade else 'schema.sql'}"
+
+
 class SchemaMissing(SupabaseSyncError):
-    """Tables or SQL functions the adapter needs do not exist in the database."""
+    """Tables or SQL functions the adapter needs do not exist in the database (or are of an
+    earlier release: `outdated`, fixed by `sql --upgrade`).
+
+    `prefixes` and `schema` are what the generating command needs (`command`).
+    """
 
     def __init__(
         self,
@@ -109,6 +129,8 @@ class SchemaMissing(SupabaseSyncError):
         tables: Iterable[str] = (),
         functions: Iterable[str] = (),
         prefixes: Iterable[str] = (),
+        outdated: Iterable[str] = (),
+        schema: str | None = None,
         code: str | None = None,
         status: int | None = None,
         details: str | None = None,
@@ -117,15 +139,16 @@ class SchemaMissing(SupabaseSyncError):
         self.tables = tuple(dict.fromkeys(tables))
         self.functions = tuple(dict.fromkeys(functions))
         self.prefixes = tuple(dict.fromkeys(prefixes))
+        self.outdated = tuple(dict.fromkeys(outdated))
+        self.schema = schema
         if message is None:
             message = self._describe()
         super().__init__(message, code=code, status=status, details=details, hint=hint)
 
     @property
     def command(self) -> str:
-        """The shell command that prints the SQL creating what is missing."""
-        options = "".join(f" --prefix {prefix}" for prefix in self.prefixes)
-        return f"parlant-supabase-sync sql{options} > schema.sql"
+        """The shell command that prints the SQL creating (or upgrading) what is missing."""
+        return sql_command(self.prefixes, schema=self.schema, upgrade=bool(self.outdated))
 
     def _describe(self) -> str:
         missing = []
@@ -133,11 +156,20 @@ class SchemaMissing(SupabaseSyncError):
             missing.append("table(s) " + ", ".join(self.tables))
         if self.functions:
             missing.append("function(s) " + ", ".join(self.functions))
+        if self.outdated:
+            missing.append("an upgrade of " + ", ".join(self.outdated))
         what = " and ".join(missing) if missing else "required objects"
+        upgrade = (
+            ""
+            if self.outdated
+            else "; databases set up from the older adapter's SQL need "
+            "`parlant-supabase-sync sql --upgrade` instead"
+        )
+        script = self.command.rpartition("> ")[2]
         return (
             f"the database is missing {what}. Generate the SQL with `{self.command}` and run "
-            "schema.sql in the Supabase SQL editor (Dashboard → SQL Editor); databases set up "
-            "from the older adapter's SQL need `parlant-supabase-sync sql --upgrade` instead."
+            f"{script} in the Supabase SQL editor (Dashboard → SQL Editor), or with "
+            f'`psql "$DATABASE_URL" -f {script}` on a local stack{upgrade}.'
         )
 
 
@@ -147,6 +179,26 @@ class TableMissing(SchemaMissing):
 
 class FunctionMissing(SchemaMissing):
     """An adapter SQL function does not exist (PostgREST PGRST202)."""
+
+
+class SchemaNotExposed(ConfigurationError):
+    """The API does not serve the configured schema (PostgREST PGRST106).
+
+    `schema` is the schema asked for; `.hint` keeps PostgREST's list of exposed schemas.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        schema: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        details: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, details=details, hint=hint)
+        self.schema = schema
 
 
 class DuplicateDocument(SupabaseSyncError, ValueError):

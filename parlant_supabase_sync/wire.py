@@ -26,6 +26,7 @@ from .errors import (
     PermissionDenied,
     RequestError,
     RequestTooLarge,
+    SchemaNotExposed,
     SupabaseSyncError,
     TableMissing,
     TransientError,
@@ -62,6 +63,12 @@ _INVALID_DOCUMENT_SQLSTATES = frozenset({"22P05", "22P02", "22030", "2202E"})
 _TABLE_IN_MESSAGE = re.compile(r"table '(?:[^'.]+\.)?([^']+)'")
 _RELATION_IN_MESSAGE = re.compile(r'relation "(?:[^".]+\.)?([^"]+)"')
 _FUNCTION_IN_MESSAGE = re.compile(r"function (?:[A-Za-z0-9_]+\.)?([A-Za-z0-9_]+)\(")
+_SCHEMA_IN_MESSAGE = re.compile(r"Invalid schema: ([^\s,;]+)")
+_EXPOSE_ADVICE = (
+    "add it under Supabase Dashboard → Project Settings → Data API → Exposed schemas "
+    "(self-hosted: PGRST_DB_SCHEMAS; Supabase CLI: [api] schemas in supabase/config.toml), "
+    "or set SUPABASE_SCHEMA to an exposed schema"
+)
 
 
 def _text(body: Mapping[str, Any], key: str) -> str | None:
@@ -115,6 +122,8 @@ def from_api_error(
     if code == "PGRST202":
         match = _FUNCTION_IN_MESSAGE.search(server_message)
         return FunctionMissing(functions=[match.group(1)] if match else [], **fields)
+    if code == "PGRST106":
+        return _schema_not_exposed(server_message, hint, fields)
     if code == "23505":
         return DuplicateDocument(
             f"a document with this id already exists{where} ({summary})", **fields
@@ -170,6 +179,23 @@ def from_api_error(
         )
     label = f"{code}, HTTP {status}" if code and status else (code or f"HTTP {status}")
     return RequestError(f"request failed{where} ({label}): {summary}", **fields)
+
+
+def _schema_not_exposed(
+    server_message: str, hint: str | None, fields: dict[str, Any]
+) -> SchemaNotExposed:
+    # PostgREST 12+: "Invalid schema: S" + hint "Only the following schemas are exposed: …";
+    # older releases: "The schema must be one of the following: …" and no hint.
+    match = _SCHEMA_IN_MESSAGE.search(server_message)
+    schema = match.group(1) if match else None
+    subject = f"schema {schema!r}" if schema else "the schema in SUPABASE_SCHEMA"
+    said = "; ".join(part.strip().rstrip(".") for part in (server_message, hint) if part)
+    return SchemaNotExposed(
+        f"{subject} is not exposed by the Supabase Data API (PostgREST PGRST106: {said}): "
+        f"{_EXPOSE_ADVICE}",
+        schema=schema,
+        **fields,
+    )
 
 
 def from_transport_error(exc: httpx.TransportError) -> SupabaseSyncError:

@@ -439,3 +439,58 @@ def test_upgrade_can_keep_the_seed_policies_with_a_warning() -> None:
                 f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {target} TO "anon", "authenticated";'
                 in text
             )
+
+
+# --- schemas other than public -----------------------------------------------------------------
+
+
+def usage_roles(sql: str, schema: str = "parlant") -> list[str]:
+    return re.findall(rf'GRANT USAGE ON SCHEMA "{schema}" TO "([a-z_]+)";', sql)
+
+
+def test_a_non_public_schema_is_created_and_service_role_may_use_it() -> None:
+    sql = ddl.generate_schema(ddl.default_stores(), schema="parlant", include_functions=True)
+    body = uncommented(sql)
+    assert body.count('CREATE SCHEMA IF NOT EXISTS "parlant";') == 1
+    assert body.index('CREATE SCHEMA IF NOT EXISTS "parlant";') < body.index("CREATE TABLE")
+    # The default mode grants the browser roles nothing, not even the schema.
+    assert usage_roles(body) == ["service_role"]
+    assert "ALTER DEFAULT PRIVILEGES" not in body
+    assert "Project Settings → Data API → Exposed schemas" in sql
+    assert "SUPABASE_SCHEMA=parlant" in sql
+
+
+@pytest.mark.parametrize(
+    ("anon_policy", "roles"),
+    [
+        ("none", ["service_role"]),
+        ("per-customer", ["service_role", "authenticated"]),
+        ("allow-all", ["service_role", "anon", "authenticated"]),
+    ],
+)
+def test_schema_usage_goes_to_the_roles_the_anon_policy_lets_in(
+    anon_policy: ddl.AnonPolicy, roles: list[str]
+) -> None:
+    sql = ddl.generate_schema(ddl.default_stores(), anon_policy, schema="parlant")
+    assert usage_roles(uncommented(sql)) == roles
+
+
+def test_public_gets_no_schema_statements() -> None:
+    for sql in (ALL_SQL, ddl.generate_functions(), ddl.generate_upgrade()):
+        assert "CREATE SCHEMA" not in sql and "GRANT USAGE ON SCHEMA" not in sql
+
+
+def test_functions_and_upgrade_alone_set_the_schema_up_too() -> None:
+    assert usage_roles(ddl.generate_functions(schema="parlant")) == ["service_role"]
+    assert usage_roles(ddl.generate_upgrade(schema="parlant")) == ["service_role"]
+    kept = ddl.generate_upgrade(schema="parlant", keep_seed_policies=True)
+    assert usage_roles(kept) == ["service_role", "anon", "authenticated"]
+
+
+def test_an_odd_schema_name_cannot_leave_its_comment() -> None:
+    schema = "x\nDROP TABLE t; --"
+    sql = ddl.generate_schema({"p_": ["docs"]}, schema=schema)
+    # Comments show it as repr; everywhere else it is inside a quoted identifier or literal.
+    assert f"add {schema!r} under" in sql
+    starts = sql.count("\nDROP TABLE t")
+    assert starts == sql.count('"x\nDROP TABLE t') + sql.count("'x\nDROP TABLE t") > 0

@@ -17,11 +17,13 @@ from parlant_supabase_sync.errors import (
     PermissionDenied,
     RequestError,
     SchemaMissing,
+    SchemaNotExposed,
     SupabaseSyncError,
     TableMissing,
     TransientError,
     UnsupportedFilter,
     scrub,
+    sql_command,
 )
 from parlant_supabase_sync.wire import from_api_error, from_transport_error
 
@@ -306,3 +308,28 @@ def test_only_codeless_gateway_failures_may_have_been_applied() -> None:
     rolled_back = from_api_error(body("40001", "could not serialize access"), 500)
     assert rolled_back.maybe_applied is False  # type: ignore[attr-defined]
     assert from_api_error(body("PGRST003", "pool timeout"), 504).maybe_applied is False  # type: ignore[attr-defined]
+
+
+def test_sql_command_names_prefixes_schema_and_upgrade() -> None:
+    assert sql_command() == "parlant-supabase-sync sql > schema.sql"
+    assert sql_command(schema="public") == "parlant-supabase-sync sql > schema.sql"
+    assert (
+        sql_command(["a_"], schema="parlant", upgrade=True)
+        == "parlant-supabase-sync sql --prefix a_ --schema parlant --upgrade > upgrade.sql"
+    )
+
+
+def test_schema_missing_with_outdated_objects_advises_the_upgrade() -> None:
+    error = SchemaMissing(tables=["t"], outdated=["parlant_merge_document"], schema="parlant")
+    assert error.outdated == ("parlant_merge_document",)
+    assert error.command == "parlant-supabase-sync sql --schema parlant --upgrade > upgrade.sql"
+    message = str(error)
+    assert error.command in message and "parlant_merge_document" in message
+    assert 'psql "$DATABASE_URL" -f upgrade.sql' in message and "SQL editor" in message
+
+
+def test_schema_not_exposed_pickles_with_its_schema() -> None:
+    error = SchemaNotExposed("schema 'x' is not exposed", schema="x", code="PGRST106", status=406)
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is SchemaNotExposed and clone.__dict__ == error.__dict__
+    assert isinstance(error, ConfigurationError)

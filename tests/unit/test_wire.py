@@ -6,8 +6,10 @@ import httpx
 import pytest
 
 from parlant_supabase_sync.errors import (
+    ConfigurationError,
     InvalidResponse,
     RequestTooLarge,
+    SchemaNotExposed,
     TableMissing,
     TransientError,
 )
@@ -99,3 +101,27 @@ def test_postgrest_12_answers_a_write_into_a_missing_table_with_404_and_an_empty
     error = from_answer(answer(404, b"{}", method="POST"), table="parlant_sessions_")
     assert isinstance(error, TableMissing)
     assert error.tables == ("parlant_sessions_",)
+
+
+def test_an_unexposed_schema_keeps_postgrest_hint_and_says_what_to_change() -> None:
+    body = (
+        b'{"code":"PGRST106","details":null,"hint":"Only the following schemas are exposed: '
+        b'public, graphql_public","message":"Invalid schema: parlant"}'
+    )
+    error = from_answer(answer(406, body))
+    assert isinstance(error, SchemaNotExposed) and isinstance(error, ConfigurationError)
+    assert error.schema == "parlant" and error.code == "PGRST106" and error.status == 406
+    message = str(error)
+    assert "\n" not in message
+    assert "Only the following schemas are exposed: public, graphql_public" in message
+    assert "Project Settings → Data API → Exposed schemas" in message
+    assert "SUPABASE_SCHEMA" in message
+    assert not is_retryable(error)
+
+
+def test_an_unexposed_schema_from_an_older_postgrest_is_recognised() -> None:
+    body = b'{"code":"PGRST106","message":"The schema must be one of the following: public"}'
+    error = from_answer(answer(406, body))
+    assert isinstance(error, SchemaNotExposed) and error.schema is None
+    assert "The schema must be one of the following: public" in str(error)
+    assert "Exposed schemas" in str(error)
