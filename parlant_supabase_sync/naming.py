@@ -31,9 +31,11 @@ __all__ = [
     "TableNames",
     "all_table_names",
     "failed_table_name",
+    "foreign_store_error",
     "index_name",
     "prefix_for_table",
     "seed_index_name",
+    "store_for_prefix",
     "table_name",
     "table_names",
     "tables_for",
@@ -99,27 +101,64 @@ class TableNames:
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """A Parlant store's default table prefix and the collections it opens."""
+    """A Parlant store's default table prefix, the collections it opens (its main collection
+    first) and the name of Parlant's class for it."""
 
     prefix: str
     collections: tuple[str, ...]
+    parlant_class: str = ""
 
 
 DEFAULT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
     {
         "sessions": StoreSpec(
-            "parlant_sessions_", ("sessions", "events", METADATA_COLLECTION)
+            "parlant_sessions_",
+            ("sessions", "events", METADATA_COLLECTION),
+            "SessionDocumentStore",
         ),
         "customers": StoreSpec(
             "parlant_customers_",
             ("customers", "customer_tag_associations", METADATA_COLLECTION),
+            "CustomerDocumentStore",
         ),
         "context_variables": StoreSpec(
             "parlant_context_variables_",
             ("variables", "variable_tag_associations", "values", METADATA_COLLECTION),
+            "ContextVariableDocumentStore",
         ),
     }
 )
+
+
+def store_for_prefix(prefix: str) -> str | None:
+    """The default store (key of `DEFAULT_STORES`) a table prefix is for, by its name: a
+    default prefix, or one ending in a store's main collection (`acme_sessions_`); else None."""
+    for key, spec in DEFAULT_STORES.items():
+        if prefix == spec.prefix or prefix.rstrip("_").endswith(spec.collections[0]):
+            return key
+    return None
+
+
+def foreign_store_error(prefix: str, parlant_class: str) -> ConfigurationError | None:
+    """The error for Parlant's store class `parlant_class` opened on another store's prefix.
+
+    Stores share nothing but their `metadata` table's name rule, so a store on another store's
+    prefix reads that store's version (Parlant then raises `ServerOutdated` or
+    `MigrationRequired`). None when the prefix fits the store or its store cannot be told.
+    """
+    owner = store_for_prefix(prefix)
+    wanted = next(
+        (key for key, spec in DEFAULT_STORES.items() if spec.parlant_class == parlant_class),
+        None,
+    )
+    if owner is None or wanted is None or owner == wanted:
+        return None
+    return ConfigurationError(
+        f"{parlant_class} was given the database with table_prefix {prefix!r}, whose tables "
+        f"(its metadata too) belong to Parlant's {DEFAULT_STORES[owner].parlant_class}: give "
+        f"it a SupabaseDocumentDatabase with table_prefix={DEFAULT_STORES[wanted].prefix!r} "
+        "(each store needs its own prefix; supabase_stores() opens all three)"
+    )
 
 
 def _shown(name: object) -> str:

@@ -371,6 +371,12 @@ class SupabaseSettings(_Model):
             )
         return self
 
+    def with_schema(self, schema: str) -> Self:
+        """The same settings on another database schema (checked like SUPABASE_SCHEMA)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values["db_schema"] = schema
+        return type(self)(**values)
+
     @property
     def rest_url(self) -> str:
         """The PostgREST base URL (`<url>/rest/v1`)."""

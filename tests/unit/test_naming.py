@@ -17,9 +17,11 @@ from parlant_supabase_sync.naming import (
     TableNames,
     all_table_names,
     failed_table_name,
+    foreign_store_error,
     index_name,
     prefix_for_table,
     seed_index_name,
+    store_for_prefix,
     table_name,
     table_names,
     tables_for,
@@ -456,3 +458,36 @@ def test_every_default_table_passes_validate_table_name() -> None:
     for spec in DEFAULT_STORES.values():
         for table in all_table_names(spec.prefix, spec.collections):
             assert validate_table_name(table) == table
+
+
+@pytest.mark.parametrize(
+    ("prefix", "store"),
+    [
+        ("parlant_sessions_", "sessions"),
+        ("acme_sessions_", "sessions"),
+        ("parlant_customers_", "customers"),
+        ("parlant_context_variables_", "context_variables"),
+        ("acme_variables", "context_variables"),
+        ("pss_facade_", None),
+    ],
+)
+def test_store_for_prefix_reads_the_main_collection_off_the_prefix(
+    prefix: str, store: str | None
+) -> None:
+    assert store_for_prefix(prefix) == store
+
+
+def test_a_store_on_another_stores_prefix_is_told_which_prefix_to_use() -> None:
+    error = foreign_store_error("parlant_sessions_", "CustomerDocumentStore")
+    assert isinstance(error, ConfigurationError)
+    message = str(error)
+    assert "'parlant_sessions_'" in message and "SessionDocumentStore" in message
+    assert "table_prefix='parlant_customers_'" in message
+    assert foreign_store_error("parlant_sessions_", "SessionDocumentStore") is None
+    assert foreign_store_error("pss_facade_", "CustomerDocumentStore") is None
+    assert foreign_store_error("parlant_sessions_", "SomeOtherStore") is None
+    assert {spec.parlant_class for spec in DEFAULT_STORES.values()} == {
+        "SessionDocumentStore",
+        "CustomerDocumentStore",
+        "ContextVariableDocumentStore",
+    }

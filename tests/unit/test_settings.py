@@ -457,3 +457,13 @@ def test_every_settings_variable_is_listed() -> None:
         assert field in SupabaseSettings.model_fields, name
     # from_env reads each of them (blank means unset).
     assert SupabaseSettings.from_env(env(SUPABASE_SCHEMA="  ")).db_schema == "public"
+
+
+def test_with_schema_checks_the_name_and_keeps_everything_else() -> None:
+    settings = SupabaseSettings.from_env(env(PARLANT_SUPABASE_MAX_WORKERS="4"))
+    moved = settings.with_schema("parlant")
+    assert moved.db_schema == "parlant" and settings.db_schema == "public"
+    assert moved.model_dump(exclude={"db_schema"}) == settings.model_dump(exclude={"db_schema"})
+    assert moved.key.get_secret_value() == SECRET
+    with pytest.raises(ConfigurationError, match="SUPABASE_SCHEMA"):
+        settings.with_schema("no spaces")
