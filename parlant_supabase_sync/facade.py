@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -39,6 +40,7 @@ from typing_extensions import Self, override
 
 from parlant_supabase_sync.cache import MetadataCache
 from parlant_supabase_sync.core import SyncDocumentCollection, SyncDocumentDatabase
+from parlant_supabase_sync.naming import METADATA_COLLECTION, foreign_store_error
 from parlant_supabase_sync.settings import SupabaseSettings
 
 __all__ = ["SupabaseDocumentCollection", "SupabaseDocumentDatabase"]
@@ -93,7 +95,7 @@ class SupabaseDocumentDatabase(DocumentDatabase):
     def __init__(
         self,
         logger: Logger | logging.Logger,
-        table_prefix: str = "parlant_sessions_",
+        table_prefix: str,
         settings: SupabaseSettings | None = None,
         *,
         http_client: httpx.Client | None = None,
@@ -172,6 +174,8 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         schema: type[TDocument],
         document_loader: Callable[[BaseDocument], Awaitable[TDocument | None]],
     ) -> SupabaseDocumentCollection[TDocument]:
+        if name == METADATA_COLLECTION:
+            _refuse_foreign_store(self._core.table_prefix, sys._getframe(1))
         return SupabaseDocumentCollection(
             self,
             await self._run(
@@ -185,6 +189,16 @@ class SupabaseDocumentDatabase(DocumentDatabase):
     @override
     async def delete_collection(self, name: str) -> None:
         await self._run(self._core.delete_collection, name)
+
+
+def _refuse_foreign_store(prefix: str, caller: FrameType) -> None:
+    # Parlant's stores open `metadata` first, from DocumentStoreMigrationHelper, whose
+    # `_store_name` names the store: one on another store's prefix would read that store's
+    # version and fail with a bare ServerOutdated (or MigrationRequired).
+    store = getattr(caller.f_locals.get("self"), "_store_name", None)
+    error = foreign_store_error(prefix, store) if isinstance(store, str) else None
+    if error is not None:
+        raise error
 
 
 def _in_loop(

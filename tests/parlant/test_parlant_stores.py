@@ -11,11 +11,12 @@ from parlant.core.agents import AgentId
 from parlant.core.common import IdGenerator
 from parlant.core.context_variables import ContextVariableDocumentStore
 from parlant.core.customers import CustomerDocumentStore, CustomerId
-from parlant.core.persistence.common import MigrationRequired, ObjectId, ServerOutdated
+from parlant.core.persistence.common import ObjectId
 from parlant.core.persistence.document_database import identity_loader
 from parlant.core.sessions import EventKind, EventSource, SessionDocumentStore
 from parlant.core.tags import TagId
 
+from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.facade import SupabaseDocumentDatabase
 from parlant_supabase_sync.settings import SupabaseSettings
 from parlant_supabase_sync.wiring import SupabaseStores, supabase_stores
@@ -133,10 +134,12 @@ async def test_each_store_writes_its_version_in_its_own_namespace(
 async def test_two_stores_in_one_namespace_are_refused(
     supabase: LocalSupabase, settings: SupabaseSettings
 ) -> None:
+    # The sessions prefix names its store, so the customer store is told the prefix to use
+    # instead of reading the session store's version (Parlant's bare ServerOutdated).
     async with SupabaseDocumentDatabase(_logger(), "parlant_sessions_", settings) as db:
         async with SessionDocumentStore(db):
             pass
-        with pytest.raises((MigrationRequired, ServerOutdated)):
+        with pytest.raises(ConfigurationError, match="table_prefix='parlant_customers_'"):
             async with CustomerDocumentStore(IdGenerator(), db):
                 pass
 
