@@ -13,8 +13,7 @@ update and a soft delete; then everything is closed, reopened and read back, and
 
 from __future__ import annotations
 
-import argparse
-import os
+import io
 import secrets
 import sys
 import time
@@ -22,7 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from parlant_supabase_sync.errors import SupabaseSyncError
+import click
+
+from parlant_supabase_sync import cli_output
+from parlant_supabase_sync.cli_output import CommandFailed
 
 if TYPE_CHECKING:
     from parlant.core.context_variables import ContextVariable, ContextVariableValue
@@ -35,15 +37,15 @@ if TYPE_CHECKING:
     from parlant_supabase_sync.settings import SupabaseSettings
     from parlant_supabase_sync.wiring import SupabaseStores
 
-__all__ = ["main", "run_demo"]
+__all__ = ["command", "main", "run_demo"]
 
 PROG = "parlant-supabase-sync demo"
 DEFAULT_EVENTS = 1500
 STORE_NAMES = ("sessions", "customers", "context_variables")
 
 
-class DemoFailed(Exception):
-    """A check failed; the message is the one line the user sees."""
+class DemoFailed(CommandFailed):
+    """A check failed; the message is the one line the user sees (exit code 1)."""
 
 
 @dataclass
@@ -74,19 +76,25 @@ class _Report:
 
 
 class _Progress:
+    """The demo's narration on stderr (unless --quiet): status lines and step counters."""
+
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled
 
     def say(self, message: str) -> None:
-        if self._enabled:
-            print(message, file=sys.stderr, flush=True)
+        cli_output.say(message, enabled=self._enabled)
 
     def counter(self, label: str, total: int) -> Callable[[int], None]:
-        step = max(1, total // 6)
+        # Lines at each sixth of the way: the demo's stderr is read in CI logs, not a terminal.
+        progress = cli_output.Progress(lines=True, enabled=self._enabled)
+        progress.begin(label, total)
+        done = [0]
 
-        def advance(done: int) -> None:
-            if done == total or done % step == 0:
-                self.say(f"{label}… {done}/{total}")
+        def advance(now: int) -> None:
+            progress.advance(now - done[0])
+            done[0] = now
+            if now == total:
+                progress.end()
 
         return advance
 
@@ -284,31 +292,35 @@ def _add_stats(report: _Report, stores: SupabaseStores) -> None:
             row[2] += stats.seconds
 
 
+def _indented_table(rows: list[dict[str, Any]], out: Any) -> None:
+    text = io.StringIO()
+    cli_output.write_table(rows, text)
+    out.write("".join(f"  {line}\n" for line in text.getvalue().splitlines()))
+
+
 def _print_report(report: _Report, out: Any) -> None:
     print(f"parlant-supabase-sync demo: OK ({report.mode})", file=out)
     print("\ndocuments written and read back, per table:", file=out)
-    width = max((len(t) for t in report.documents), default=10)
-    for table, count in report.documents.items():
-        print(f"  {table:<{width}}  {count:>6}", file=out)
-    left = sum(report.left_behind.values())
-    print(f"  left behind after clean-up: {left}", file=out)
-    print("\nadapter operations (all three stores):", file=out)
-    print(
-        f"  {'operation':<26}{'calls':>8}{'requests':>10}{'total ms':>11}{'ms/call':>9}",
-        file=out,
+    _indented_table(
+        [{"table": table, "documents": n} for table, n in report.documents.items()], out
     )
-    for name, (calls, requests, seconds) in sorted(report.operations.items()):
-        per_call = seconds * 1000 / calls if calls else 0.0
-        print(
-            f"  {name:<26}{int(calls):>8}{int(requests):>10}{seconds * 1000:>11.1f}{per_call:>9.2f}",
-            file=out,
-        )
-    total_requests = int(sum(row[1] for row in report.operations.values()))
-    print(f"  {'total':<26}{'':>8}{total_requests:>10}", file=out)
+    print(f"  left behind after clean-up: {sum(report.left_behind.values())}", file=out)
+    print("\nadapter operations (all three stores):", file=out)
+    rows: list[dict[str, Any]] = [
+        {
+            "operation": name,
+            "calls": int(calls),
+            "requests": int(requests),
+            "total ms": round(seconds * 1000, 1),
+            "ms/call": round(seconds * 1000 / calls, 2) if calls else 0.0,
+        }
+        for name, (calls, requests, seconds) in sorted(report.operations.items())
+    ]
+    total = int(sum(row[1] for row in report.operations.values()))
+    rows.append({"operation": "total", "calls": None, "requests": total})
+    _indented_table(rows, out)
     if report.gateway_requests is not None:
-        logged = ", ".join(
-            f"{m} {n}" for m, n in sorted(report.gateway_requests.items())
-        )
+        logged = ", ".join(f"{m} {n}" for m, n in sorted(report.gateway_requests.items()))
         print(
             f"  requests seen by the local gateway (with the demo's own checks): {logged}",
             file=out,
@@ -319,8 +331,7 @@ def _print_report(report: _Report, out: Any) -> None:
         file=out,
     )
     print("\nphases:", file=out)
-    for name, seconds in report.phases:
-        print(f"  {name:<26}{seconds:>8.2f} s", file=out)
+    _indented_table([{"phase": name, "seconds": round(sec, 2)} for name, sec in report.phases], out)
 
 
 # --- driver ------------------------------------------------------------------------------------
@@ -434,7 +445,6 @@ def _local_scenario(events: int, progress: _Progress, report: _Report) -> None:
             "without SUPABASE_URL/SUPABASE_KEY the demo needs the local stand-in: "
             "pip install 'parlant-supabase-sync[local]'"
         ) from exc
-    from parlant_supabase_sync import ddl
     from parlant_supabase_sync.settings import SupabaseSettings
 
     progress.say(
@@ -442,9 +452,7 @@ def _local_scenario(events: int, progress: _Progress, report: _Report) -> None:
     )
     with LocalSupabase() as stack:
         progress.say("applying the generated SQL (tables, indexes, RLS, functions)…")
-        stack.execute_sql(
-            ddl.generate_schema(ddl.default_stores(), include_functions=True)
-        )
+        stack.apply_schema()
         settings = SupabaseSettings.from_env(stack.env())
         stack.requests.clear()
         _run_scenario(
@@ -457,103 +465,73 @@ def _local_scenario(events: int, progress: _Progress, report: _Report) -> None:
         progress.say("stopping the local stand-in…")
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=(
-            "Run a real Parlant scenario through the adapter, reopen, verify, report, clean up. "
-            "Uses SUPABASE_URL/SUPABASE_KEY when set, else a local stand-in."
-        ),
-    )
-    parser.add_argument(
-        "--events",
-        type=int,
-        default=DEFAULT_EVENTS,
-        help=f"events to create (default {DEFAULT_EVENTS})",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress lines on stderr"
-    )
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.events < 0:
-        parser.error("--events must be 0 or more")
-    return args
-
-
-def _credentials() -> tuple[str | None, str | None]:
-    url = os.environ.get("SUPABASE_URL", "").strip() or None
-    key = os.environ.get("SUPABASE_KEY", "").strip() or None
-    return url, key
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; returns the exit code (0 on success, 1 on failure, 2 on a usage error)."""
-    args = _parse(argv)
-    progress = _Progress(not args.quiet)
+def _run(events: int, progress: _Progress) -> _Report:
     try:
         import parlant.core.sessions  # noqa: F401
     except ImportError:
-        print(
-            f"{PROG}: the demo runs Parlant's stores: pip install 'parlant-supabase-sync[parlant]'",
-            file=sys.stderr,
-        )
-        return 1
+        raise DemoFailed(
+            "the demo runs Parlant's stores: pip install 'parlant-supabase-sync[parlant]'"
+        ) from None
     from parlant.core.persistence.common import MigrationRequired, ServerOutdated
 
-    url, key = _credentials()
+    from parlant_supabase_sync.settings import SupabaseSettings, read_environment
+
+    environment = read_environment()
+    url, key = environment.get("SUPABASE_URL"), environment.get("SUPABASE_KEY")
     try:
         if url is None and key is None:
             report = _Report(mode="local stand-in")
-            _local_scenario(args.events, progress, report)
-        elif url is None or key is None:
+            _local_scenario(events, progress, report)
+            return report
+        if url is None or key is None:
             missing = "SUPABASE_URL" if url is None else "SUPABASE_KEY"
             raise DemoFailed(
                 f"{missing} is not set: set both SUPABASE_URL and SUPABASE_KEY to use your "
                 "project, or unset both to run against a local stand-in"
             )
-        else:
-            from parlant_supabase_sync.settings import SupabaseSettings
-
-            settings = SupabaseSettings.from_env()
-            _check_project(settings, progress)
-            report = _Report(mode=f"project {settings.url}")
-            tag = f"demo-{secrets.token_hex(4)}"
-            progress.say(f"running the scenario on documents prefixed {tag!r}…")
-            _run_scenario(
-                settings, tag=tag, events=args.events, progress=progress, report=report
-            )
-    except DemoFailed as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        settings = SupabaseSettings.from_env(environment)
+        _check_project(settings, progress)
+        report = _Report(mode=f"project {settings.url}")
+        tag = f"demo-{secrets.token_hex(4)}"
+        progress.say(f"running the scenario on documents prefixed {tag!r}…")
+        _run_scenario(settings, tag=tag, events=events, progress=progress, report=report)
+        return report
     except (MigrationRequired, ServerOutdated) as exc:
-        print(
-            f"{PROG}: {_one_line(str(exc))}: the stores in this project were written by another "
-            "Parlant version; the demo does not migrate them (start Parlant with migrate=True "
-            "first, or use another project)",
-            file=sys.stderr,
-        )
-        return 1
-    except SupabaseSyncError as exc:
-        print(f"{PROG}: {_one_line(str(exc))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the promise is one clear line, not a traceback
-        print(
-            f"{PROG}: unexpected {type(exc).__name__}: {_one_line(str(exc))}",
-            file=sys.stderr,
-        )
-        return 1
+        raise DemoFailed(
+            f"{exc}: the stores in this project were written by another Parlant version; the "
+            "demo does not migrate them (start Parlant with migrate=True first, or use another "
+            "project)"
+        ) from None
+
+
+@click.command(
+    "demo",
+    cls=cli_output.Command,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nexamples:\n  parlant-supabase-sync demo\n  parlant-supabase-sync demo "
+    "--events 100 --quiet\n\nWithout SUPABASE_URL/SUPABASE_KEY it starts the local stand-in "
+    "(needs the `local` extra); with them it checks the project first and removes its "
+    "documents afterwards. Exits with 1 when a check fails.",
+)
+@click.option("--events", type=click.IntRange(min=0), default=DEFAULT_EVENTS, show_default=True,
+              help="events to create (past 1,000 the listings page past PostgREST's row cap)")
+@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+def command(events: int, quiet: bool) -> None:
+    """Run a real Parlant scenario through the adapter, reopen, verify, report, clean up.
+
+    Uses SUPABASE_URL/SUPABASE_KEY when set, else a local stand-in.
+    """
+    report = _run(events, _Progress(not quiet))
     _print_report(report, sys.stdout)
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit code (0 on success, 1 on failure, 2 on a usage error)."""
+    code: int = command.main(argv, PROG, standalone_mode=False)
+    return code
 
 
 run_demo = main
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "(no message)"
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .requestlog import RequestLog
 
-__all__ = ["KEYS_FILE", "LocalSupabase", "LocalSupabaseError"]
+__all__ = ["KEYS_FILE", "PORTS_FILE", "LocalSupabase", "LocalSupabaseError"]
 
 #: Name of the file (mode 0600, inside a given data dir) that keeps the keys across restarts.
 KEYS_FILE = "parlant-supabase-keys.json"
+#: Name of the file (inside a given data dir) that keeps the ports of the last run.
+PORTS_FILE = "parlant-supabase-ports.json"
 
 
 class LocalSupabaseError(RuntimeError):
@@ -35,7 +39,8 @@ class LocalSupabase:
 
     `data_dir=None` uses a temporary cluster deleted on exit; a given `data_dir` is created or
     reused (same data, same keys, same passwords) and never deleted. `port=0` picks a free port
-    for the API.
+    for the API; with a `data_dir` it takes the API and PostgreSQL ports of the previous run
+    again when they are free (`PORTS_FILE`), else free ones, saying so in `port_notes`.
 
     Limits as hosted Supabase has them: `locale` is the cluster locale (C.UTF-8, code-point
     order; e.g. `"icu:en-US"` for a natural-language collation; a reused cluster keeps its own);
@@ -73,6 +78,7 @@ class LocalSupabase:
         self._postgres: PostgresServer | None = None
         self._gateway: Gateway | None = None
         self._keys: KeySet | None = None
+        self._port_notes: list[str] = []
         self._lock = threading.Lock()
 
     # ---- lifecycle
@@ -113,7 +119,13 @@ class LocalSupabase:
         from .engine import EngineConfig
         from .gateway import Gateway, GatewayConfig
 
-        self._postgres = postgres = PostgresServer(data_dir=self._data_dir, locale=self._locale)
+        previous = self._previous_ports()
+        self._port_notes = []
+        pg_port = self._reusable_port(previous.get("postgres"), "PostgreSQL")
+        api_port = self._port or self._reusable_port(previous.get("api"), "API")
+        self._postgres = postgres = PostgresServer(
+            data_dir=self._data_dir, port=pg_port, locale=self._locale
+        )
         postgres.start()
         with psycopg.connect(postgres.superuser_dsn, autocommit=True) as conn:
             bootstrap(
@@ -134,8 +146,49 @@ class LocalSupabase:
             legacy_keys_enabled=self._legacy_keys_enabled,
             max_request_line=self._max_request_line,
         )
-        self._gateway = Gateway(config, host="127.0.0.1", port=self._port)
+        self._gateway = Gateway(config, host="127.0.0.1", port=api_port)
         self._gateway.start()
+        self._save_ports()
+
+    # ---- ports kept in a data dir
+
+    def _ports_file(self) -> str | None:
+        if self._data_dir is None:
+            return None
+        return os.path.join(os.path.abspath(self._data_dir), PORTS_FILE)
+
+    def _previous_ports(self) -> dict[str, int]:
+        path = self._ports_file()
+        if path is None or not os.path.exists(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                saved = json.load(fh)
+        except (OSError, ValueError):
+            return {}  # unreadable: free ports, and the file is written again
+        if not isinstance(saved, dict):
+            return {}
+        return {k: v for k, v in saved.items() if isinstance(v, int) and 0 < v < 65536}
+
+    def _reusable_port(self, port: int | None, what: str) -> int:
+        if port is None:
+            return 0
+        if _port_is_free(port):
+            return port
+        self._port_notes.append(
+            f"the {what} port of the previous run ({port}) is taken; using a free one "
+            "(clients need the new URL)"
+        )
+        return 0
+
+    def _save_ports(self) -> None:
+        path = self._ports_file()
+        if path is None or self._postgres is None or self._gateway is None:
+            return
+        ports = {"api": self._gateway.port, "postgres": self._postgres.port}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as fh:
+            json.dump(ports, fh)
 
     def _stop_locked(self) -> None:
         gateway, self._gateway = self._gateway, None
@@ -163,6 +216,11 @@ class LocalSupabase:
         if self._postgres is None:
             raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
         return self._postgres
+
+    @property
+    def port_notes(self) -> tuple[str, ...]:
+        """Why the last start did not take a port of the previous run (with a data dir)."""
+        return tuple(self._port_notes)
 
     @property
     def schemas(self) -> tuple[str, ...]:
@@ -253,6 +311,20 @@ class LocalSupabase:
         if any(payload in ("", "reload schema") for payload in notified):
             self.wait_schema_reload()
 
+    def apply_schema(self, schema: str | None = None) -> None:
+        """Create the adapter's tables and SQL functions for Parlant's three stores, as
+        `parlant-supabase-sync sql` prints them, in `schema` (default: the first exposed one).
+
+        Idempotent: what exists already is kept (a reused data dir keeps its documents).
+        """
+        from .. import ddl
+
+        self.execute_sql(
+            ddl.generate_schema(
+                ddl.default_stores(), schema=schema or self._schemas[0], include_functions=True
+            )
+        )
+
     def wait_schema_reload(self, timeout: float = 10.0) -> None:
         """Return once the schema cache has loaded every reload notification committed before
         this call (a barrier; returns at once if none is pending)."""
@@ -286,3 +358,14 @@ class LocalSupabase:
         with contextlib.suppress(Exception):
             return f"<LocalSupabase url={gateway.url}>"
         return "<LocalSupabase>"
+
+
+def _port_is_free(port: int) -> bool:
+    # SO_REUSEADDR as the servers set it: a port only in TIME_WAIT counts as free.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -16,7 +16,8 @@ from parlant_supabase_sync.naming import table_names
 if TYPE_CHECKING:
     from parlant_supabase_sync.local.stack import LocalSupabase
 
-SCRIPT = Path(sys.executable).with_name("parlant-supabase-sync")
+PROG = "parlant-supabase-sync"
+SCRIPT = Path(sys.executable).with_name(PROG)
 
 
 @dataclass
@@ -55,6 +56,27 @@ def run_script(
         cwd=cwd,
     )
     return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+_OUR_PREFIXES = ("SUPABASE_", "PARLANT_SUPABASE_")
+
+
+def run_in_process(
+    args: list[str], env: Mapping[str, str], *, input: str | None = None
+) -> Result:
+    """The click group under CliRunner with exactly `env`'s variables of this package."""
+    from click.testing import CliRunner
+
+    from parlant_supabase_sync.cli import cli
+
+    overrides: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith(_OUR_PREFIXES)
+    }
+    overrides.update(
+        {k: v for k, v in env.items() if k.startswith(_OUR_PREFIXES) or k == "DATABASE_URL"}
+    )
+    result = CliRunner().invoke(cli, args, input=input, env=overrides, prog_name=PROG)
+    return Result(result.exit_code, result.stdout, result.stderr)
 
 
 @dataclass

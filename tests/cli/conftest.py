@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import socket
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import pytest
-from cli_helpers import Result, RunCli, StoreTables, run_script
+from cli_helpers import Result, RunCli, StoreTables, run_in_process, run_script
 
 from parlant_supabase_sync import ddl
-from parlant_supabase_sync.cli import main
 from parlant_supabase_sync.naming import DEFAULT_STORES, table_names
 
 if TYPE_CHECKING:
@@ -38,12 +34,12 @@ def cli_env(local_supabase: LocalSupabase) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
+def cli(cli_env: dict[str, str]) -> RunCli:
     """Run `parlant-supabase-sync ARGS...` with the stand-in's environment (+ `env=` overrides).
 
     `script=True` runs the installed console script in a subprocess (every verb and every
-    expected failure goes through it at least once); otherwise `cli.main()` runs in this
-    process, which is ten times faster for the many variations.
+    expected failure goes through it at least once); otherwise click's CliRunner runs the same
+    group in this process, which is ten times faster for the many variations.
     """
 
     def run(
@@ -55,17 +51,7 @@ def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RunCli:
         merged = {**cli_env, **(env or {})}
         if script:
             return run_script(list(args), merged, input=input)
-        for name in list(os.environ):
-            if name.startswith(_OUR_PREFIXES):
-                monkeypatch.delenv(name)
-        for name, value in merged.items():
-            if name.startswith(_OUR_PREFIXES) or name == "DATABASE_URL":
-                monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(input or ""))
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
-        return Result(code, out.getvalue(), err.getvalue())
+        return run_in_process(list(args), merged, input=input)
 
     return run
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import RunCli, StoreTables, event, run_script
+from cli_helpers import RunCli, StoreTables, event
 
 from parlant_supabase_sync.local.stack import LocalSupabase
 
 VERBS = [
     ["sql"], ["check"], ["ls"], ["count"], ["find"], ["get"], ["export"], ["import"],
-    ["failed"], ["local"], ["local", "up"], ["demo"],
+    ["failed"], ["migrate-local"], ["local"], ["local", "up"], ["demo"],
 ]  # fmt: skip
 
 
@@ -28,8 +28,8 @@ def assert_one_line_error(err: str) -> None:
 def test_every_verb_prints_help_with_an_example(cli: RunCli, verb: list[str]) -> None:
     result = cli(*verb, "--help", script=True)
     assert result.code == 0
-    assert "usage: parlant-supabase-sync" in result.out
-    assert "example" in result.out and f"parlant-supabase-sync {verb[0]}" in result.out
+    assert f"Usage: parlant-supabase-sync {' '.join(verb)} [OPTIONS]" in result.out
+    assert "example" in result.out and f"parlant-supabase-sync {' '.join(verb)}" in result.out
     assert result.err == ""
 
 
@@ -310,7 +310,7 @@ def test_get_prints_one_document_or_exits_1(cli: RunCli, events_store: StoreTabl
 @pytest.mark.parametrize(
     ("where", "fragment"),
     [
-        ("{oops", "--where is not valid JSON"),
+        ("{oops", "Invalid value for '--where': not valid JSON"),
         ('"text"', "must be a JSON object"),
         ('{"a": {"$regex": "x"}}', "$regex"),
     ],
@@ -337,7 +337,33 @@ def test_a_failed_export_leaves_no_file(
     target = tmp_path / "events.jsonl"
     result = cli("export", "absent_sessions_", "events", "-o", str(target), script=True)
     assert result.code == 1 and "absent_sessions_events" in result.err
+    assert_one_line_error(result.err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_an_existing_directory_writes_a_file_there(
+    cli: RunCli, events_store: StoreTables, tmp_path: Path
+) -> None:
+    result = cli("export", events_store.prefix, "events", "-o", str(tmp_path), script=True)
+    assert result.code == 0, result.err
+    [written] = list(tmp_path.iterdir())
+    assert written.name == f"{events_store.prefix}.events.jsonl"
+    assert len(written.read_text().splitlines()) == 40
+    assert f"exported 40 document(s) of events to {written}" in result.err
+
+
+def test_export_to_a_bad_target_fails_before_the_first_request(
+    cli: RunCli, events_store: StoreTables, local_supabase: LocalSupabase, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    local_supabase.requests.clear()
+    for output in (str(tmp_path / "file"), str(tmp_path / "no" / "such" / "events.jsonl")):
+        collections = ["events", "sessions"] if output.endswith("file") else ["events"]
+        result = cli("export", events_store.prefix, *collections, "-o", output)
+        assert result.code == 2, result.err
+        assert_one_line_error(result.err)
+    assert local_supabase.requests.entries() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_import_of_non_utf8_input_is_one_line(
@@ -346,8 +372,9 @@ def test_import_of_non_utf8_input_is_one_line(
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(event(90)).encode() + b"\n" + b'{"id": "caf\xe9"}\n')
     result = cli("import", events_store.prefix, "events", str(path), script=True)
-    assert result.code == 1 and "not UTF-8" in result.err
+    assert result.code == 1 and "line 2: not UTF-8" in result.err
     assert_one_line_error(result.err)
+    assert cli("get", events_store.prefix, "events", "ev-000090").code == 1  # nothing written
 
 
 def test_a_wrong_key_is_reported_without_printing_it(
@@ -402,14 +429,13 @@ def test_export_writes_every_document_as_json_lines(
     folder = tmp_path / "backup"
     result = cli("export", events_store.prefix, "--output", str(folder))
     assert result.code == 0
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "events.jsonl",
-        "metadata.jsonl",
-        "sessions.jsonl",
-    ]
-    assert len((folder / "events.jsonl").read_text().splitlines()) == 40
+    p = events_store.prefix
+    assert sorted(f.name for f in folder.iterdir()) == [
+        f"{p}.events.jsonl", f"{p}.metadata.jsonl", f"{p}.sessions.jsonl",
+    ]  # fmt: skip
+    assert len((folder / f"{p}.events.jsonl").read_text().splitlines()) == 40
     several = cli("export", events_store.prefix, "events", "sessions")
-    assert several.code == 2 and "--output DIR" in several.err
+    assert several.code == 2 and "-o DIR" in several.err
 
 
 def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
@@ -425,61 +451,75 @@ def test_export_import_round_trip_of_5000_documents_is_identical_and_idempotent(
     assert cli("export", source.prefix, "events", "-o", str(dump), script=True).code == 0
     assert len(dump.read_text().splitlines()) == 5000
 
+    dry = cli("import", target.prefix, "events", str(dump), "--dry-run", script=True)
+    assert dry.code == 0, dry.err
+    assert dry.json()["new"] == 5000 and dry.json()["written"] == 0
+    assert "dry run: would write 5000 of 5000" in dry.err
+    assert target.count_rows(target.table("events")) == 0
+
     first = cli("import", target.prefix, "events", str(dump), script=True)
     assert first.code == 0, first.err
-    assert first.json()["inserted"] == 5000
+    assert first.json()["written"] == 5000
     again = cli("export", target.prefix, "events", "-o", str(tmp_path / "again.jsonl"))
     assert again.code == 0
     assert (tmp_path / "again.jsonl").read_bytes() == dump.read_bytes()
 
     rerun = cli("import", target.prefix, "events", str(dump))
     assert rerun.code == 0
-    assert rerun.json()["inserted"] == 0 and rerun.json()["skipped_identical"] == 5000
+    assert rerun.json()["written"] == 0 and rerun.json()["unchanged"] == 5000
     assert target.count_rows(target.table("events")) == 5000
 
 
-def test_import_reports_a_different_document_with_an_existing_id(
+def test_import_with_a_different_document_under_an_existing_id_writes_nothing_unless_told(
     cli: RunCli, events_store: StoreTables
 ) -> None:
     changed = event(3, session="s1", kind="status")
-    lines = [json.dumps(event(2)), json.dumps(changed), json.dumps(event(100))]
-    result = cli(
-        "import", events_store.prefix, "events", input="\n".join(lines) + "\n", script=True
-    )
-    assert result.code == 1
-    report = result.json()
-    assert report["inserted"] == 1 and report["skipped_identical"] == 1
-    assert report["conflicts"] == [{"line": 2, "id": "ev-000003"}]
-    assert "line 2: id 'ev-000003' already exists with different content" in result.err
-    assert cli("get", events_store.prefix, "events", "ev-000003").json()["kind"] == "message"
+    text = "\n".join(json.dumps(d) for d in (event(2), changed, event(100))) + "\n"
+    p = events_store.prefix
+    refused = cli("import", p, "events", input=text, script=True)
+    assert refused.code == 1 and refused.out == ""
+    assert "line 2, id 'ev-000003'" in refused.err and "--replace" in refused.err
+    assert_one_line_error(refused.err)
+    assert cli("get", p, "events", "ev-000100").code == 1
+
+    dry = cli("import", p, "events", "--dry-run", input=text)
+    assert dry.code == 1 and dry.json()["changed"] == 1 and dry.json()["written"] == 0
+    assert "--replace or --ignore" in dry.err
+
+    ignored = cli("import", p, "events", "--ignore", input=text)
+    assert ignored.code == 0, ignored.err
+    report = ignored.json()
+    assert (report["new"], report["unchanged"], report["changed"], report["written"]) == (1, 1, 1, 1)
+    assert cli("get", p, "events", "ev-000003").json()["kind"] == "message"
+
+    replaced = cli("import", p, "events", "--replace", input=text)
+    assert replaced.code == 0, replaced.err
+    assert cli("get", p, "events", "ev-000003").json()["kind"] == "status"
+    both = cli("import", p, "events", "--replace", "--ignore", input=text)
+    assert both.code == 2 and "cannot be combined" in both.err
 
 
-def test_import_refuses_batches_with_invalid_lines_and_names_them(
+def test_import_with_an_invalid_line_anywhere_writes_nothing_and_names_it(
     cli: RunCli, make_store: Callable[[], StoreTables], tmp_path: Path
 ) -> None:
     store = make_store()
-    lines = [json.dumps(event(i)) for i in range(9)]
-    lines[4] = '{"id": "ev-000004", "version": "0.9.0"}'  # no creation_utc
-    lines[5] = json.dumps(event(5)).replace('"kind": "message"', '"kind": "a\\u0000b"')
-    lines[7] = json.dumps(event(7)).replace('"offset": 7', '"offset": NaN')
+    lines = [json.dumps(event(i)) for i in range(1200)]
+    lines[700] = '{"id": "ev-000700", "version": "0.9.0"}'  # no creation_utc
+    lines[900] = json.dumps(event(900)).replace('"offset": 900', '"offset": NaN')
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    result = cli("import", store.prefix, "events", str(path), "--batch-size", "3", script=True)
-    assert result.code == 1
-    report = result.json()
-    assert [p["line"] for p in report["invalid"]] == [5, 6, 8]
-    assert "missing 'creation_utc'" in report["invalid"][0]["error"]
-    # batch 1 (lines 1-3) was written; batches 2 and 3 held invalid lines: nothing of them
-    assert report["inserted"] == 3 and report["batches_refused"] == 2
-    ids = {d["id"] for d in cli("find", store.prefix, "events").json()}
-    assert ids == {"ev-000000", "ev-000001", "ev-000002"}
-    assert "line 5: missing 'creation_utc'" in result.err
+    for dry_run in ([], ["--dry-run"]):
+        result = cli("import", store.prefix, "events", str(path), *dry_run, script=not dry_run)
+        assert result.code == 1 and result.out == ""
+        assert "line 701: missing 'creation_utc'" in result.err and "901" in result.err
+        assert_one_line_error(result.err)
+    assert store.count_rows(store.table("events")) == 0
 
-    fixed = [json.dumps(event(i)) for i in range(9)]
-    path.write_text("\n".join(fixed) + "\n")
-    rerun = cli("import", store.prefix, "events", str(path), "--batch-size", "3")
-    assert rerun.code == 0
-    assert rerun.json()["inserted"] == 6 and rerun.json()["skipped_identical"] == 3
+    path.write_text("\n".join(json.dumps(event(i)) for i in range(1200)) + "\n")
+    fixed = cli("import", store.prefix, "events", str(path), "--batch-size", "300")
+    assert fixed.code == 0 and fixed.json()["written"] == 1200
+    again = cli("import", store.prefix, "events", str(path))
+    assert again.code == 0 and again.json()["written"] == 0 and again.json()["unchanged"] == 1200
 
 
 # --- failed migrations -----------------------------------------------------------------------
@@ -552,45 +592,16 @@ def test_cursor_printed_by_find_is_parlants_api_format(
     assert base64.b64decode(cursor).decode() == f"{event(0)['creation_utc']}|ev-000000"
 
 
-# --- local up / demo -------------------------------------------------------------------------
+# --- demo ----------------------------------------------------------------------------------
 
 
-def test_local_up_prints_the_environment_then_ready_and_stops_on_sigint(
-    cli_env: dict[str, str],
-) -> None:
-    import signal
-    import subprocess
-
-    from cli_helpers import SCRIPT
-
-    proc = subprocess.Popen(
-        [str(SCRIPT), "local", "up"], env=cli_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if line.strip() == "ready":
-                break
-        env = dict(line.split("=", 1) for line in lines[:-1])
-        assert lines[-1] == "ready"
-        assert env["SUPABASE_URL"].startswith("http://127.0.0.1:")
-        assert env["SUPABASE_SECRET_KEY"].startswith("sb_secret_")
-        ls = run_script(["ls", "--no-counts"], {**cli_env, **env})
-        assert ls.code == 0 and all(row["exists"] is False for row in ls.json())
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
-    assert code == 0
-
-
-def test_demo_verb_hands_its_arguments_to_the_demo(cli: RunCli) -> None:
-    pytest.importorskip("parlant_supabase_sync.demo")
-    result = cli("demo", "--", "--help", script=True)
+def test_demo_is_a_subcommand_whose_options_show_in_its_help(cli: RunCli) -> None:
+    result = cli("demo", "--help", script=True)
     assert result.code == 0
-    assert "usage:" in result.out
+    assert "--events" in result.out and "--quiet" in result.out
+    refused = cli("demo", "--events", "-1")
+    assert refused.code == 2 and "--events" in refused.err
+    assert_one_line_error(refused.err)
 
 
 @pytest.mark.slow

@@ -118,7 +118,8 @@ def test_demo_with_credentials_and_no_tables_says_which_sql_to_run() -> None:
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert "parlant-supabase-sync sql" in lines[-1]
-        assert "SQL editor" in lines[-1]
+        # A loopback URL is a local stack: the advice is psql, not the Supabase SQL editor.
+        assert 'psql "$DATABASE_URL" -f schema.sql' in lines[-1]
         assert "Traceback" not in result.stderr
         assert empty.secret_key not in result.stderr + result.stdout
 

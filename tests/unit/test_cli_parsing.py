@@ -6,10 +6,14 @@ import io
 import json
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner
 
-from parlant_supabase_sync import api, cli
+from parlant_supabase_sync import api, bulk, cli
 from parlant_supabase_sync._types import Cursor, ObjectId, SortDirection
+from parlant_supabase_sync.cli import Target
+from parlant_supabase_sync.cli_output import Output, output_options
 from parlant_supabase_sync.errors import ConfigurationError
 
 SECRET = "sb_secret_AbCdEfGhIjKlMnOpQrStUv_12345678"
@@ -27,21 +31,49 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
-def test_connection_options_are_accepted_before_and_after_the_verb() -> None:
-    parser = cli.build_parser()
-    before = cli._parse(
-        parser, ["--url", "http://a", "--schema", "s", "count", "sessions", "events"]
-    )
-    after = cli._parse(parser, ["count", "sessions", "events", "--url", "http://b", "--key", "k"])
-    assert (before.url, before.schema, before.key) == ("http://a", "s", None)
-    assert (after.url, after.schema, after.key) == ("http://b", None, "k")
+def _targets(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> list[Target]:
+    """The connection options a verb's command receives (no connection is made)."""
+    seen: list[Target] = []
+    monkeypatch.setattr(Target, "connect", lambda self: seen.append(self) or _Refused())
+    CliRunner().invoke(cli.cli, argv, env={"SUPABASE_URL": None, "SUPABASE_KEY": None})
+    return seen
 
 
-def test_output_format_defaults_to_json_and_nl_table_select_others() -> None:
-    parser = cli.build_parser()
-    assert cli._parse(parser, ["find", "s", "c"]).format == "json"
-    assert cli._parse(parser, ["find", "s", "c", "--nl"]).format == "nl"
-    assert cli._parse(parser, ["find", "s", "c", "--table"]).format == "table"
+class _Refused:
+    def __enter__(self) -> None:
+        raise click.ClickException("no connection in this test")
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_connection_options_are_accepted_before_and_after_the_verb(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = _targets(["--url", "http://a", "--schema", "s", "count", "sessions", "events"],
+                      monkeypatch)  # fmt: skip
+    after = _targets(["count", "sessions", "events", "--url", "http://b", "--key", "k"],
+                     monkeypatch)  # fmt: skip
+    both = _targets(["--url", "http://a", "ls", "--url", "http://c"], monkeypatch)
+    assert before == [Target(url="http://a", key=None, schema="s")]
+    assert after == [Target(url="http://b", key="k", schema=None)]
+    assert both == [Target(url="http://c")]
+
+
+def test_output_format_defaults_to_json_and_nl_csv_table_select_others() -> None:
+    seen: list[Output] = []
+
+    @click.command()
+    @output_options()
+    def probe(output: Output) -> None:
+        seen.append(output)
+
+    for args in ([], ["--nl"], ["--csv"], ["--table"], ["--columns", "id, data.kind"]):
+        assert CliRunner().invoke(probe, args).exit_code == 0
+    assert seen == [
+        Output("json"), Output("nl"), Output("csv"), Output("table"),
+        Output("json", ("id", "data.kind")),
+    ]  # fmt: skip
 
 
 def test_nl_and_table_together_is_a_one_line_usage_error(
@@ -50,13 +82,14 @@ def test_nl_and_table_together_is_a_one_line_usage_error(
     code, out, err = run(["find", "s", "c", "--nl", "--table"], capsys)
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1 and "not allowed with argument" in err
+    assert err.count("\n") == 1 and "--nl and --table cannot be combined" in err
 
 
 def test_unknown_verb_and_missing_arguments_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for argv in (["frobnicate"], ["find", "sessions"], [], ["count", "a", "b", "extra"]):
+    for argv in (["frobnicate"], ["find", "sessions"], [], ["count", "a", "b", "extra"],
+                 ["local"], ["find", "s", "c", "--nope"]):  # fmt: skip
         code, _, err = run(argv, capsys)
         assert code == 2, argv
         assert err.count("\n") == 1 and err.startswith("parlant-supabase-sync"), (argv, err)
@@ -86,6 +119,11 @@ def test_bad_sort_and_limit_are_usage_errors(
     assert run(["find", "s", "c", "--sort", "offset:sideways"], capsys)[0] == 2
     assert run(["find", "s", "c", "--limit", "-1"], capsys)[0] == 2
     assert run(["import", "s", "c", "--batch-size", "0"], capsys)[0] == 2
+    assert run(["local", "up", "--port", "70000"], capsys)[0] == 2
+    assert run(["local", "up", "--max-request-line", "3"], capsys)[0] == 2
+    assert run(["local", "up", "--schemas", " , "], capsys)[0] == 2
+    assert run(["migrate-local", "/no/such/dir"], capsys)[0] == 2
+    assert run(["demo", "--events", "x"], capsys)[0] == 2
 
 
 def test_missing_environment_names_the_variable_and_exits_2(
@@ -157,52 +195,71 @@ def test_sql_allow_all_prints_the_generator_warning_on_stderr_only(
     assert quiet == ""
 
 
-def test_demo_and_local_up_pass_unknown_options_through() -> None:
-    parser = cli.build_parser()
-    assert cli._parse(parser, ["demo", "--keep", "x"]).passthrough == ["--keep", "x"]
-    assert cli._parse(parser, ["local", "up", "--", "--help"]).passthrough == ["--help"]
-    assert cli._parse(parser, ["demo"]).passthrough == []
-
-
 def test_every_verb_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     for verb in (
-        ["sql"],
-        ["check"],
-        ["ls"],
-        ["count"],
-        ["find"],
-        ["get"],
-        ["export"],
-        ["import"],
-        ["failed"],
-        ["local"],
-        ["local", "up"],
-        ["demo"],
-    ):
+        ["sql"], ["check"], ["ls"], ["count"], ["find"], ["get"], ["export"], ["import"],
+        ["failed"], ["migrate-local"], ["local"], ["local", "up"], ["demo"],
+    ):  # fmt: skip
         code, out, _ = run([*verb, "--help"], capsys)
         assert code == 0, verb
-        assert "example" in out and f"parlant-supabase-sync {verb[0]}" in out, verb
+        assert "example" in out and f"parlant-supabase-sync {' '.join(verb)}" in out, verb
+
+
+def test_local_up_and_demo_show_their_options_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    _, up, _ = run(["local", "up", "--help"], capsys)
+    for option in ("--port", "--data-dir", "--env-file", "--no-schema", "--max-rows", "--locale",
+                   "--max-request-line", "--schemas", "--no-ddl-watch"):  # fmt: skip
+        assert option in up, option
+    _, demo, _ = run(["demo", "--help"], capsys)
+    assert "--events" in demo and "--quiet" in demo
 
 
 def test_json_output_streams_an_array_and_nl_one_document_per_line() -> None:
     docs: list[dict[str, Any]] = [{"id": "a", "n": 1}, {"id": "b", "text": "ünï"}]
     out = io.StringIO()
-    assert cli._emit_rows(iter(docs), "json", out) == 2
+    assert Output("json").rows(iter(docs), out) == 2
     assert json.loads(out.getvalue()) == docs
     out = io.StringIO()
-    cli._emit_rows(iter(docs), "nl", out)
+    Output("nl").rows(iter(docs), out)
     assert [json.loads(line) for line in out.getvalue().splitlines()] == docs
     out = io.StringIO()
-    cli._emit_rows(iter([]), "json", out)
+    Output("json").rows(iter([]), out)
     assert json.loads(out.getvalue()) == []
 
 
 def test_table_output_aligns_columns_and_shows_nested_values_as_json() -> None:
     out = io.StringIO()
-    cli._emit_rows([{"id": "a", "meta": {"k": 1}}, {"id": "bbb", "extra": True}], "table", out)
+    Output("table").rows([{"id": "a", "meta": {"k": 1}}, {"id": "bbb", "extra": True}], out)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["id", "meta", "extra"]
     assert '{"k": 1}' in lines[2] and "true" in lines[3]
+
+
+def test_columns_pick_fields_and_nested_paths_in_every_format() -> None:
+    docs: list[dict[str, Any]] = [
+        {"id": "a", "creation_utc": "t1", "data": {"kind": "message", "n": 1}, "x": 1},
+        {"id": "b,c", "creation_utc": "t2", "data": {"kind": None}},
+    ]
+    columns = ("id", "data.kind", "missing")
+    out = io.StringIO()
+    Output("nl", columns).rows(docs, out)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"id": "a", "data.kind": "message", "missing": None},
+        {"id": "b,c", "data.kind": None, "missing": None},
+    ]
+    out = io.StringIO()
+    Output("csv", columns).rows(docs, out)
+    assert out.getvalue() == 'id,data.kind,missing\na,message,\n"b,c",,\n'
+    out = io.StringIO()
+    Output("csv").rows(docs, out)
+    assert out.getvalue().splitlines() == [
+        "id,creation_utc,data,x",
+        'a,t1,"{""kind"": ""message"", ""n"": 1}",1',
+        '"b,c",t2,"{""kind"": null}",',
+    ]
+    out = io.StringIO()
+    Output("table", ("id", "data.n")).rows(docs, out)
+    assert out.getvalue().splitlines() == ["id   data.n", "---  ------", "a         1", "b,c       -"]
 
 
 def test_cursor_text_round_trips_like_parlants_api() -> None:
@@ -240,7 +297,7 @@ def test_sort_specs_accept_strings_pairs_and_directions() -> None:
 def test_import_lines_that_do_not_fit_a_collection_are_refused_with_a_reason(
     line: str, fragment: str
 ) -> None:
-    document, error = api._parse_line(line)
+    document, error = bulk.parse_line(line)
     assert document is None
     assert error is not None and fragment in error
 
