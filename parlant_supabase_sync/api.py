@@ -18,7 +18,6 @@ import base64
 import binascii
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from . import bulk, readiness
@@ -38,7 +37,6 @@ from .bulk import (
     check_shape,
     plan_export,
 )
-from .core import count_rows
 from .errors import ConfigurationError
 from .naming import (
     DEFAULT_STORES,
@@ -47,7 +45,16 @@ from .naming import (
     validate_collection_name,
     validate_prefix,
 )
-from .readiness import CheckReport, SchemaReport, StoreLayout, TableStatus
+from .readiness import (
+    CheckReport,
+    CollectionInfo,
+    OverviewRow,
+    SchemaReport,
+    StoreInfo,
+    StoreLayout,
+    TableStatus,
+    tables_of,
+)
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -156,47 +163,6 @@ def _natural_order(sort: list[tuple[str, SortDirection]]) -> tuple[bool, SortDir
 
 def _where(where: Mapping[str, Any] | str | None) -> dict[str, Any]:
     return {"id": {"$eq": where}} if isinstance(where, str) else dict(where or {})
-
-
-# --- listings ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """One collection of a store and the state of its tables."""
-
-    name: str
-    table: str
-    failed_table: str | None
-    exists: bool
-    failed_exists: bool | None
-    adapter: bool | None
-    rls: bool | None
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """A store (table prefix) and its collections."""
-
-    key: str | None
-    prefix: str
-    collections: list[CollectionInfo]
-
-
-@dataclass(frozen=True)
-class OverviewRow:
-    """One line of `ls`."""
-
-    store: str
-    collection: str
-    table: str
-    exists: bool
-    documents: int | None
-    failed: int | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 # --- collections and stores ----------------------------------------------------------------
@@ -532,12 +498,12 @@ class Connection:
     def __getitem__(self, name: str) -> Store:
         return self.store(name)
 
-    def _store_list(self, names: Iterable[str] | None) -> list[Store]:
+    def _layouts(self, names: Iterable[str] | None) -> list[StoreLayout]:
         stores = [self.store(n) for n in (names or DEFAULT_STORES)]
         for store in stores:
             if not store.collections:
                 raise ConfigurationError(_unknown_layout(store.prefix))
-        return stores
+        return [StoreLayout(s.key, s.prefix, s.collections) for s in stores]
 
     def schema_report(self, tables: Iterable[str]) -> SchemaReport:
         """Which of `tables` and the adapter functions exist (`readiness.fetch_report`)."""
@@ -545,55 +511,23 @@ class Connection:
 
     def check(self, names: Iterable[str] | None = None) -> CheckReport:
         """Tables, functions and the key's role, with the one next step (`readiness.check`)."""
-        stores = [StoreLayout(s.prefix, s.collections) for s in self._store_list(names)]
-        return readiness.check(self.settings, self.transport, stores, named=names is not None)
+        return readiness.check(
+            self.settings, self.transport, self._layouts(names), named=names is not None
+        )
 
     def stores(self, names: Iterable[str] | None = None) -> list[StoreInfo]:
         """The stores (default: the three Parlant stores), their collections and table state."""
-        stores = self._store_list(names)
-        report = self.schema_report(_tables_of(stores))
-        result = []
-        for store in stores:
-            infos = []
-            for name in store.collections:
-                pair = table_names(store.prefix, name)
-                main = report.tables[pair.main]
-                failed = report.tables.get(pair.failed) if pair.failed else None
-                infos.append(
-                    CollectionInfo(
-                        name, pair.main, pair.failed, main.exists,
-                        failed.exists if failed else None, main.adapter, main.rls,
-                    )
-                )
-            result.append(StoreInfo(store.key, store.prefix, infos))
-        return result
+        return readiness.inventory(self.transport, self._layouts(names))
 
     def tables(self, names: Iterable[str] | None = None) -> dict[str, TableStatus]:
         """Every table of the stores (default: the three Parlant stores) → its state."""
-        return self.schema_report(_tables_of(self._store_list(names))).tables
+        return self.schema_report(tables_of(self._layouts(names))).tables
 
     def overview(
         self, names: Iterable[str] | None = None, *, counts: bool = True
     ) -> list[OverviewRow]:
         """One row per collection with its document and failed-document counts (for `ls`)."""
-        rows = []
-        for info in self.stores(names):
-            for c in info.collections:
-                documents = count_rows(self.transport, "ls", c.table) if counts and c.exists else None
-                failed = (
-                    count_rows(self.transport, "ls", c.failed_table)
-                    if counts and c.failed_table and c.failed_exists
-                    else None
-                )
-                label = info.key or info.prefix
-                rows.append(OverviewRow(label, c.name, c.table, c.exists, documents, failed))
-        return rows
-
-
-def _tables_of(stores: Iterable[Store]) -> list[str]:
-    from .naming import all_table_names
-
-    return [name for s in stores for name in all_table_names(s.prefix, s.collections)]
+        return readiness.overview(self.transport, self._layouts(names), counts=counts)
 
 
 def connect(

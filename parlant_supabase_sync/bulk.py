@@ -1,16 +1,12 @@
 """Bulk work on one collection: import, export, failed documents and restore.
 
-* **Import** (`import_jsonl`) reads its input in three passes and writes only in the last:
-  *validate* (every line parsed and shape-checked, no request: a bad line anywhere raises
-  `ImportInvalid` naming it, and nothing is written), *compare* (existing documents looked up
-  by id: new, changed, unchanged; `dry_run` stops here) and *write* (new documents inserted,
-  changed ones replaced or kept as `on_conflict` says; unchanged ones are never rewritten, so
-  running the same import again writes nothing). A path or a seekable stream is simply read
-  again; a pipe is spooled to a `tempfile.SpooledTemporaryFile` (memory stays bounded).
-* **Export** (`plan_export` then `export`): whether the output is stdout, a file or a directory
-  is decided before the first request; each file is written to a temporary file in its own
-  directory and renamed over the target at the end, and removed on any exception (Ctrl-C too).
-* **Failed documents** (`failed_documents`, `restore_failed`): the failed-migrations tables.
+* `import_jsonl` reads its input three times and writes only in the last pass: *validate* (no
+  request; a bad line anywhere → `ImportInvalid`, nothing written), *compare* (new, changed,
+  unchanged by id and content; `dry_run` stops here), *write* (unchanged documents are never
+  rewritten, so a re-run writes nothing). A pipe is spooled to a `SpooledTemporaryFile`.
+* `plan_export` decides stdout, file or directory before the first request; `export` writes
+  each file to a temporary file beside it, renamed at the end, removed on any exception.
+* `failed_documents`, `restore_failed`: the failed-migrations tables.
 
 Nothing here prints: progress goes to an optional `Progress` (the CLI passes a rich one).
 """
@@ -23,7 +19,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
@@ -76,24 +72,26 @@ class Progress(Protocol):
     def end(self) -> None: ...
 
 
-class _Silent:
-    def begin(self, label: str, total: int | None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
+Advance = Callable[[int], None]
 
 
 @contextlib.contextmanager
-def _phase(progress: Progress, label: str, total: int | None) -> Iterator[Progress]:
+def _phase(progress: Progress | None, label: str, total: int | None) -> Iterator[Advance]:
+    if progress is None:
+        yield lambda n: None
+        return
     progress.begin(label, total)
     try:
-        yield progress
+        yield progress.advance
     finally:
         progress.end()
+
+
+class _AsDict:
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        return data
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -108,7 +106,7 @@ class ImportInvalid(SupabaseSyncError, ValueError):
 
     def __init__(self, problems: Sequence[tuple[int, str]], count: int) -> None:
         self.problems = list(problems[:_KEPT_PROBLEMS])
-        self.count = count
+        self.count = count  # every bad line
         line, reason = problems[0]
         message = f"line {line}: {reason}; fix it and run the import again (nothing was written"
         if count > 1:
@@ -207,7 +205,7 @@ class _Input:
                     pass
             except OSError as exc:
                 raise ConfigurationError(f"cannot read {self._path}: {exc.strerror}") from None
-        elif _seekable(source):
+        elif hasattr(source, "seekable") and source.seekable():
             self._stream, self._start = source, source.tell()
         else:
             self._stream = self._spool(source)
@@ -246,13 +244,6 @@ class _Input:
     def close(self) -> None:
         if self._path is None and isinstance(self._stream, tempfile.SpooledTemporaryFile):
             self._stream.close()
-
-
-def _seekable(source: Any) -> bool:
-    try:
-        return bool(source.seekable()) and hasattr(source, "tell")
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 # --- import --------------------------------------------------------------------------------
@@ -322,130 +313,115 @@ def import_jsonl(
         raise ConfigurationError(f"on_conflict must be fail, ignore or replace, not {on_conflict!r}")
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be at least 1, not {batch_size}")
-    shown = progress or _Silent()
-    report = ImportReport(collection.name, collection.table, dry_run, on_conflict)
-    data = _Input(source)
+    run = _Import(collection, _Input(source), batch_size, dry_run, on_conflict)
     try:
-        with _phase(shown, f"validate {collection.name}", None) as phase:
-            repeats = _validate(data, report, phase)
-        with _phase(shown, f"compare {collection.name}", report.lines) as phase:
-            plan = _compare(collection, data, repeats, report, batch_size, phase)
-        if report.changed and on_conflict == "fail" and not dry_run:
-            raise ImportConflict(report)
-        if dry_run or not plan:
-            return report
-        with _phase(shown, f"import {collection.name}", len(plan)) as phase:
-            _write(collection, data, repeats, plan, report, batch_size, phase)
-        return report
+        with _phase(progress, f"validate {collection.name}", None) as advance:
+            run.validate(advance)
+        unique = run.report.lines - run.report.duplicates
+        with _phase(progress, f"compare {collection.name}", unique) as advance:
+            plan = run.compare(advance)
+        if run.report.changed and on_conflict == "fail" and not dry_run:
+            raise ImportConflict(run.report)
+        if plan and not dry_run:
+            with _phase(progress, f"import {collection.name}", len(plan)) as advance:
+                run.write(plan, advance)
+        return run.report
     finally:
-        data.close()
+        run.data.close()
 
 
-def _validate(data: _Input, report: ImportReport, progress: Progress) -> set[int]:
-    """Pass 1 (no request): every line parsed; returns the lines that repeat a document."""
-    first: dict[bytes, tuple[bytes, int]] = {}  # id digest → (document digest, first line)
-    repeats: set[int] = set()
-    problems: list[tuple[int, str]] = []
-    count = 0
-    for number, line in data.lines():
-        report.lines += 1
-        progress.advance()
-        document, error = parse_line(line)
-        if document is None:
-            count += 1
-            if len(problems) < _KEPT_PROBLEMS:
-                problems.append((number, error or "not a document"))
-            continue
-        key, digest = _digest(document["id"]), _digest(_canonical(document))
-        previous = first.setdefault(key, (digest, number))
-        if previous[1] == number:
-            continue
-        if previous[0] == digest:
-            repeats.add(number)
-            report.duplicates += 1
-            continue
-        count += 1
-        if len(problems) < _KEPT_PROBLEMS:
-            problems.append(
-                (number, f"id {document['id']!r} is also on line {previous[1]} with different content; keep one of them")
-            )
-    if count:
-        raise ImportInvalid(problems, count)
-    return repeats
+class _Import:
+    """One import run: its input, the lines that repeat a document, and the report."""
 
+    def __init__(
+        self, collection: Collection, data: _Input, size: int, dry_run: bool, on_conflict: str
+    ) -> None:
+        self.collection, self.data, self.size = collection, data, size
+        self.report: ImportReport = ImportReport(
+            collection.name, collection.table, dry_run, on_conflict
+        )
+        self.repeats: set[int] = set()
 
-def _batches(
-    data: _Input, repeats: set[int], size: int, wanted: Mapping[bytes, bool] | None = None
-) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """The validated documents in batches (repeated lines left out; `wanted`: only those ids)."""
-    batch: list[tuple[int, dict[str, Any]]] = []
-    for number, line in data.lines():
-        if number in repeats:
-            continue
-        document, _ = parse_line(line)
-        assert document is not None  # pass 1 refused every line that is not a document
-        if wanted is not None and _digest(document["id"]) not in wanted:
-            continue
-        batch.append((number, document))
-        if len(batch) >= size:
+    def validate(self, advance: Advance) -> None:
+        """Pass 1 (no request): every line parsed; `ImportInvalid` if any is bad."""
+        first: dict[bytes, tuple[bytes, int]] = {}  # id digest → (document digest, first line)
+        problems: list[tuple[int, str]] = []  # the first ones; `bad` counts them all
+        bad = 0
+        for number, line in self.data.lines():
+            self.report.lines += 1
+            advance(1)
+            document, error = parse_line(line)
+            if document is None:
+                bad += 1
+                problems += [(number, error or "not a document")][: _KEPT_PROBLEMS - len(problems)]
+                continue
+            digest = _digest(_canonical(document))
+            previous = first.setdefault(_digest(document["id"]), (digest, number))
+            if previous[1] == number:
+                continue
+            if previous[0] == digest:
+                self.repeats.add(number)
+                self.report.duplicates += 1
+                continue
+            bad += 1
+            why = f"id {document['id']!r} is also on line {previous[1]} with other content; keep one"
+            problems += [(number, why)][: _KEPT_PROBLEMS - len(problems)]
+        if bad:
+            raise ImportInvalid(problems, bad)
+
+    def batches(
+        self, wanted: Mapping[bytes, bool] | None = None
+    ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+        """The validated documents in batches (repeats left out; `wanted`: only those ids)."""
+        batch: list[tuple[int, dict[str, Any]]] = []
+        for number, line in self.data.lines():
+            if number in self.repeats:
+                continue
+            document, _ = parse_line(line)
+            assert document is not None  # pass 1 refused every line that is not a document
+            if wanted is None or _digest(document["id"]) in wanted:
+                batch.append((number, document))
+            if len(batch) >= self.size:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
 
+    def compare(self, advance: Advance) -> dict[bytes, bool]:
+        """Pass 2 (reads only): id digest → True (replace) / False (insert) for what to write."""
+        report = self.report
+        plan: dict[bytes, bool] = {}
+        for batch in self.batches():
+            ids = [document["id"] for _, document in batch]
+            found = self.collection.core.find({"id": {"$in": ids}}).items
+            stored = {d["id"]: _digest(_canonical(d)) for d in found}
+            for number, document in batch:
+                current = stored.get(document["id"])
+                if current is None:
+                    report.new += 1
+                    plan[_digest(document["id"])] = False
+                elif current == _digest(_canonical(document)):
+                    report.unchanged += 1
+                else:
+                    report.changed += 1
+                    if len(report.conflicts) < _KEPT_PROBLEMS:
+                        report.conflicts.append({"line": number, "id": document["id"]})
+                    if report.on_conflict == "replace":
+                        plan[_digest(document["id"])] = True
+            advance(len(batch))
+        return plan
 
-def _compare(
-    collection: Collection,
-    data: _Input,
-    repeats: set[int],
-    report: ImportReport,
-    batch_size: int,
-    progress: Progress,
-) -> dict[bytes, bool]:
-    """Pass 2 (reads only): id digest → True (replace) / False (insert) for what to write."""
-    plan: dict[bytes, bool] = {}
-    for batch in _batches(data, repeats, batch_size):
-        ids = [document["id"] for _, document in batch]
-        stored = {
-            found["id"]: _digest(_canonical(found))
-            for found in collection.core.find({"id": {"$in": ids}}).items
-        }
-        for number, document in batch:
-            current = stored.get(document["id"])
-            if current is None:
-                report.new += 1
-                plan[_digest(document["id"])] = False
-            elif current == _digest(_canonical(document)):
-                report.unchanged += 1
-            else:
-                report.changed += 1
-                if len(report.conflicts) < _KEPT_PROBLEMS:
-                    report.conflicts.append({"line": number, "id": document["id"]})
-                if report.on_conflict == "replace":
-                    plan[_digest(document["id"])] = True
-        progress.advance(len(batch) + sum(1 for n, _ in batch if n + 1 in repeats))
-    return plan
-
-
-def _write(
-    collection: Collection,
-    data: _Input,
-    repeats: set[int],
-    plan: dict[bytes, bool],
-    report: ImportReport,
-    batch_size: int,
-    progress: Progress,
-) -> None:
-    """Pass 3: insert the new documents, replace the changed ones `plan` marks."""
-    for batch in _batches(data, repeats, batch_size, plan):
-        new = [d for _, d in batch if not plan[_digest(d["id"])]]
-        changed = [d for _, d in batch if plan[_digest(d["id"])]]
-        if new:
-            collection.core.insert_many(new)
-        if changed:
-            collection.core.put_many(changed)
-        report.written += len(batch)
-        progress.advance(len(batch))
+    def write(self, plan: dict[bytes, bool], advance: Advance) -> None:
+        """Pass 3: insert the new documents, replace the changed ones `plan` marks."""
+        for batch in self.batches(plan):
+            new = [d for _, d in batch if not plan[_digest(d["id"])]]
+            changed = [d for _, d in batch if plan[_digest(d["id"])]]
+            if new:
+                self.collection.core.insert_many(new)
+            if changed:
+                self.collection.core.put_many(changed)
+            self.report.written += len(batch)
+            advance(len(batch))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -473,16 +449,12 @@ class ExportPlan:
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportResult(_AsDict):
     """One exported collection."""
 
     collection: str
     path: str | None
     documents: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def plan_export(
@@ -544,41 +516,41 @@ def export(
     Files appear complete or not at all (temporary file, then `os.replace`). `totals`: one
     count request per collection, for the progress total.
     """
-    shown = progress or _Silent()
     if plan.directory is not None:
         os.makedirs(plan.directory, exist_ok=True)
     results = []
     for target in plan.targets:
         collection = target.collection
         total = collection.count() if totals else None
-        with _phase(shown, f"export {collection.store.label}.{collection.name}", total) as phase:
+        label = f"export {collection.store.label}.{collection.name}"
+        with _phase(progress, label, total) as advance:
             if target.path is None:
-                n = _write_documents(collection, stdout or sys.stdout, page_size, phase)
+                n = _write_documents(collection, stdout or sys.stdout, page_size, advance)
             else:
-                n = _write_file(collection, target.path, page_size, phase)
+                n = _write_file(collection, target.path, page_size, advance)
         results.append(ExportResult(collection.name, target.path, n))
     return results
 
 
 def _write_documents(
-    collection: Collection, out: IO[str], page_size: int | None, progress: Progress
+    collection: Collection, out: IO[str], page_size: int | None, advance: Advance
 ) -> int:
     n = 0
     for document in collection.rows(page_size=page_size):
         out.write(_dumps(document) + "\n")
         n += 1
-        progress.advance()
+        advance(1)
     out.flush()
     return n
 
 
-def _write_file(collection: Collection, path: str, page_size: int | None, progress: Progress) -> int:
+def _write_file(collection: Collection, path: str, page_size: int | None, advance: Advance) -> int:
     directory, name = os.path.split(os.path.abspath(path))
     # Owner-only (mkstemp's 0600): the file holds every document of the collection.
     fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
         with open(fd, "w", encoding="utf-8", newline="\n") as out:
-            n = _write_documents(collection, out, page_size, progress)
+            n = _write_documents(collection, out, page_size, advance)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -591,7 +563,7 @@ def _write_file(collection: Collection, path: str, page_size: int | None, progre
 
 
 @dataclass(frozen=True)
-class FailedDocument:
+class FailedDocument(_AsDict):
     """A row of a failed-migrations table."""
 
     collection: str
@@ -599,22 +571,14 @@ class FailedDocument:
     failed_utc: str | None
     document: Any
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RestoreResult:
+class RestoreResult(_AsDict):
     """The outcome of restoring one failed document."""
 
     id: str
     restored: bool
     message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def failed_documents(collection: Collection) -> Iterator[FailedDocument]:
@@ -668,7 +632,7 @@ def _restore_one(collection: Collection, failed_table: str, doc_id: str) -> Rest
     problem = check_shape(raw)
     if problem is None and raw["id"] != doc_id:
         problem = f"its 'id' field is {raw['id']!r}, not {doc_id!r}"
-    if problem is not None or not isinstance(raw, dict):
+    if problem is not None:
         return RestoreResult(
             doc_id, False, f"not restored: {problem}; fix the row in {failed_table} first"
         )

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from .core import read_rows, schema_report
+from .core import count_rows, read_rows, schema_report
 from .ddl_functions import (
     FIND_FUNCTION,
     FUNCTION_NAMES,
@@ -29,7 +29,7 @@ from .errors import (
     SupabaseSyncError,
     TableMissing,
 )
-from .naming import all_table_names
+from .naming import all_table_names, table_names
 from .transport import Expect
 
 if TYPE_CHECKING:
@@ -40,16 +40,22 @@ __all__ = [
     "CODE_POINT_COLLATIONS",
     "RULES",
     "CheckReport",
+    "CollectionInfo",
     "Facts",
+    "OverviewRow",
     "Rule",
     "SchemaReport",
+    "StoreInfo",
     "StoreLayout",
     "TableStatus",
     "check",
     "evaluate",
     "fetch_report",
+    "inventory",
     "is_local",
+    "overview",
     "run_sql_advice",
+    "tables_of",
 ]
 
 # Collations that order strings by code point, as Python and Parlant's Transient database do.
@@ -203,6 +209,103 @@ def _probe(transport: Transport, names: list[str]) -> SchemaReport:
     return SchemaReport(statuses, functions, from_report_function=False)
 
 
+# --- inventory: the stores' tables (for `ls` and `Connection.stores`) ------------------------
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """A store as the reports need it: its key (None for a custom prefix), prefix, collections."""
+
+    key: str | None
+    prefix: str
+    collections: tuple[str, ...]
+
+    @property
+    def tables(self) -> list[str]:
+        """Every table of the store (main and failed-migrations tables)."""
+        return all_table_names(self.prefix, self.collections)
+
+
+def tables_of(stores: Iterable[StoreLayout]) -> list[str]:
+    """Every table of `stores`, in order."""
+    return [name for store in stores for name in store.tables]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection of a store and the state of its tables."""
+
+    name: str
+    table: str
+    failed_table: str | None
+    exists: bool
+    failed_exists: bool | None
+    adapter: bool | None
+    rls: bool | None
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """A store (table prefix) and its collections."""
+
+    key: str | None
+    prefix: str
+    collections: list[CollectionInfo]
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    """One line of `ls`."""
+
+    store: str
+    collection: str
+    table: str
+    exists: bool
+    documents: int | None
+    failed: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def inventory(transport: Transport, stores: Sequence[StoreLayout]) -> list[StoreInfo]:
+    """The stores, their collections and the state of their tables (one report request)."""
+    report = fetch_report(transport, tables_of(stores))
+    result = []
+    for store in stores:
+        infos = []
+        for name in store.collections:
+            pair = table_names(store.prefix, name)
+            main = report.tables[pair.main]
+            failed = report.tables.get(pair.failed) if pair.failed else None
+            exists = failed.exists if failed else None
+            infos.append(
+                CollectionInfo(name, pair.main, pair.failed, main.exists, exists, main.adapter, main.rls)
+            )
+        result.append(StoreInfo(store.key, store.prefix, infos))
+    return result
+
+
+def overview(
+    transport: Transport, stores: Sequence[StoreLayout], *, counts: bool = True
+) -> list[OverviewRow]:
+    """One row per collection with its document and failed-document counts (one request each)."""
+    rows = []
+    for info in inventory(transport, stores):
+        for c in info.collections:
+            documents = count_rows(transport, "ls", c.table) if counts and c.exists else None
+            failed = (
+                count_rows(transport, "ls", c.failed_table)
+                if counts and c.failed_table and c.failed_exists
+                else None
+            )
+            rows.append(
+                OverviewRow(info.key or info.prefix, c.name, c.table, c.exists, documents, failed)
+            )
+    return rows
+
+
 # --- exposure: what lets a browser role past the adapter's own access ----------------------
 
 
@@ -291,14 +394,6 @@ def exposure(report: SchemaReport, schema: str) -> Exposure:
 
 
 # --- the facts the rules look at -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoreLayout:
-    """A store as `check` needs it: its table prefix and collections."""
-
-    prefix: str
-    collections: tuple[str, ...]
 
 
 def is_local(url: str) -> bool:
@@ -549,10 +644,9 @@ def check(
     from .settings import decode_key_role
 
     key = decode_key_role(settings.key.get_secret_value())
-    tables = [name for s in stores for name in all_table_names(s.prefix, s.collections)]
     denied = False
     try:
-        report = fetch_report(transport, tables)
+        report = fetch_report(transport, tables_of(stores))
     except PermissionDenied:
         if key.role == "service_role":
             raise

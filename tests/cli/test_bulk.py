@@ -283,3 +283,26 @@ def test_export_then_import_into_another_store_is_identical(
     assert target.import_jsonl(dump.path or "").written == 10
     target.export_jsonl(tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+# --- failed documents ----------------------------------------------------------------------
+
+
+def test_restore_moves_fixed_documents_back_and_refuses_the_rest(
+    events: Collection, store: StoreTables, local_supabase: LocalSupabase
+) -> None:
+    failed = store.failed_table("events")
+    broken = {"id": "ev-broken", "version": "0.8.0"}  # lacks creation_utc
+    local_supabase.execute_sql(
+        f'INSERT INTO "{failed}" (id, data) VALUES '
+        f"('ev-000050', '{json.dumps(event(50))}'::jsonb), "
+        f"('ev-broken', '{json.dumps(broken)}'::jsonb), "
+        f"('ev-000003', '{json.dumps(event(3, kind='other'))}'::jsonb)"
+    )
+    assert {d.id for d in events.failed()} == {"ev-000050", "ev-broken", "ev-000003"}
+    outcome = {r.id: r for r in events.restore_failed(["ev-000050", "ev-broken", "ev-000003", "x"])}
+    assert outcome["ev-000050"].restored and events.get("ev-000050") == event(50)
+    assert not outcome["ev-broken"].restored and "creation_utc" in outcome["ev-broken"].message
+    assert "different document" in outcome["ev-000003"].message
+    assert outcome["x"].as_dict() == {"id": "x", "restored": False, "message": f"not in {failed}"}
+    assert sorted(d.id or "" for d in events.failed()) == ["ev-000003", "ev-broken"]
