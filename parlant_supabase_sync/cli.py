@@ -20,6 +20,7 @@ import click
 
 from . import cli_output
 from .cli_output import PROG, CommandFailed, Output, output_options
+from .ddl import ANON_POLICIES
 from .demo import command as demo_command
 from .naming import DEFAULT_STORES
 
@@ -65,18 +66,15 @@ class Target:
         return connect(url=self.url, key=self.key, schema=self.schema)
 
 
-_CONNECTION = ("url", "key", "schema")
-
-
-def _add_connection_options(func: F, *, schema_help: str | None = None) -> F:
+def _add_connection_options(func: F) -> F:
     options = [
         click.option("--url", metavar="URL",
                      help="project URL, e.g. https://<ref>.supabase.co (default: $SUPABASE_URL)"),
         click.option("--key", metavar="KEY",
                      help="API key (discouraged: visible in the process list; prefer "
                      "$SUPABASE_KEY)"),
-        click.option("--schema", metavar="NAME", help=schema_help
-                     or "database schema exposed by the API (default: $SUPABASE_SCHEMA or public)"),
+        click.option("--schema", metavar="NAME",
+                     help="database schema exposed by the API (default: $SUPABASE_SCHEMA or public)"),
         click.option("-v", "--verbose", is_flag=True,
                      help="log retries and other library messages on stderr"),
     ]  # fmt: skip
@@ -98,7 +96,7 @@ def connection_options(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         root = ctx.find_root().params
-        values = {name: kwargs.pop(name) for name in _CONNECTION}
+        values = {name: kwargs.pop(name) for name in ("url", "key", "schema")}
         kwargs["target"] = Target(**{n: v if v is not None else root.get(n)
                                      for n, v in values.items()})  # fmt: skip
         _verbose(ctx, kwargs.pop("verbose"))
@@ -216,7 +214,7 @@ _prefix_option = click.option(
 @click.option("--keep-seed-policies", is_flag=True,
               help="with --upgrade: keep the older adapter's allow-all policies (warns; anyone "
               "with the anon key keeps full access)")
-@click.option("--anon-policy", type=click.Choice(["none", "allow-all", "per-customer"]),
+@click.option("--anon-policy", type=click.Choice(ANON_POLICIES),
               default="none", show_default=True,
               help="row-level-security policy for the anon role")
 @click.option("--schema", metavar="NAME",
@@ -257,15 +255,12 @@ def check_command(prefixes: tuple[str, ...], target: Target, output: Output) -> 
     """Check tables, functions and the key; say what to do next."""
     with target.connect() as conn:
         report = conn.check(list(prefixes) or None)
-    if output.format in ("table", "csv"):
-        rows = report.rows()
-        if output.format == "csv":
-            output.rows(rows)
-        else:
-            cli_output.write_table(rows, sys.stdout)
-            for note in report.notes:
-                sys.stdout.write(f"note: {note}\n")
-            sys.stdout.write(f"next step: {report.next_step}\n")
+    if output.format == "table":
+        cli_output.write_table(report.rows(), sys.stdout)
+        sys.stdout.write("".join(f"note: {note}\n" for note in report.notes))
+        sys.stdout.write(f"next step: {report.next_step}\n")
+    elif output.format == "csv":
+        output.rows(report.rows())
     else:
         output.object(report.as_dict())
     if not report.ok:
