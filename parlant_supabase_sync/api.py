@@ -41,6 +41,7 @@ from .errors import ConfigurationError
 from .naming import (
     DEFAULT_STORES,
     METADATA_COLLECTION,
+    store_for_prefix,
     table_names,
     validate_collection_name,
     validate_prefix,
@@ -65,33 +66,11 @@ if TYPE_CHECKING:
     from .settings import SupabaseSettings
 
 __all__ = [
-    "CheckReport",
-    "Collection",
-    "CollectionInfo",
-    "Connection",
-    "ExportPlan",
-    "ExportResult",
-    "ExportTarget",
-    "ExportTargetError",
-    "FailedDocument",
-    "ImportConflict",
-    "ImportInvalid",
-    "ImportReport",
-    "OverviewRow",
-    "Progress",
-    "RestoreResult",
-    "SchemaReport",
-    "Store",
-    "StoreInfo",
-    "TableStatus",
-    "UnknownCollection",
-    "UnknownStore",
-    "check_shape",
-    "connect",
-    "decode_cursor",
-    "encode_cursor",
-    "plan_export",
-    "schema_sql",
+    "CheckReport", "Collection", "CollectionInfo", "Connection", "ExportPlan", "ExportResult",
+    "ExportTarget", "ExportTargetError", "FailedDocument", "ImportConflict", "ImportInvalid",
+    "ImportReport", "OverviewRow", "Progress", "RestoreResult", "SchemaReport", "Store",
+    "StoreInfo", "TableStatus", "UnknownCollection", "UnknownStore", "check_shape", "connect",
+    "decode_cursor", "encode_cursor", "plan_export", "schema_sql",
 ]
 
 SortSpec = str | Sequence[tuple[str, str | SortDirection]] | None
@@ -422,9 +401,8 @@ def _unknown_store(name: str, reason: str = "") -> UnknownStore:
 def _resolve_store(name: str) -> tuple[str | None, str, tuple[str, ...]]:
     """(key, prefix, collections) of a store key, a default prefix, `PREFIX=STORE` or a custom
     prefix (one ending in `_` or in a store's main collection); else `UnknownStore`."""
-    spec = DEFAULT_STORES.get(name)
-    if spec is not None:
-        return name, spec.prefix, spec.collections
+    if name in DEFAULT_STORES:
+        return name, DEFAULT_STORES[name].prefix, DEFAULT_STORES[name].collections
     if "=" in name:
         # `myapp_=sessions`: a custom prefix for a known store whose name does not tell it.
         prefix, _, key = name.partition("=")
@@ -436,21 +414,17 @@ def _resolve_store(name: str) -> tuple[str | None, str, tuple[str, ...]]:
         collections = DEFAULT_STORES[key].collections
         validate_prefix(prefix, collections)
         return None, prefix, collections
-    for key, spec in DEFAULT_STORES.items():
-        if spec.prefix == name:
-            return key, spec.prefix, spec.collections
     # A custom prefix names its store by its main collection (`acme_sessions_`, like the defaults).
-    layout = next(
-        (s.collections for s in DEFAULT_STORES.values() if name.rstrip("_").endswith(s.collections[0])),
-        None,
-    )
-    if layout is None and not name.endswith("_"):
+    owner = store_for_prefix(name)
+    if owner is not None and name == DEFAULT_STORES[owner].prefix:
+        return owner, name, DEFAULT_STORES[owner].collections
+    if owner is None and not name.endswith("_"):
         raise _unknown_store(name)  # a typo of a key, not a prefix (prefixes end in "_")
     try:
         validate_prefix(name)
     except ConfigurationError as exc:
         raise _unknown_store(name, str(exc)) from None
-    return None, name, layout or ()
+    return None, name, DEFAULT_STORES[owner].collections if owner else ()
 
 
 def _unknown_layout(prefix: str) -> str:

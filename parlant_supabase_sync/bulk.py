@@ -31,27 +31,10 @@ if TYPE_CHECKING:
     from .api import Collection
 
 __all__ = [
-    "REQUIRED_FIELDS",
-    "ExportPlan",
-    "ExportResult",
-    "ExportTarget",
-    "ExportTargetError",
-    "FailedDocument",
-    "ImportConflict",
-    "ImportInvalid",
-    "ImportReport",
-    "OnConflict",
-    "Progress",
-    "RestoreResult",
-    "Source",
-    "check_shape",
-    "export",
-    "export_file_name",
-    "failed_documents",
-    "import_jsonl",
-    "parse_line",
-    "plan_export",
-    "restore_failed",
+    "REQUIRED_FIELDS", "ExportPlan", "ExportResult", "ExportTarget", "ExportTargetError",
+    "FailedDocument", "ImportConflict", "ImportInvalid", "ImportReport", "OnConflict", "Progress",
+    "RestoreResult", "Source", "check_shape", "export", "export_file_name", "failed_documents",
+    "import_jsonl", "parse_line", "plan_export", "restore_failed",
 ]
 
 REQUIRED_FIELDS = ("id", "creation_utc", "version")

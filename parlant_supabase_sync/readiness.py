@@ -28,6 +28,7 @@ from .errors import (
     PermissionDenied,
     SupabaseSyncError,
     TableMissing,
+    sql_command,
 )
 from .naming import all_table_names, table_names
 from .transport import Expect
@@ -37,25 +38,9 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = [
-    "CODE_POINT_COLLATIONS",
-    "RULES",
-    "CheckReport",
-    "CollectionInfo",
-    "Facts",
-    "OverviewRow",
-    "Rule",
-    "SchemaReport",
-    "StoreInfo",
-    "StoreLayout",
-    "TableStatus",
-    "check",
-    "evaluate",
-    "fetch_report",
-    "inventory",
-    "is_local",
-    "overview",
-    "run_sql_advice",
-    "tables_of",
+    "CODE_POINT_COLLATIONS", "RULES", "CheckReport", "CollectionInfo", "Facts", "OverviewRow",
+    "Rule", "SchemaReport", "StoreInfo", "StoreLayout", "TableStatus", "check", "evaluate",
+    "fetch_report", "inventory", "is_local", "overview", "run_sql_advice", "tables_of",
 ]
 
 # Collations that order strings by code point, as Python and Parlant's Transient database do.
@@ -418,7 +403,7 @@ class Facts:
     url: str
     schema: str
     report: SchemaReport
-    prefix_options: str  # " --prefix P" per store when the stores were named, else ""
+    prefixes: tuple[str, ...]  # the stores' prefixes when they were named, else ()
     local: bool
     denied: bool  # the key's role may not even read the schema report
     missing_tables: list[str]
@@ -430,7 +415,8 @@ class Facts:
 
     @classmethod
     def gather(
-        cls, key: KeyInfo, settings: SupabaseSettings, report: SchemaReport, prefix_options: str,
+        cls, key: KeyInfo, settings: SupabaseSettings, report: SchemaReport,
+        prefixes: Sequence[str] = (),
         *, denied: bool = False,
     ) -> Facts:
         """Derive the lists the rules test from one report."""
@@ -443,7 +429,7 @@ class Facts:
             url=settings.url,
             schema=settings.db_schema,
             report=report,
-            prefix_options=prefix_options,
+            prefixes=tuple(prefixes),
             local=is_local(settings.url),
             denied=denied,
             missing_tables=[n for n, s in tables.items() if not s.exists],
@@ -454,12 +440,13 @@ class Facts:
             exposure=exposure(report, settings.db_schema),
         )
 
-    def sql(self, options: str, file: str) -> str:
-        """`run `parlant-supabase-sync sql… > FILE` and <run it where the database is>`."""
-        return (
-            f"run `parlant-supabase-sync sql{self.prefix_options}{options} > {file}` and "
-            f"{run_sql_advice(file, self.local)}"
-        )
+    def sql(self, extra: str = "", *, upgrade: bool = False, functions: bool = False) -> str:
+        """`run `<errors.sql_command + extra>` and <how to run the file where the database is>`."""
+        command = sql_command(() if functions else self.prefixes, schema=self.schema, upgrade=upgrade)
+        head, _, file = command.rpartition(" > ")
+        if functions:
+            extra, file = " --functions-only", "functions.sql"
+        return f"run `{head}{extra} > {file}` and {run_sql_advice(file, self.local)}"
 
 
 # --- the rules -----------------------------------------------------------------------------
@@ -479,16 +466,17 @@ def _exposed_advice(f: Facts) -> str:
     problems = [p for lines in f.exposure.objects.values() for p in lines]
     problems.sort(key=lambda p: not p.startswith("row-level security"))  # RLS off reaches every row
     shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-    options, file, effect = {
-        "upgrade": (" --upgrade", "upgrade.sql",
-                    "it drops the older adapter's allow-all policies, enables RLS and revokes the rest"),
-        "per-customer": (" --anon-policy per-customer", "schema.sql",
-                         "it enables RLS and revokes everything but the per-customer read"),
-        "schema": ("", "schema.sql", "it enables RLS and revokes what anon and authenticated hold"),
-    }[f.exposure.fix]
+    fix = f.exposure.fix
+    command = f.sql(" --anon-policy per-customer" if fix == "per-customer" else "",
+                    upgrade=fix == "upgrade")  # fmt: skip
+    effect = {
+        "upgrade": "it drops the older adapter's allow-all policies, enables RLS and revokes the rest",
+        "per-customer": "it enables RLS and revokes everything but the per-customer read",
+        "schema": "it enables RLS and revokes what anon and authenticated hold",
+    }[fix]
     text = (
         f"anon/authenticated can reach {', '.join(f.exposure.objects)} ({shown}). "
-        f"{_sentence(f.sql(options, file))} ({effect})"
+        f"{_sentence(command)} ({effect})"
     )
     if f.exposure.foreign_policies:
         text += "; the other policies are not the adapter's: drop them with " + " ".join(
@@ -530,28 +518,27 @@ RULES: tuple[Rule, ...] = (
          "set SUPABASE_KEY to the secret key (sb_secret_…) or the legacy service_role key"),
     Rule("no-tables", "error",
          lambda f: bool(f.missing_tables) and len(f.missing_tables) == len(f.report.tables),
-         lambda f: f"create the tables: {f.sql('', 'schema.sql')}"),
+         lambda f: f"create the tables: {f.sql()}"),
     Rule("made-by-older-sql", "error",
          lambda f: bool(f.not_upgraded) or bool(
              f.missing_functions and not f.missing_tables and not f.report.from_report_function
          ),
          lambda f: "upgrade the tables made by the older adapter's SQL: "
-         f"{f.sql(' --upgrade', 'upgrade.sql')}"),
+         f"{f.sql(upgrade=True)}"),
     Rule("functions-of-an-earlier-release", "error", lambda f: bool(f.old_functions),
          lambda f: f"the database has SQL functions of an earlier release "
-         f"({', '.join(f.old_functions)}): {f.sql(' --upgrade', 'upgrade.sql')} "
+         f"({', '.join(f.old_functions)}): {f.sql(upgrade=True)} "
          "(it replaces them and locks the tables down)"),
     Rule("missing-tables", "error", lambda f: bool(f.missing_tables),
          lambda f: f"create the missing tables ({', '.join(f.missing_tables)}): "
-         f"{f.sql('', 'schema.sql')} (it only creates what does not exist)"),
+         f"{f.sql()} (it only creates what does not exist)"),
     Rule("exposed", "error", lambda f: bool(f.exposure.objects), _exposed_advice),
     Rule("no-table-privileges", "error", lambda f: bool(f.no_access),
          lambda f: f"the key's role may not use {', '.join(f.no_access)} (no table privileges; "
          "new Supabase projects no longer grant them by default): "
-         f"{f.sql(' --upgrade', 'upgrade.sql')} (it adds the grants)"),
+         f"{f.sql(upgrade=True)} (it adds the grants)"),
     Rule("missing-functions", "error", lambda f: bool(f.missing_functions),
-         lambda f: "create the SQL functions: run `parlant-supabase-sync sql --functions-only > "
-         f"functions.sql` and {run_sql_advice('functions.sql', f.local)}"),
+         lambda f: f"create the SQL functions: {f.sql(functions=True)}"),
     Rule("not-a-server-key", "error", lambda f: f.key.role != "service_role",
          lambda f: f"the key's role is {f.key.role or 'unknown'}; use the secret key (sb_secret_…) "
          "or the legacy service_role key so the adapter can reach the tables"),
@@ -652,8 +639,8 @@ def check(
             raise
         # A browser-role key may not even call the report function; the key is the problem.
         denied, report = True, SchemaReport({}, {}, from_report_function=False)
-    options = "".join(f" --prefix {s.prefix}" for s in stores) if named else ""
-    facts = Facts.gather(key, settings, report, options, denied=denied)
+    prefixes = [s.prefix for s in stores] if named else []
+    facts = Facts.gather(key, settings, report, prefixes, denied=denied)
     notes, error = evaluate(facts)
     return CheckReport(
         url=settings.url,

@@ -46,9 +46,11 @@ def test_the_local_stack_is_told_to_use_psql_for_every_missing_table_at_once(
     assert PSQL in report.next_step and "SQL editor" not in report.next_step
 
 
-def _facts(url: str, key: str, report: readiness.SchemaReport) -> readiness.Facts:
-    settings = SupabaseSettings(url=url, key=key)
-    return readiness.Facts.gather(decode_key_role(key), settings, report, "")
+def _facts(
+    url: str, key: str, report: readiness.SchemaReport, schema: str = "public"
+) -> readiness.Facts:
+    settings = SupabaseSettings(url=url, key=key, db_schema=schema)
+    return readiness.Facts.gather(decode_key_role(key), settings, report)
 
 
 def test_a_hosted_project_is_told_to_use_the_sql_editor(local_supabase: LocalSupabase) -> None:
@@ -73,3 +75,16 @@ def test_a_legacy_jwt_key_gets_the_deprecation_note_only(local_supabase: LocalSu
         _facts(local_supabase.url, local_supabase.service_role_key, ready)
     )
     assert rule is None and len(notes) == 1 and notes[0].startswith("legacy JWT key")
+
+
+def test_a_non_public_schema_is_in_every_advised_command(local_supabase: LocalSupabase) -> None:
+    old = readiness.SchemaReport(
+        {"parlant_sessions_": readiness.TableStatus(exists=True, adapter=False)},
+        {"parlant_write": False},
+    )
+    facts = _facts(local_supabase.url, local_supabase.secret_key, old, schema="parlant")
+    rule = readiness.evaluate(facts)[1]
+    assert rule is not None and rule.name == "made-by-older-sql"
+    assert "`parlant-supabase-sync sql --schema parlant --upgrade > upgrade.sql`" in rule.advice(facts)
+    functions = next(r for r in readiness.RULES if r.name == "missing-functions")
+    assert "sql --schema parlant --functions-only > functions.sql" in functions.advice(facts)
