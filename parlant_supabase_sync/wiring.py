@@ -197,9 +197,9 @@ def _fresh_project(settings: SupabaseSettings) -> SchemaMissing:
     return SchemaMissing(
         "Parlant's stores were not started and nothing was written: schema "
         f"{settings.db_schema!r} has no parlant-supabase-sync SQL yet (the function "
-        f"{REPORT_FUNCTION} is missing: a fresh project?). {_advice(settings, upgrade=False)} "
-        "(tables made by the older adapter's SQL need "
-        f"`{sql_command(schema=settings.db_schema, upgrade=True)}` instead).",
+        f"{REPORT_FUNCTION} is missing: a fresh project?). {_advice(settings, upgrade=False)}; "
+        "tables made by the older adapter's SQL need "
+        f"`{sql_command(schema=settings.db_schema, upgrade=True)}` instead.",
         functions=[REPORT_FUNCTION],
         schema=settings.db_schema,
     )
