@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from cli_helpers import SCRIPT, Result, run_script
 
 from parlant_supabase_sync.local.cli_up import env_lines
 
 _OURS = ("SUPABASE_", "PARLANT_SUPABASE_", "DATABASE_URL")
+_JWT = r"[\w-]+\.[\w-]+\.[\w-]+"
+_SECRET = r"sb_secret_[\w-]{22}_[0-9a-f]{8}"
+UP_LINES = re.compile(
+    r"SUPABASE_URL=http://127\.0\.0\.1:\d+\n"
+    rf"SUPABASE_KEY=(?P<key>{_SECRET})\n"
+    r"SUPABASE_SECRET_KEY=(?P=key)\n"
+    r"SUPABASE_PUBLISHABLE_KEY=sb_publishable_[\w-]{22}_[0-9a-f]{8}\n"
+    rf"SUPABASE_SERVICE_ROLE_KEY={_JWT}\n"
+    rf"SUPABASE_ANON_KEY={_JWT}\n"
+    r"SUPABASE_SCHEMA=public\n"
+    r"DATABASE_URL=postgresql://postgres:[\w-]{32}@127\.0\.0\.1:\d+/postgres\n"
+)
 
 
 def clean_env() -> dict[str, str]:
@@ -120,7 +135,7 @@ def test_env_file_is_sourced_by_bash_and_check_passes_with_no_note_then_ctrl_c_s
         "SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_SECRET_KEY", "SUPABASE_PUBLISHABLE_KEY",
         "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "SUPABASE_SCHEMA", "DATABASE_URL",
     ]  # fmt: skip
-    assert up.env["SUPABASE_KEY"].startswith("sb_secret_")
+    assert UP_LINES.fullmatch(up.output), up.output
 
     check = sourced(env_file, str(SCRIPT), "check")
     assert check.code == 0, check.err
@@ -141,12 +156,56 @@ def test_env_file_is_sourced_by_bash_and_check_passes_with_no_note_then_ctrl_c_s
         httpx.get(f"{up.env['SUPABASE_URL']}/rest/v1/", timeout=5)
 
 
-def test_no_schema_creates_no_tables_and_sigterm_exits_0(local_up: type[LocalUp]) -> None:
-    up = local_up("--no-schema", "--max-rows", "5")
+def test_no_schema_creates_no_tables_limits_pass_through_and_sigterm_cleans_up(
+    local_up: type[LocalUp],
+) -> None:
+    up = local_up("--no-schema", "--max-rows", "5", "--max-request-line", "200",
+                  "--schemas", "public,extra_up", "--no-ddl-watch")  # fmt: skip
     ls = run_script(["ls", "--no-counts"], {**clean_env(), **up.env})
     assert ls.code == 0 and not any(row["exists"] for row in ls.json())
+    url, key = up.env["SUPABASE_URL"], up.env["SUPABASE_KEY"]
+    with psycopg.connect(up.env["DATABASE_URL"], autocommit=True) as conn:
+        triggers = conn.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'pgrst%'")
+        assert triggers.fetchone() == (0,)  # --no-ddl-watch
+        conn.execute("CREATE TABLE up_rows AS SELECT generate_series(1, 8) AS n;"
+                     "NOTIFY pgrst, 'reload schema'")  # fmt: skip
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+
+    def fetch() -> httpx.Response:
+        return httpx.get(f"{url}/rest/v1/up_rows", params={"order": "n"}, headers=headers,
+                         timeout=20)  # fmt: skip
+
+    assert wait_until(lambda: fetch().status_code == 200)
+    assert [row["n"] for row in fetch().json()] == [1, 2, 3, 4, 5]  # --max-rows 5
+    long = httpx.get(f"{url}/rest/v1/x", params={"q": "a" * 300}, headers=headers, timeout=20)
+    assert long.status_code == 414
+    profile = httpx.get(f"{url}/rest/v1/x", headers={**headers, "Accept-Profile": "nope"},
+                        timeout=20)  # fmt: skip
+    assert profile.json()["hint"] == "Only the following schemas are exposed: public, extra_up"
+
     code, err = up.stop(signal.SIGTERM)
     assert code == 0, err
+    data_dir = re.search(r"\(data dir (\S+)\)", err)
+    assert data_dir is not None, err
+    assert wait_until(lambda: not os.path.exists(data_dir.group(1)))  # a temporary cluster
+
+
+def test_the_first_of_several_schemas_gets_the_tables(local_up: type[LocalUp]) -> None:
+    up = local_up("--schemas", "parlant,public")
+    assert up.env["SUPABASE_SCHEMA"] == "parlant"
+    check = run_script(["check"], {**clean_env(), **up.env})
+    assert check.code == 0, check.err
+    assert check.json()["schema"] == "parlant" and check.json()["ok"] is True
+    assert up.stop(signal.SIGINT)[0] == 130
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
 
 
 @pytest.fixture
