@@ -38,6 +38,7 @@ from .bulk import (
     plan_export,
 )
 from .errors import ConfigurationError
+from .filters import compile_where
 from .naming import (
     DEFAULT_STORES,
     METADATA_COLLECTION,
@@ -171,7 +172,8 @@ class Collection:
             # and inspecting must neither cost a full scan nor migrate anything. A missing
             # table shows up as TableMissing on the first request instead.
             database = self.store.database
-            self._core = SyncDocumentCollection(database, self.name, dict, database.table_for(self.name))
+            tables = database.table_for(self.name)
+            self._core = SyncDocumentCollection(database, self.name, dict, tables)
         return self._core
 
     # reads
@@ -192,7 +194,9 @@ class Collection:
         natural, direction = _natural_order(keys)
         parsed = _cursor(cursor)
         if natural:
-            return self.core.find(_where(where), limit=limit, cursor=parsed, sort_direction=direction)
+            return self.core.find(
+                _where(where), limit=limit, cursor=parsed, sort_direction=direction
+            )
         if parsed is not None:
             raise ConfigurationError(
                 "a cursor pages through the default (creation_utc, id) order only; drop the "
@@ -222,8 +226,6 @@ class Collection:
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every matching document, fetched page by page (constant memory)."""
-        from .filters import compile_where
-
         keys = _sort(sort)
         natural, direction = _natural_order(keys)
         filters = _where(where)

@@ -293,7 +293,7 @@ def import_jsonl(
     would be written, without a single write request.
     """
     if on_conflict not in ("fail", "ignore", "replace"):
-        raise ConfigurationError(f"on_conflict must be fail, ignore or replace, not {on_conflict!r}")
+        raise ConfigurationError(f"on_conflict is fail, ignore or replace, not {on_conflict!r}")
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be at least 1, not {batch_size}")
     run = _Import(collection, _Input(source), batch_size, dry_run, on_conflict)
@@ -347,7 +347,8 @@ class _Import:
                 self.report.duplicates += 1
                 continue
             bad += 1
-            why = f"id {document['id']!r} is also on line {previous[1]} with other content; keep one"
+            why = f"id {document['id']!r} is also on line {previous[1]}, with other content"
+            why += "; keep one of them"
             problems += [(number, why)][: _KEPT_PROBLEMS - len(problems)]
         if bad:
             raise ImportInvalid(problems, bad)

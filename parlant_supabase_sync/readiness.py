@@ -121,7 +121,7 @@ class SchemaReport:
         if isinstance(report.get("functions"), dict):
             functions.update({str(k): bool(v) for k, v in report["functions"].items()})
         if report.get("receipts") is False:
-            functions[RECEIPTS_TABLE] = False  # parlant_write's receipts come with the functions' SQL
+            functions[RECEIPTS_TABLE] = False  # the receipts come with the functions' SQL
         receipts, grants, legacy = (
             report.get("receipts_table"),
             report.get("function_grants"),
@@ -266,7 +266,9 @@ def inventory(transport: Transport, stores: Sequence[StoreLayout]) -> list[Store
             failed = report.tables.get(pair.failed) if pair.failed else None
             exists = failed.exists if failed else None
             infos.append(
-                CollectionInfo(name, pair.main, pair.failed, main.exists, exists, main.adapter, main.rls)
+                CollectionInfo(
+                    name, pair.main, pair.failed, main.exists, exists, main.adapter, main.rls
+                )
             )
         result.append(StoreInfo(store.key, store.prefix, infos))
     return result
@@ -442,7 +444,8 @@ class Facts:
 
     def sql(self, extra: str = "", *, upgrade: bool = False, functions: bool = False) -> str:
         """`run `<errors.sql_command + extra>` and <how to run the file where the database is>`."""
-        command = sql_command(() if functions else self.prefixes, schema=self.schema, upgrade=upgrade)
+        prefixes = () if functions else self.prefixes
+        command = sql_command(prefixes, schema=self.schema, upgrade=upgrade)
         head, _, file = command.rpartition(" > ")
         if functions:
             extra, file = " --functions-only", "functions.sql"
@@ -465,7 +468,8 @@ class Rule:
 def _exposed_advice(f: Facts) -> str:
     problems = [p for lines in f.exposure.objects.values() for p in lines]
     problems.sort(key=lambda p: not p.startswith("row-level security"))  # RLS off reaches every row
-    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    shown = "; ".join(problems[:3]) + more
     fix = f.exposure.fix
     command = f.sql(" --anon-policy per-customer" if fix == "per-customer" else "",
                     upgrade=fix == "upgrade")  # fmt: skip
