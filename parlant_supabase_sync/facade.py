@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Sequence
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -23,7 +22,13 @@ import anyio.from_thread
 import anyio.to_thread
 import httpx
 from parlant.core.loggers import Logger
-from parlant.core.persistence.common import Cursor, SortDirection, Where
+from parlant.core.persistence.common import (
+    Cursor,
+    MigrationRequired,
+    ServerOutdated,
+    SortDirection,
+    Where,
+)
 from parlant.core.persistence.document_database import (
     BaseDocument,
     CollectionIndex,
@@ -40,7 +45,8 @@ from typing_extensions import Self, override
 
 from parlant_supabase_sync.cache import MetadataCache
 from parlant_supabase_sync.core import SyncDocumentCollection, SyncDocumentDatabase
-from parlant_supabase_sync.naming import METADATA_COLLECTION, foreign_store_error
+from parlant_supabase_sync.errors import ConfigurationError
+from parlant_supabase_sync.naming import foreign_store_error
 from parlant_supabase_sync.settings import SupabaseSettings
 
 __all__ = ["SupabaseDocumentCollection", "SupabaseDocumentDatabase"]
@@ -142,6 +148,9 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         # Shielded: a cancelled owner must still release its connections.
         with anyio.CancelScope(shield=True):
             await self._run(self._core.close)
+        foreign = _foreign_store(self._core.table_prefix, exc_value)
+        if foreign is not None:
+            raise foreign from exc_value
 
     @override
     async def create_collection(
@@ -174,8 +183,6 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         schema: type[TDocument],
         document_loader: Callable[[BaseDocument], Awaitable[TDocument | None]],
     ) -> SupabaseDocumentCollection[TDocument]:
-        if name == METADATA_COLLECTION:
-            _refuse_foreign_store(self._core.table_prefix, sys._getframe(1))
         return SupabaseDocumentCollection(
             self,
             await self._run(
@@ -191,14 +198,22 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         await self._run(self._core.delete_collection, name)
 
 
-def _refuse_foreign_store(prefix: str, caller: FrameType) -> None:
-    # Parlant's stores open `metadata` first, from DocumentStoreMigrationHelper, whose
-    # `_store_name` names the store: one on another store's prefix would read that store's
-    # version and fail with a bare ServerOutdated (or MigrationRequired).
-    store = getattr(caller.f_locals.get("self"), "_store_name", None)
-    error = foreign_store_error(prefix, store) if isinstance(store, str) else None
-    if error is not None:
-        raise error
+def _foreign_store(prefix: str, error: BaseException | None) -> ConfigurationError | None:
+    """The clear error behind Parlant's bare ServerOutdated/MigrationRequired when a store was
+    opened on another store's prefix (it read that store's version from `metadata`).
+
+    The store is named by `_store_name` of Parlant's DocumentStoreMigrationHelper, whose frame
+    is on the exception's traceback; None when it is not there or the prefix fits the store.
+    """
+    if not isinstance(error, (ServerOutdated, MigrationRequired)):
+        return None
+    trace = error.__traceback__
+    while trace is not None:
+        store = getattr(trace.tb_frame.f_locals.get("self"), "_store_name", None)
+        if isinstance(store, str):
+            return foreign_store_error(prefix, store)
+        trace = trace.tb_next
+    return None
 
 
 def _in_loop(

@@ -136,12 +136,14 @@ async def test_two_stores_in_one_namespace_are_refused(
 ) -> None:
     # The sessions prefix names its store, so the customer store is told the prefix to use
     # instead of reading the session store's version (Parlant's bare ServerOutdated).
-    async with SupabaseDocumentDatabase(_logger(), "parlant_sessions_", settings) as db:
-        async with SessionDocumentStore(db):
+    def database() -> SupabaseDocumentDatabase:
+        return SupabaseDocumentDatabase(_logger(), "parlant_sessions_", settings)
+
+    async with database() as db, SessionDocumentStore(db):
+        pass
+    with pytest.raises(ConfigurationError, match="table_prefix='parlant_customers_'"):
+        async with database() as db, CustomerDocumentStore(IdGenerator(), db):
             pass
-        with pytest.raises(ConfigurationError, match="table_prefix='parlant_customers_'"):
-            async with CustomerDocumentStore(IdGenerator(), db):
-                pass
 
 
 async def test_more_than_a_thousand_events_are_listed_in_full(

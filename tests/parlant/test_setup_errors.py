@@ -7,14 +7,15 @@ Parlant's three stores and the functions applied), then removes what the test ne
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from parlant.core.common import IdGenerator
 from parlant.core.customers import CustomerDocumentStore
+from parlant.core.persistence.common import MigrationRequired, ServerOutdated
 from parlant.core.sessions import SessionDocumentStore
 
-from parlant_supabase_sync.errors import SchemaMissing
+from parlant_supabase_sync.errors import ConfigurationError, SchemaMissing
 from parlant_supabase_sync.facade import SupabaseDocumentDatabase
 from parlant_supabase_sync.naming import DEFAULT_STORES, all_table_names
 from parlant_supabase_sync.settings import SupabaseSettings
@@ -164,15 +165,52 @@ def test_a_forgotten_table_prefix_is_a_type_error() -> None:
 async def test_a_store_on_another_stores_prefix_is_told_the_prefix_to_use(
     supabase_db: SupabaseTestDatabase,
 ) -> None:
-    async with SupabaseDocumentDatabase(
-        logging.getLogger("t"), "parlant_sessions_", supabase_db.settings
-    ) as db:
-        async with SessionDocumentStore(db):
+    def database() -> SupabaseDocumentDatabase:
+        return SupabaseDocumentDatabase(
+            logging.getLogger("t"), "parlant_sessions_", supabase_db.settings
+        )
+
+    async with database() as db, SessionDocumentStore(db):
+        pass
+    before = rows_in_schema(supabase_db)
+    # Leaving the database's block turns Parlant's bare ServerOutdated into the clear error.
+    with pytest.raises(ConfigurationError, match="table_prefix='parlant_customers_'") as caught:
+        async with database() as db, CustomerDocumentStore(IdGenerator(), db):
             pass
-        before = rows_in_schema(supabase_db)
-        with pytest.raises(ValueError, match="table_prefix='parlant_customers_'") as caught:
-            async with CustomerDocumentStore(IdGenerator(), db):
-                pass
-    message: Any = str(caught.value)
+    message = str(caught.value)
     assert "CustomerDocumentStore" in message and "'parlant_sessions_'" in message
+    assert isinstance(caught.value.__cause__, ServerOutdated)
     assert rows_in_schema(supabase_db) == before
+
+
+async def test_the_session_store_on_the_customer_prefix_is_told_too(
+    supabase_db: SupabaseTestDatabase,
+) -> None:
+    def database() -> SupabaseDocumentDatabase:
+        return SupabaseDocumentDatabase(
+            logging.getLogger("t"), "parlant_customers_", supabase_db.settings
+        )
+
+    async with database() as db, CustomerDocumentStore(IdGenerator(), db):
+        pass
+    with pytest.raises(ConfigurationError, match="table_prefix='parlant_sessions_'") as caught:
+        async with database() as db, SessionDocumentStore(db):
+            pass
+    assert isinstance(caught.value.__cause__, MigrationRequired)
+
+
+async def test_a_genuine_version_problem_stays_parlants(
+    supabase_db: SupabaseTestDatabase,
+) -> None:
+    supabase_db.execute_sql(
+        "INSERT INTO parlant_sessions_metadata (id, version, creation_utc, data) VALUES "
+        """('m', '99.0.0', '2026-01-01', '{"id": "m", "version": "99.0.0", "creation_utc": "2026-01-01"}')"""
+    )
+    with pytest.raises(ServerOutdated):
+        async with (
+            SupabaseDocumentDatabase(
+                logging.getLogger("t"), "parlant_sessions_", supabase_db.settings
+            ) as db,
+            SessionDocumentStore(db),
+        ):
+            pass
