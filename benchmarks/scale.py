@@ -134,17 +134,22 @@ class Layout:
         return probe_id("s", number)
 
 
-def _insert(table: str, columns: Sequence[str], document: str, size: int) -> str:
+# Each table's mirrored columns (besides id, version, creation_utc) and document expression.
+_Rows = tuple[tuple[str, ...], str]
+
+
+def _insert(table: str, shape: _Rows, rows: range) -> str:
     # The mirrored columns hold the document's values, as parlant_write sets them.
-    names = ["id", "version", "creation_utc", *columns]
+    names = ["id", "version", "creation_utc", *shape[0]]
     values = ", ".join(f"d ->> '{name}'" for name in names)
     return (
         f'INSERT INTO "{table}" ({", ".join(names)}, data) SELECT {values}, d FROM '
-        f"(SELECT {document} AS d FROM generate_series(0, {size - 1}) AS i) AS rows;"
+        f"(SELECT {shape[1]} AS d FROM generate_series({rows.start}, {rows.stop - 1}) AS i) "
+        "AS rows;"
     )
 
 
-def _sessions_sql(table: str, size: int) -> str:
+def _sessions(size: int) -> _Rows:
     customers = max(size // SESSIONS_PER_CUSTOMER, 1)
     document = (
         f"jsonb_build_object('id', {_id('s', 'i')}, 'version', '{SESSIONS_VERSION}', "
@@ -153,10 +158,10 @@ def _sessions_sql(table: str, size: int) -> str:
         "'consumption_offsets', jsonb_build_object('client', 0), 'agent_states', '[]'::jsonb, "
         "'metadata', '{}'::jsonb, 'labels', '[]'::jsonb)"
     )
-    return _insert(table, ("customer_id", "agent_id"), document, size)
+    return ("customer_id", "agent_id"), document
 
 
-def _events_sql(table: str, size: int, sessions: int) -> str:
+def _events(sessions: int) -> _Rows:
     # Events of one session are spread over the table (sessions interleave in time); within
     # a session offsets follow creation order: customer message, status, tool, agent message,
     # status; one in 25 is deleted.
@@ -185,10 +190,10 @@ def _events_sql(table: str, size: int, sessions: int) -> str:
         f"WHEN 2 THEN {tool} ELSE {message} END, "
         f"'metadata', NULL, 'deleted', {offset} % 25 = 24)"
     )
-    return _insert(table, ("session_id",), document, size)
+    return ("session_id",), document
 
 
-def _tags_sql(table: str, size: int, owner: str, version: str, column: bool) -> str:
+def _tags(size: int, owner: str, version: str, column: bool) -> _Rows:
     owners = max(size // TAGS_PER_OWNER, 1)
     tags = max(size // OWNERS_PER_TAG, 1)
     document = (
@@ -196,25 +201,25 @@ def _tags_sql(table: str, size: int, owner: str, version: str, column: bool) -> 
         f"'creation_utc', {_UTC.format(i='i')}, '{owner}_id', '{owner}' || (i % {owners}), "
         f"'tag_id', 'tag' || (i % {tags}))"
     )
-    return _insert(table, (f"{owner}_id",) if column else (), document, size)
+    return (f"{owner}_id",) if column else (), document
 
 
-def load_sql(layout: Layout, tables: Sequence[str] | None = None) -> str:
-    """SQL filling the layout's tables (all, or the named collections), then ANALYZE."""
+def load_sql(
+    layout: Layout, tables: Sequence[str] | None = None, rows: range | None = None
+) -> str:
+    """SQL filling the layout's tables (all, or the named collections) with its documents (all,
+    or the `rows` numbers of them); ANALYZE after a full load."""
     wanted = list(layout.tables) if tables is None else list(tables)
     size = layout.size
-    statements = {
-        "sessions": _sessions_sql(layout.tables["sessions"], size),
-        "events": _events_sql(layout.tables["events"], size, layout.sessions),
-        "customer_tag_associations": _tags_sql(
-            layout.tables["customer_tag_associations"], size, "customer", CUSTOMERS_VERSION, True
-        ),
-        "variable_tag_associations": _tags_sql(
-            layout.tables["variable_tag_associations"], size, "variable", VARIABLES_VERSION, False
-        ),
+    shapes = {
+        "sessions": _sessions(size),
+        "events": _events(layout.sessions),
+        "customer_tag_associations": _tags(size, "customer", CUSTOMERS_VERSION, True),
+        "variable_tag_associations": _tags(size, "variable", VARIABLES_VERSION, False),
     }
-    parts = [statements[name] for name in wanted]
-    parts += [f'ANALYZE "{layout.tables[name]}";' for name in wanted]
+    parts = [_insert(layout.tables[name], shapes[name], rows or range(size)) for name in wanted]
+    if rows is None:
+        parts += [f'ANALYZE "{layout.tables[name]}";' for name in wanted]
     return "\n".join(parts)
 
 
@@ -365,13 +370,6 @@ def _load(stand_in: StandIn, layout: Layout, tables: Sequence[str] | None = None
     return time.perf_counter() - start
 
 
-def _query(stand_in: StandIn, query: str) -> list[tuple[Any, ...]]:
-    import psycopg
-
-    with psycopg.connect(stand_in.env["DATABASE_URL"], autocommit=True) as conn:
-        return conn.execute(query.encode()).fetchall()
-
-
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
@@ -426,64 +424,135 @@ def run_calls(opened: Sequence[Opened], rounds: int, batch: int) -> None:
 # --- the GIN index on data -----------------------------------------------------------------------
 
 
-def run_gin(stand_in: StandIn, size: int, rounds: int, batch: int) -> None:
-    """insert_one into two equal events tables of `size` events, one with the GIN index."""
-    variants = {"with GIN": Layout(size, "gin"), "without": Layout(size, "nogin")}
-    opened = {name: open_layout(stand_in, layout) for name, layout in variants.items()}
-    loads: dict[str, float] = {}
-    for name, layout in variants.items():
-        table = layout.tables["events"]
-        index = f"{table}_data_gin"
-        stand_in.execute_sql(
-            f'DROP INDEX IF EXISTS "idx_{table}_data_gin"; DROP INDEX IF EXISTS "{index}";'
-            + (f' CREATE INDEX "{index}" ON "{table}" USING gin (data);' if name == "with GIN" else "")
-        )
-        loads[name] = _load(stand_in, layout, ["events"])
-    samples: dict[str, list[Sample]] = {}
+class _Server:
+    """A superuser connection to the stand-in's PostgreSQL: timed statements and WAL bytes."""
 
-    def one_round(name: str, number: int) -> None:
+    def __init__(self, stand_in: StandIn) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(stand_in.env["DATABASE_URL"], autocommit=True)
+
+    def lsn(self) -> str:
+        row = self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def wal_since(self, lsn: str) -> int:
+        row = self.conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (lsn,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def timed(self, statement: str) -> tuple[float, int]:
+        """(seconds, WAL bytes) of one statement."""
+        lsn = self.lsn()
+        start = time.perf_counter()
+        self.conn.execute(statement.encode())
+        return time.perf_counter() - start, self.wal_since(lsn)
+
+
+@dataclass
+class _GinSamples:
+    load: list[float]  # seconds per document, per chunk
+    load_wal: list[float]  # WAL bytes per document, per chunk
+    insert: list[Sample]  # insert_one through the core, per round
+    insert_wal: list[float]  # WAL bytes per insert_one, per round
+
+
+def _gin_tables(stand_in: StandIn, size: int) -> dict[str, Opened]:
+    opened = {}
+    for name, layout in {"with GIN": Layout(size, "gin"), "without": Layout(size, "nogin")}.items():
+        opened[name] = open_layout(stand_in, layout)
+        table = layout.tables["events"]
+        stand_in.execute_sql(
+            f'DROP INDEX IF EXISTS "idx_{table}_data_gin"; DROP INDEX IF EXISTS "{table}_gin";'
+            + (f' CREATE INDEX "{table}_gin" ON "{table}" USING gin (data);' if name == "with GIN" else "")
+        )
+    return opened
+
+
+def run_gin(stand_in: StandIn, size: int, rounds: int, batch: int) -> None:
+    """Events into two equal tables, one with the older SQL's GIN index on data: the SQL load in
+    10 chunks, then insert_one through the core; both interleaved."""
+    opened = _gin_tables(stand_in, size)
+    server = _Server(stand_in)
+    found = {name: _GinSamples([], [], [], []) for name in opened}
+    chunk = max(size // 10, 1)
+
+    def load_round(name: str, number: int) -> None:
+        rows = range(number * chunk, min(size, (number + 1) * chunk))
+        seconds, wal = server.timed(load_sql(opened[name].layout, ["events"], rows))
+        found[name].load.append(seconds / len(rows))
+        found[name].load_wal.append(wal / len(rows))
+
+    def insert_round(name: str, number: int) -> None:
         events = opened[name].collections["events"]
-        session_id = variants[name].session_id(1)
-        first = EVENTS_PER_SESSION + number * batch
+        session_id = opened[name].layout.session_id(1)
+        first = EVENTS_PER_SESSION + (number + 1) * batch
 
         def run() -> int:
             for offset in range(first, first + batch):
                 events.insert_one(_event(session_id, offset))
             return batch
 
-        samples.setdefault(name, []).append(measure(run))
+        lsn = server.lsn()
+        found[name].insert.append(measure(run))
+        found[name].insert_wal.append(server.wal_since(lsn) / batch)
 
-    for name in variants:
-        one_round(name, -1)
-    samples.clear()
-    interleave(list(variants), rounds, one_round)
-    wall = {name: statistics.median(s.wall for s in samples[name]) for name in variants}
+    interleave(list(opened), (size + chunk - 1) // chunk, load_round)
+    for name, o in opened.items():  # statistics, then a warm-up batch
+        server.conn.execute(f'ANALYZE "{o.layout.tables["events"]}"'.encode())
+        insert_round(name, -1)
+    for samples in found.values():
+        samples.insert.clear()
+        samples.insert_wal.clear()
+    interleave(list(opened), rounds, insert_round)
+    _gin_table(server, opened, found, size, rounds, batch)
+    server.conn.close()
+    for o in opened.values():
+        o.close()
+
+
+def _gin_table(
+    server: _Server,
+    opened: Mapping[str, Opened],
+    found: Mapping[str, _GinSamples],
+    size: int,
+    rounds: int,
+    batch: int,
+) -> None:
+    med = statistics.median
+    base = found["without"]
     rows = []
-    for name, layout in variants.items():
-        table, index = layout.tables["events"], f"{layout.tables['events']}_data_gin"
-        [(heap, gin)] = _query(
-            stand_in,
+    for name, o in opened.items():
+        table = o.layout.tables["events"]
+        row = server.conn.execute(
             f"SELECT pg_relation_size('\"{table}\"'), "
-            f"COALESCE(pg_relation_size(to_regclass('\"{index}\"')), 0)",
-        )
+            f"COALESCE(pg_relation_size(to_regclass('\"{table}_gin\"')), 0)".encode()
+        ).fetchone()
+        assert row is not None
+        mine = found[name]
+        insert_wall = med(s.wall for s in mine.insert)
         rows.append(
             [
                 name,
-                _ms(wall[name]),
-                ratio(wall[name], wall["without"]),
-                f"{loads[name]:.1f}",
-                ratio(loads[name], loads["without"]),
-                f"{gin / heap:.0%}",
+                _us(med(mine.load)),
+                ratio(med(mine.load), med(base.load)),
+                f"{med(mine.load_wal):,.0f}",
+                _ms(insert_wall),
+                ratio(insert_wall, med(s.wall for s in base.insert)),
+                f"{med(mine.insert_wal):,.0f}",
+                f"{row[1] / row[0]:.0%}",
             ]
         )
     print_table(
-        f"insert_one into {size:,} events (median of {rounds} interleaved rounds of {batch}); "
-        f"SQL load of the {size:,} events; GIN size ÷ table size",
-        ["events table", "insert_one ms", "÷ without", "load s", "÷ without", "GIN size"],
+        f"Events into a {size:,}-event table: SQL load (10 interleaved chunks, per document) and "
+        f"insert_one through the core (median of {rounds} interleaved rounds of {batch})",
+        ["events table", "load µs", "÷", "load WAL B", "insert_one ms", "÷", "insert WAL B",
+         "GIN ÷ table size"],
         rows,
     )
-    for o in opened.values():
-        o.close()
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
