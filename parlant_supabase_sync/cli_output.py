@@ -39,11 +39,15 @@ __all__ = [
     "Group",
     "Output",
     "Progress",
+    "State",
     "configure_logging",
     "describe",
     "dumps",
+    "one_line",
     "output_options",
     "run",
+    "say",
+    "state",
     "write_table",
 ]
 
@@ -486,10 +490,7 @@ class Command(click.Command):
 
 def state(ctx: click.Context) -> State:
     """The run's shared state (created when the command runs outside `run`, e.g. in tests)."""
-    found = ctx.find_object(State)
-    if found is None:
-        found = ctx.ensure_object(State)
-    return found
+    return ctx.ensure_object(State)
 
 
 def configure_logging(verbose: bool, prog: str = PROG) -> None:
