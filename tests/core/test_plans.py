@@ -8,10 +8,10 @@ really ran, planned with its values bound, as PostgreSQL plans psycopg's stateme
 
 Tables hold `SIZE` Parlant-shaped documents each (benchmarks/scale.py's loader, then ANALYZE);
 the touched entities are small (a session of 50 events, a customer with 5 sessions and 2 tags,
-a tag with 10 owners). With selectivities of 1/400 and below the planner's choice of an index
+a tag with 10 owners). With selectivities of 1/200 and below the planner's choice of an index
 over a sequential scan does not hinge on statistics noise, so `enable_seqscan` stays on: a
 Seq Scan on a document table is a missing or unusable index. The GIN index the older adapter's
-SQL created on `data` is added to the events and tag tables here, to show that no plan uses it.
+SQL created on `data` is added to every table here, to show that no plan uses it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from parlant_supabase_sync.ddl import generate_schema
 from parlant_supabase_sync.local import LocalSupabase
 from parlant_supabase_sync.settings import SupabaseSettings
 
-SIZE = 20_000
+SIZE = 10_000
 INDEX_SCANS = ("Index Scan ", "Index Only Scan ", "Bitmap Heap Scan ")
 GIN_INDEX = "pss_plans_data_gin"
 GIN_TABLES = ("sessions", "events", "customer_tag_associations", "variable_tag_associations")
@@ -276,13 +276,19 @@ def test_the_session_of_the_plans_has_its_events(stores: Stores) -> None:
     assert found.total_count == EVENTS_PER_SESSION
 
 
-def test_the_gin_index_is_there_and_serves_containment_only(stand_in: LocalSupabase, stores: Stores) -> None:
+def test_the_gin_index_is_there_and_serves_containment_only(
+    stand_in: LocalSupabase, stores: Stores
+) -> None:
     # The index the plans above never use is valid: `@>` (which no Parlant filter compiles to)
-    # goes through it.
+    # can go through it. Sequential scans are off for this one statement because the question
+    # is whether the index can serve it, not whether the planner prefers it on 10,000 rows.
     table = stores.layout.tables["events"]
-    [(plan,)] = stand_in.query(
-        f"EXPLAIN (FORMAT JSON) SELECT id FROM \"{table}\" WHERE data @> '{{\"trace_id\": \"trace7\"}}'"
-    )
-    plan = plan if not isinstance(plan, str) else json.loads(plan)
+    with psycopg.connect(stand_in.database_url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        row = conn.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT id FROM \"{table}\" "
+            "WHERE data @> '{\"trace_id\": \"trace7\"}'"
+        ).fetchone()
+    assert row is not None
+    plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
     assert GIN_INDEX in describe(plan[0]["Plan"])
-
