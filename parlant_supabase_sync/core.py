@@ -21,7 +21,8 @@ strings, as every Parlant document does.
 Every write goes through the generated ``parlant_write`` function with a request id made here,
 so a write repeated after a lost answer returns the outcome of its first attempt (exactly once:
 see :mod:`parlant_supabase_sync.ddl_functions`). All requests go through
-:class:`~parlant_supabase_sync.transport.Transport`.
+:class:`~parlant_supabase_sync.transport.Transport`; the reads and their paging live in
+:mod:`parlant_supabase_sync.paging`, the loader run in :mod:`parlant_supabase_sync.loader`.
 
 The REST API cannot create or drop tables: they come from the generated SQL
 (``parlant-supabase-sync sql``). A missing table or function raises :class:`SchemaMissing`
@@ -34,13 +35,11 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, cast
 
 import httpx
-from postgrest.types import CountMethod
 from typing_extensions import Self, get_type_hints
 
 from . import filters as _filters
@@ -55,16 +54,12 @@ from ._types import (
     UpdateResult,
 )
 from .cache import MetadataCache, MetadataWrite
-from .ddl_functions import FIND_FUNCTION, RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
-from .errors import (
-    FunctionMissing,
-    InvalidResponse,
-    RequestTooLarge,
-    SchemaMissing,
-    TableMissing,
-)
+from .ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
+from .errors import FunctionMissing, SchemaMissing, TableMissing
 from .filters import Condition, Order
+from .loader import WRITE_CHUNK, Loader, run_loader_once
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
+from .paging import EXACT, TableReader, apply_filters, apply_order, find_in
 from .rows import row_to_document, validate_document
 from .settings import SupabaseSettings
 from .transport import Expect, OperationStats, RequestStats, Transport
@@ -85,13 +80,6 @@ __all__ = [
 ]
 
 Document = dict[str, Any]
-Loader = Callable[[Document], "Document | None"]
-
-_ROW_COLUMNS = "id,creation_utc,data"
-# Typed Any: postgrest's StrEnums are unknown to mypy when it checks for Python 3.10.
-_EXACT: Any = CountMethod.exact
-# Ids per bulk write (they travel in the POST body, not the URL).
-_WRITE_CHUNK = 1000
 
 
 class CollectionMissing(TableMissing, ValueError):
@@ -119,15 +107,6 @@ def ensure_is_total(document: Mapping[str, Any], schema: type[Any]) -> None:
         )
 
 
-def _sort_value(term: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
-    """``document``'s value for one ``parlant_find`` order term (``{"null": true}``: SQL NULL)."""
-    path = term["p"]
-    if "col" in path:
-        value = document.get(path["col"])
-        return {"v": value} if isinstance(value, str) else {"null": True}
-    return {"v": document[path["key"]]} if path["key"] in document else {"null": True}
-
-
 def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
     try:
         ensure_is_total(document, schema)
@@ -140,71 +119,8 @@ def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
 
 # Tables known to exist, per (database, table): a collection open checks at most once per
 # process. Missing tables are not remembered, so running the SQL later fixes the next open.
-_EXISTING_TABLES: set[tuple[str, str]] = set()
-_LOADED: set[tuple[str, str]] = set()
-_LOAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_EXISTING_TABLES: set[tuple[Hashable, str]] = set()
 _STATE_LOCK = threading.Lock()
-
-
-def _load_lock(key: tuple[str, str]) -> threading.Lock:
-    with _STATE_LOCK:
-        return _LOAD_LOCKS.setdefault(key, threading.Lock())
-
-
-def _now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-def _find_in(
-    documents: list[Document],
-    limit: int | None,
-    cursor: Cursor | None,
-    direction: SortDirection | None,
-) -> FindResult[Any]:
-    """Transient's find over a snapshot already in ``(creation_utc, id)`` ASC order."""
-    descending = direction == SortDirection.DESC
-    if descending:
-        documents = documents[::-1]
-    if cursor is not None:
-        key = (str(cursor.creation_utc), str(cursor.id))
-
-        def after(doc: Document) -> bool:
-            own = (str(doc.get("creation_utc", "")), str(doc.get("id", "")))
-            return own < key if descending else own > key
-
-        documents = [doc for doc in documents if after(doc)]
-    total = len(documents)
-    if limit is not None and total > limit:
-        items = documents[:limit]
-        next_cursor = (
-            Cursor(
-                creation_utc=str(items[-1].get("creation_utc", "")),
-                id=ObjectId(str(items[-1].get("id", ""))),
-            )
-            if items
-            else None
-        )
-        return FindResult(items=items, total_count=total, has_more=True, next_cursor=next_cursor)
-    return FindResult(items=documents, total_count=total, has_more=False, next_cursor=None)
-
-
-def apply_filters(builder: Any, params: Sequence[tuple[str, str]]) -> Any:
-    """Put ``filters.encode_where`` parameters on a postgrest builder."""
-    for key, value in params:
-        if key == "or":
-            builder = builder.or_(value[1:-1])
-        else:
-            operator, _, criteria = value.partition(".")
-            builder = builder.filter(key, operator, criteria)
-    return builder
-
-
-def apply_order(builder: Any, order: str) -> Any:
-    """Put a ``filters.encode_order`` value on a postgrest builder."""
-    # postgrest-py's order() appends "<column>.<asc|desc>" verbatim; our order string always
-    # ends with the id tiebreak, so it goes in as one "column" plus the last direction.
-    head, _, direction = order.rpartition(".")
-    return builder.order(head, desc=direction == "desc")
 
 
 def read_rows(
@@ -229,7 +145,7 @@ def read_rows(
 
 def count_rows(transport: Transport, operation: str, table: str) -> int:
     """How many rows ``table`` holds (one request)."""
-    builder = transport.table(table).select("id", count=_EXACT).limit(0)
+    builder = transport.table(table).select("id", count=EXACT).limit(0)
     answer = transport.send(operation, builder, table=table, count=True)
     return answer.count or 0
 
@@ -498,6 +414,12 @@ class SyncDocumentCollection:
         self._tables = tables
         self._table = tables.main
         self._is_metadata = name == METADATA_COLLECTION
+        self._reader = TableReader(
+            database.transport,
+            tables.main,
+            page_size=database.settings.page_size,
+            logger=database.logger,
+        )
 
     def __repr__(self) -> str:
         return f"SyncDocumentCollection(name={self._name!r}, table={self._table!r})"
@@ -533,7 +455,7 @@ class SyncDocumentCollection:
                 raise ValueError(f"limit must be None or >= 0, got {limit}")
             params = _filters.compile_where(filters)
             if self._is_metadata and not filters:
-                return _find_in(self._snapshot(), limit, cursor, sort_direction)
+                return find_in(self._snapshot(), limit, cursor, sort_direction)
             return self._find(filters, params, limit, cursor, sort_direction)
 
     def _find(
@@ -549,13 +471,13 @@ class SyncDocumentCollection:
         if cursor is not None:
             params = [*params, _filters.compile_cursor(cursor, sort_direction)]
         if limit == 0:
-            matches = self._count("find", params)
+            matches = self._reader.count("find", params)
             return FindResult(
                 items=[], total_count=matches, has_more=matches > 0, next_cursor=None
             )
         rows: list[Document] = []
         total: int | None = None
-        for batch, count in self._pages("find", params, sort_direction, limit):
+        for batch, count in self._reader.pages("find", params, sort_direction, limit):
             if total is None:
                 total = count
             rows.extend(batch)
@@ -595,7 +517,7 @@ class SyncDocumentCollection:
     ) -> Document | None:
         if _filters.matches_nothing(filters):
             return None
-        rows = self._select("find_one", params, order, 1, columns="data")
+        rows, _ = self._reader.select("find_one", params, order, 1, columns="data")
         return row_to_document(rows[0]) if rows else None
 
     def count(self, filters: Mapping[str, Any]) -> int:
@@ -604,7 +526,7 @@ class SyncDocumentCollection:
             params = _filters.compile_where(filters)
             if _filters.matches_nothing(filters):
                 return 0
-            return self._count("count", params)
+            return self._reader.count("count", params)
 
     def iter_documents(
         self, filters: Mapping[str, Any] | None = None, page_size: int | None = None
@@ -614,7 +536,7 @@ class SyncDocumentCollection:
         params = _filters.compile_where(where)
         if _filters.matches_nothing(where):
             return
-        for batch, _ in self._pages("iter_documents", params, None, None, page_size):
+        for batch, _ in self._reader.pages("iter_documents", params, None, None, page_size):
             for row in batch:
                 yield row_to_document(row)
 
@@ -657,7 +579,7 @@ class SyncDocumentCollection:
             while True:
                 target = None
                 if not nothing:
-                    target = pinned if pinned is not None else self._first_id("update_one", where)
+                    target = pinned if pinned is not None else self._reader.first_id("update_one", where)
                 if target is None and not insertable:
                     break
                 outcome = self._db.write(
@@ -704,7 +626,7 @@ class SyncDocumentCollection:
             if not _filters.matches_nothing(filters):
                 # Each lost race means another caller removed a match, so this ends.
                 while True:
-                    target = pinned if pinned is not None else self._first_id("delete_one", where)
+                    target = pinned if pinned is not None else self._reader.first_id("delete_one", where)
                     if target is None:
                         break
                     outcome = self._db.write("delete_one", self._table, "delete", {"id": target})
@@ -744,82 +666,11 @@ class SyncDocumentCollection:
         def load() -> list[Document]:
             return [
                 row_to_document(row)
-                for batch, _ in self._pages("metadata", [], None, None)
+                for batch, _ in self._reader.pages("metadata", [], None, None)
                 for row in batch
             ]
 
         return self._db.metadata_cache.documents(self._db._db_key, self._table, load)
-
-    def _select(
-        self,
-        operation: str,
-        params: Sequence[Condition],
-        order: Order | None,
-        limit: int,
-        *,
-        columns: str = _ROW_COLUMNS,
-        count: bool = False,
-    ) -> list[Document]:
-        rows, _ = self._select_counted(operation, params, order, limit, columns=columns, count=count)
-        return rows
-
-    def _select_counted(
-        self,
-        operation: str,
-        params: Sequence[Condition],
-        order: Order | None,
-        limit: int,
-        *,
-        columns: str = _ROW_COLUMNS,
-        count: bool = False,
-    ) -> tuple[list[Document], int | None]:
-        transport = self._db.transport
-        builder = transport.table(self._table).select(columns, count=_EXACT if count else None)
-        builder = apply_filters(builder, [condition.param for condition in params])
-        try:
-            request: httpx.Request | None = transport.prepare(
-                (builder if order is None else apply_order(builder, order.param)).limit(limit),
-                table=self._table,
-            )
-        except RequestTooLarge:  # httpx refuses URLs this long (about 64 KiB of query)
-            request = None
-        if request is not None and transport.fits(request):
-            answer = transport.send(operation, request, table=self._table, count=count)
-            return answer.data, answer.count
-        # Too long for a URL (the gateway refuses request lines over 8 KiB): the same filter
-        # in a POST body, compiled to the same SQL by parlant_find.
-        return self._find_rpc(operation, params, order, limit, count=count)
-
-    def _find_rpc(
-        self,
-        operation: str,
-        params: Sequence[Condition],
-        order: Order | None,
-        limit: int,
-        *,
-        count: bool,
-        after: list[dict[str, Any]] | None = None,
-    ) -> tuple[list[Document], int | None]:
-        transport = self._db.transport
-        body = {
-            "p_table": self._table,
-            "p_where": [condition.tree for condition in params],
-            "p_order": [] if order is None else list(order.terms),
-            "p_limit": limit,
-            "p_count": count,
-            "p_after": after,
-        }
-        found = transport.send(
-            operation,
-            transport.rpc(FIND_FUNCTION, body),
-            table=self._table,
-            function=FIND_FUNCTION,
-            expect=Expect.OBJECT,
-        ).data
-        rows, total = found.get("rows"), found.get("total")
-        if not isinstance(rows, list) or (count and not isinstance(total, int)):
-            raise InvalidResponse(f"parlant_find answered without rows or total for {self._table}")
-        return rows, total
 
     def find_sorted(
         self,
@@ -838,83 +689,16 @@ class SyncDocumentCollection:
             if _filters.matches_nothing(filters):
                 return [], 0 if count else None
             order = _filters.compile_order(sort, sort[-1][1] if sort else None)
-            keyset = None if after is None else [_sort_value(term, after) for term in order.terms]
-            rows, total = self._find_rpc(
-                "find_sorted", conditions, order, limit, count=count, after=keyset
+            rows, total = self._reader.sorted_page(
+                conditions, order, limit, after=after, count=count
             )
             return [row_to_document(row) for row in rows], total
-
-    def _count(self, operation: str, params: Sequence[Condition]) -> int:
-        rows, total = self._select_counted(
-            operation, params, _filters.compile_order(None), 0, columns="id", count=True
-        )
-        return total if total is not None else len(rows)
-
-    def _pages(
-        self,
-        operation: str,
-        params: Sequence[Condition],
-        direction: SortDirection | None,
-        limit: int | None,
-        page_size: int | None = None,
-    ) -> Iterator[tuple[list[Document], int | None]]:
-        """Keyset pages on ``(creation_utc, id)``; the first page also counts the matches.
-
-        Stops after ``limit`` rows, after as many rows as the first page counted (so rows
-        inserted meanwhile cannot make it run on), or at an empty page. A page shorter than
-        asked is a server ``max-rows`` cap (or concurrent deletes): paging just continues.
-        """
-        page = page_size or self._db.settings.page_size
-        order = _filters.compile_order(None, direction)
-        fetched = 0
-        total: int | None = None
-        after: tuple[str, str] | None = None
-        warned = False
-        while True:
-            want = page
-            if limit is not None:
-                want = min(want, limit - fetched)
-            if total is not None:
-                want = min(want, total - fetched)
-            if want <= 0:
-                return
-            extra = list(params)
-            if after is not None:
-                extra.append(
-                    _filters.compile_cursor(Cursor(after[0], ObjectId(after[1])), direction)
-                )
-            batch, count = self._select_counted(
-                operation, extra, order, want, count=total is None
-            )
-            if total is None:
-                total = count
-            fetched += len(batch)
-            yield batch, total
-            if not batch:
-                return
-            if len(batch) < want and total is None:
-                return  # no count to go by: a short page ends it
-            if len(batch) < want and not warned and fetched < (total or 0):
-                warned = True
-                self._db.logger.info(
-                    "parlant-supabase-sync: %s returned %d of %d rows (server max-rows cap); "
-                    "paging on",
-                    self._table,
-                    len(batch),
-                    want,
-                )
-            last = batch[-1]
-            after = (str(last.get("creation_utc") or ""), str(last.get("id") or ""))
-
-    def _first_id(self, operation: str, params: Sequence[Condition]) -> str | None:
-        rows = self._select(operation, params, _filters.compile_order(None), 1, columns="id")
-        return str(rows[0]["id"]) if rows else None
 
     def _bulk(self, operation: str, write: str, documents: Sequence[Mapping[str, Any]]) -> int:
         written = 0
         with self._db.stats.timed(operation):
-            for start in range(0, len(documents), _WRITE_CHUNK):
-                chunk = [dict(d) for d in documents[start : start + _WRITE_CHUNK]]
+            for start in range(0, len(documents), WRITE_CHUNK):
+                chunk = [dict(d) for d in documents[start : start + WRITE_CHUNK]]
                 for document in chunk:
                     validate_document(document)
                 outcome = self._db.write(operation, self._table, write, {"documents": chunk})
@@ -923,94 +707,13 @@ class SyncDocumentCollection:
             self._db.metadata_cache.invalidate(self._db._db_key, self._table)
         return written
 
-    def _delete_ids(self, operation: str, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), _WRITE_CHUNK):
-            chunk = list(ids[start : start + _WRITE_CHUNK])
-            self._db.write(operation, self._table, "delete_many", {"ids": chunk})
-
-    # loader ---------------------------------------------------------------------------------
-
     def _run_loader_once(self, loader: Loader) -> None:
-        key = (self._db._db_key, self._table)
-        if key in _LOADED:
-            return
-        with _load_lock(key):
-            if key in _LOADED:
-                return
-            self._run_loader(loader)
-            with _STATE_LOCK:
-                _LOADED.add(key)
-
-    def _run_loader(self, loader: Loader) -> None:
-        logger = self._db.logger
-        visited: set[str] = set()
-        migrated_total = failed_total = 0
-        for batch, _ in self._pages("loader", [], None, None):
-            rewrites: list[Document] = []
-            moved_ids: list[str] = []
-            failures: list[Document] = []
-            for row in batch:
-                doc_id = str(row.get("id"))
-                if doc_id in visited:
-                    continue
-                visited.add(doc_id)
-                document = row_to_document(row)
-                try:
-                    migrated = loader(document)
-                except Exception as exc:  # noqa: BLE001 - a failing loader must not lose data
-                    logger.error(
-                        "parlant-supabase-sync: loader failed for document %r in %s: %s",
-                        doc_id,
-                        self._table,
-                        exc,
-                    )
-                    migrated = None
-                if migrated is None:
-                    failures.append(document)
-                elif migrated is not document:
-                    validate_document(migrated)
-                    rewrites.append(dict(migrated))
-                    if migrated.get("id") != document.get("id"):
-                        moved_ids.append(doc_id)
-            if rewrites:
-                self._db.write("loader", self._table, "put_many", {"documents": rewrites})
-                migrated_total += len(rewrites)
-                visited.update(str(document["id"]) for document in rewrites)
-            if moved_ids:
-                self._delete_ids("loader", moved_ids)
-            if failures:
-                failed_total += self._fail(failures)
-        if migrated_total or failed_total:
-            logger.info(
-                "parlant-supabase-sync: %s: %d document(s) migrated, %d moved to %s",
-                self._table,
-                migrated_total,
-                failed_total,
-                self._tables.failed,
-            )
-
-    def _fail(self, documents: list[Document]) -> int:
-        failed_table = self._tables.failed
-        if failed_table is None:
-            self._db.logger.warning(
-                "parlant-supabase-sync: %d document(s) of %s were rejected by the loader but "
-                "are kept: the %s collection has no failed-migrations table",
-                len(documents),
-                self._table,
-                self._name,
-            )
-            return 0
-        ids = [str(doc.get("id")) for doc in documents]
-        # One statement moves them: the copy and the removal commit together.
-        for start in range(0, len(ids), _WRITE_CHUNK):
-            self._db.write(
-                "loader",
-                self._table,
-                "fail",
-                {
-                    "ids": ids[start : start + _WRITE_CHUNK],
-                    "failed_table": failed_table,
-                    "failed_utc": _now_utc(),
-                },
-            )
-        return len(documents)
+        run_loader_once(
+            self._db._db_key,
+            self._reader,
+            self._db.write,
+            self._name,
+            self._tables,
+            loader,
+            self._db.logger,
+        )
