@@ -59,10 +59,17 @@ from .errors import FunctionMissing, SchemaMissing, TableMissing
 from .filters import Condition, Order
 from .loader import WRITE_CHUNK, Loader, run_loader_once
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
-from .paging import EXACT, TableReader, apply_filters, apply_order, find_in
+from .paging import TableReader, find_in
 from .rows import row_to_document, validate_document
 from .settings import SupabaseSettings
-from .transport import Expect, OperationStats, RequestStats, Transport
+from .transport import (
+    Expect,
+    OperationStats,
+    RequestStats,
+    Transport,
+    apply_filters,
+    apply_order,
+)
 
 __all__ = [
     "CollectionMissing",
@@ -134,27 +141,24 @@ def read_rows(
     limit: int | None = None,
 ) -> list[Document]:
     """One GET of ``table``'s rows (for the tools layer's listings of any adapter table)."""
-    builder = apply_filters(transport.table(table).select(columns), params)
-    if order is not None:
-        builder = apply_order(builder, order)
-    if limit is not None:
-        builder = builder.limit(limit)
-    rows: list[Document] = transport.send(operation, builder, table=table).data
+    request = transport.select_request(
+        table, columns, params, order=order, limit=limit, bounded=False
+    )
+    rows: list[Document] = transport.send(operation, request, table=table).data
     return rows
 
 
 def count_rows(transport: Transport, operation: str, table: str) -> int:
     """How many rows ``table`` holds (one request)."""
-    builder = transport.table(table).select("id", count=EXACT).limit(0)
-    answer = transport.send(operation, builder, table=table, count=True)
-    return answer.count or 0
+    request = transport.select_request(table, "id", [], limit=0, count=True, bounded=False)
+    return transport.send(operation, request, table=table, count=True).count or 0
 
 
 def schema_report(transport: Transport, tables: Sequence[str]) -> dict[str, Any]:
     """``parlant_schema_report`` for ``tables``: one request (see ddl_functions)."""
-    builder = transport.rpc(REPORT_FUNCTION, {"p_tables": list(tables)})
+    request = transport.rpc_request(REPORT_FUNCTION, {"p_tables": list(tables)})
     report: dict[str, Any] = transport.send(
-        "schema_report", builder, function=REPORT_FUNCTION, expect=Expect.OBJECT
+        "schema_report", request, function=REPORT_FUNCTION, expect=Expect.OBJECT
     ).data
     return report
 
@@ -393,7 +397,7 @@ class SyncDocumentDatabase:
         }
         answer = self._transport.send(
             operation,
-            self._transport.rpc(WRITE_FUNCTION, body),
+            self._transport.rpc_request(WRITE_FUNCTION, body, table=table),
             table=table,
             function=WRITE_FUNCTION,
             expect=Expect.OBJECT,

@@ -11,14 +11,12 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from postgrest.types import CountMethod
-
 from . import filters as _filters
 from ._types import Cursor, FindResult, ObjectId, SortDirection
 from .ddl_functions import FIND_FUNCTION
-from .errors import InvalidResponse, RequestTooLarge
+from .errors import InvalidResponse
 from .filters import Condition, Order
-from .transport import Expect, Transport
+from .transport import Expect, Transport, apply_filters, apply_order
 
 __all__ = [
     "ROW_COLUMNS",
@@ -32,27 +30,6 @@ __all__ = [
 Document = dict[str, Any]
 
 ROW_COLUMNS = "id,creation_utc,data"
-# Typed Any: postgrest's StrEnums are unknown to mypy when it checks for Python 3.10.
-EXACT: Any = CountMethod.exact
-
-
-def apply_filters(builder: Any, params: Sequence[tuple[str, str]]) -> Any:
-    """Put ``filters.encode_where`` parameters on a postgrest builder."""
-    for key, value in params:
-        if key == "or":
-            builder = builder.or_(value[1:-1])
-        else:
-            operator, _, criteria = value.partition(".")
-            builder = builder.filter(key, operator, criteria)
-    return builder
-
-
-def apply_order(builder: Any, order: str) -> Any:
-    """Put a ``filters.encode_order`` value on a postgrest builder."""
-    # postgrest-py's order() appends "<column>.<asc|desc>" verbatim; our order string always
-    # ends with the id tiebreak, so it goes in as one "column" plus the last direction.
-    head, _, direction = order.rpartition(".")
-    return builder.order(head, desc=direction == "desc")
 
 
 def sort_value(term: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,16 +97,15 @@ class TableReader:
     ) -> tuple[list[Document], int | None]:
         """One request: the matching rows (at most ``limit``) and, with ``count``, the total."""
         transport = self._transport
-        builder = transport.table(self._table).select(columns, count=EXACT if count else None)
-        builder = apply_filters(builder, [condition.param for condition in params])
-        try:
-            request: Any = transport.prepare(
-                (builder if order is None else apply_order(builder, order.param)).limit(limit),
-                table=self._table,
-            )
-        except RequestTooLarge:  # httpx refuses URLs this long (about 64 KiB of query)
-            request = None
-        if request is not None and transport.fits(request):
+        request = transport.select_request(
+            self._table,
+            columns,
+            [condition.param for condition in params],
+            order=None if order is None else order.param,
+            limit=limit,
+            count=count,
+        )
+        if request is not None:
             answer = transport.send(operation, request, table=self._table, count=count)
             return answer.data, answer.count
         # Too long for a URL (the gateway refuses request lines over 8 KiB): the same filter
@@ -158,7 +134,7 @@ class TableReader:
         }
         found = transport.send(
             operation,
-            transport.rpc(FIND_FUNCTION, body),
+            transport.rpc_request(FIND_FUNCTION, body, table=self._table),
             table=self._table,
             function=FIND_FUNCTION,
             expect=Expect.OBJECT,
@@ -183,9 +159,8 @@ class TableReader:
 
     def count(self, operation: str, params: Sequence[Condition]) -> int:
         """How many rows match (one request)."""
-        rows, total = self.select(
-            operation, params, _filters.compile_order(None), 0, columns="id", count=True
-        )
+        # No order: it cannot change a count.
+        rows, total = self.select(operation, params, None, 0, columns="id", count=True)
         return total if total is not None else len(rows)
 
     def first_id(self, operation: str, params: Sequence[Condition]) -> str | None:

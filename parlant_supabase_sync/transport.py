@@ -19,17 +19,20 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal, overload
+from urllib.parse import quote, urlencode
 
 import httpx
 from postgrest import SyncPostgrestClient
+from postgrest.types import CountMethod
+from postgrest.utils import sanitize_param
 
 from . import __version__, wire
 from .errors import SupabaseSyncError
@@ -44,6 +47,8 @@ __all__ = [
     "OperationStats",
     "RequestStats",
     "Transport",
+    "apply_filters",
+    "apply_order",
     "auth_headers",
     "build_http_client",
 ]
@@ -92,6 +97,25 @@ def _build_postgrest_client(settings: SupabaseSettings, http: httpx.Client) -> S
     if "retry_enabled" in inspect.signature(SyncPostgrestClient.__init__).parameters:
         kwargs["retry_enabled"] = False
     return SyncPostgrestClient(settings.rest_url, **kwargs)
+
+
+def apply_filters(builder: Any, params: Sequence[tuple[str, str]]) -> Any:
+    """Put ``filters.encode_where`` parameters on a postgrest builder."""
+    for key, value in params:
+        if key == "or":
+            builder = builder.or_(value[1:-1])
+        else:
+            operator, _, criteria = value.partition(".")
+            builder = builder.filter(key, operator, criteria)
+    return builder
+
+
+def apply_order(builder: Any, order: str) -> Any:
+    """Put a ``filters.encode_order`` value on a postgrest builder."""
+    # postgrest-py's order() appends "<column>.<asc|desc>" verbatim; our order string always
+    # ends with the id tiebreak, so it goes in as one "column" plus the last direction.
+    head, _, direction = order.rpartition(".")
+    return builder.order(head, desc=direction == "desc")
 
 
 # --- request statistics --------------------------------------------------------------------
@@ -183,6 +207,24 @@ class Answer:
 
 
 _JSON_SEPARATORS = (",", ":")
+# Typed Any: postgrest's StrEnums are unknown to mypy when it checks for Python 3.10.
+_EXACT: Any = CountMethod.exact
+# Characters postgrest's sanitize_param quotes a filter key for; select lists with whitespace
+# (which the builder strips) take the builder path.
+_RESERVED_KEY = re.compile(r'[,:()"\\]')
+_WHITESPACE = re.compile(r"\s")
+
+
+@dataclass(frozen=True)
+class _Template:
+    """What every request of one shape shares: method, URL without query, headers (without
+    Content-Length), extensions; taken once from a request the postgrest builder made."""
+
+    method: str
+    url: str
+    headers: httpx.Headers
+    extensions: dict[str, Any]
+    path_bytes: int
 
 
 class Transport:
@@ -225,6 +267,8 @@ class Transport:
         self.http = http_client if http_client is not None else build_http_client(settings)
         self._pg = _build_postgrest_client(settings, self.http)
         self._rest_url = settings.rest_url
+        self._templates: dict[tuple[str, str, bool], _Template] = {}
+        self._templates_for: tuple[Any, ...] = ()
         self.logger = logger if logger is not None else logging.getLogger("parlant_supabase_sync")
         self.stats = RequestStats()
         self.closed = False
@@ -248,6 +292,128 @@ class Transport:
     def rpc(self, function: str, body: dict[str, Any]) -> Any:
         """A postgrest builder calling ``function`` with the JSON ``body`` (POST)."""
         return self._pg.rpc(function, body)
+
+    # prepared requests: the builders' requests, built once per shape ---------------------------
+
+    @overload
+    def select_request(
+        self,
+        table: str,
+        columns: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        order: str | None = ...,
+        limit: int | None = ...,
+        count: bool = ...,
+        bounded: Literal[False],
+    ) -> httpx.Request: ...
+
+    @overload
+    def select_request(
+        self,
+        table: str,
+        columns: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        order: str | None = ...,
+        limit: int | None = ...,
+        count: bool = ...,
+        bounded: bool = ...,
+    ) -> httpx.Request | None: ...
+
+    def select_request(
+        self,
+        table: str,
+        columns: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        order: str | None = None,
+        limit: int | None = None,
+        count: bool = False,
+        bounded: bool = True,
+    ) -> httpx.Request | None:
+        """The GET ``table.select(columns[, count=exact])`` + filters ``params`` + ``order`` +
+        ``limit`` would send, byte for byte. With ``bounded``, None when its target (path and
+        query) would be longer than ``settings.max_url_bytes`` (checked before building it).
+
+        The method, URL, headers and extensions come from a request the builder made once for
+        this table and count flag; only the query is encoded per call (as the builder's
+        ``QueryParams`` does: values grouped by key in first-seen order, form-encoded).
+        """
+        pairs: dict[str, list[str]] = {"select": [columns]}
+        for key, value in params:
+            if _RESERVED_KEY.search(key):
+                key = sanitize_param(key)
+            pairs.setdefault(key, []).append(value)
+        if order is not None:
+            pairs["order"] = [order]
+        if limit is not None:
+            pairs.setdefault("limit", []).append(str(limit))
+        query = urlencode([(key, value) for key, values in pairs.items() for value in values])
+        template = self._template("GET", table, count, columns)
+        if template is None:  # the client has cookies or default params: the builder's way
+            builder = self.table(table).select(columns, count=_EXACT if count else None)
+            builder = apply_filters(builder, params)
+            if order is not None:
+                builder = apply_order(builder, order)
+            if limit is not None:
+                builder = builder.limit(limit)
+            request = self.prepare(builder, table=table)
+            return request if not bounded or self.fits(request) else None
+        if bounded and template.path_bytes + 1 + len(query) > self.settings.max_url_bytes:
+            return None
+        return self._from_template(template, template.url + "?" + query, None, table)
+
+    def rpc_request(self, function: str, body: Mapping[str, Any], *, table: str | None = None) -> httpx.Request:
+        """The POST ``rpc(function, body)`` would send, byte for byte (see ``select_request``)."""
+        template = self._template("POST", function, False, "")
+        if template is None:
+            return self.prepare(self.rpc(function, dict(body)), function=function)
+        content = json.dumps(
+            body, ensure_ascii=False, allow_nan=False, separators=_JSON_SEPARATORS
+        ).encode("utf-8")
+        return self._from_template(template, template.url, content, table)
+
+    def _template(self, method: str, name: str, count: bool, columns: str) -> _Template | None:
+        http = self.http
+        if http.cookies or http.params or _WHITESPACE.search(columns):
+            return None
+        state = (http.headers.raw, http.timeout)
+        if state != self._templates_for:
+            self._templates = {}
+            self._templates_for = state
+        key = (method, name, count)
+        template = self._templates.get(key)
+        if template is None:
+            if method == "GET":
+                builder = self._pg.table(name).select("*", count=_EXACT if count else None)
+                sample = self.prepare(builder, table=name)
+            else:
+                sample = self.prepare(self.rpc(name, {}), function=name)
+            headers = httpx.Headers(
+                [(k, v) for k, v in sample.headers.raw if k.lower() != b"content-length"]
+            )
+            url = sample.url.copy_with(query=None)
+            template = _Template(
+                sample.method, str(url), headers, dict(sample.extensions), len(url.raw_path)
+            )
+            self._templates[key] = template
+        return template
+
+    @staticmethod
+    def _from_template(
+        template: _Template, url: str, content: bytes | None, table: str | None
+    ) -> httpx.Request:
+        try:
+            return httpx.Request(
+                template.method,
+                url,
+                headers=template.headers,
+                content=content,
+                extensions=template.extensions,
+            )
+        except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            raise wire.from_invalid_url(exc, table=table) from None
 
     # sending -----------------------------------------------------------------------------------
 
