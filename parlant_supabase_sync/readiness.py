@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from .core import count_rows, read_rows, schema_report
 from .ddl_functions import (
@@ -31,6 +30,7 @@ from .errors import (
     sql_command,
 )
 from .naming import all_table_names, table_names
+from .settings import decode_key_role, is_loopback
 from .transport import Expect
 
 if TYPE_CHECKING:
@@ -383,11 +383,7 @@ def exposure(report: SchemaReport, schema: str) -> Exposure:
 # --- the facts the rules look at -----------------------------------------------------------
 
 
-def is_local(url: str) -> bool:
-    """True when the project URL is a loopback address (the local stack)."""
-    from .settings import _is_loopback
-
-    return _is_loopback(urlsplit(url).hostname or "")
+is_local = is_loopback  # True for the local stack's URL (wiring imports it by this name)
 
 
 def run_sql_advice(file: str, local: bool) -> str:
@@ -432,7 +428,7 @@ class Facts:
             schema=settings.db_schema,
             report=report,
             prefixes=tuple(prefixes),
-            local=is_local(settings.url),
+            local=is_loopback(settings.url),
             denied=denied,
             missing_tables=[n for n, s in tables.items() if not s.exists],
             missing_functions=[n for n, ok in report.functions.items() if not ok],
@@ -632,8 +628,6 @@ def check(
 
     `named`: the stores were chosen by the caller, so the advised commands carry `--prefix`.
     """
-    from .settings import decode_key_role
-
     key = decode_key_role(settings.key.get_secret_value())
     denied = False
     try:

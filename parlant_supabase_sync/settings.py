@@ -48,6 +48,7 @@ __all__ = [
     "SupabaseSettings",
     "Timeouts",
     "decode_key_role",
+    "is_loopback",
     "key_kind",
     "read_environment",
 ]
@@ -227,8 +228,10 @@ def _normalize_url(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def _is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1): traffic never leaves."""
+def is_loopback(url: str) -> bool:
+    """True when `url`'s host is localhost or a loopback address (127.0.0.0/8, ::1), as for the
+    local stack: traffic never leaves the machine."""
+    host = urlsplit(url).hostname or ""
     if host.rstrip(".").lower() == "localhost":
         return True
     try:
@@ -364,7 +367,7 @@ class SupabaseSettings(_Model):
     def _https_unless_loopback(self) -> Self:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
-        if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(host):
+        if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback(self.url):
             raise ConfigurationError(
                 f"invalid SUPABASE_URL (url): http:// to {host!r} would send the API key "
                 f"unencrypted; {HTTP_ADVICE}"

@@ -16,6 +16,7 @@ from parlant_supabase_sync.settings import (
     SupabaseSettings,
     Timeouts,
     decode_key_role,
+    is_loopback,
     key_kind,
 )
 
@@ -324,6 +325,13 @@ def test_http_to_a_non_loopback_host_is_refused_in_one_line(url: str) -> None:
     assert "https://" in message
     assert "\n" not in message
     assert "AbCdEfGhIj" not in f"{message}{info.value!r}{info.getrepr()}"
+
+
+def test_is_loopback_tells_the_local_stack_from_a_hosted_project() -> None:
+    local = ["http://127.0.0.1:54321", "http://localhost", "http://[::1]:8000", "http://127.0.0.2"]
+    remote = ["https://x.supabase.co", "http://localhost.example.com", "http://0.0.0.0", ""]
+    assert all(is_loopback(url) for url in local)
+    assert not any(is_loopback(url) for url in remote)
 
 
 def test_http_refusal_never_contains_a_jwt_key() -> None:
