@@ -34,7 +34,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__creation_utc" ON "public"."par
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__session_id" ON "public"."parlant_sessions_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__customer_id" ON "public"."parlant_sessions_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__agent_id" ON "public"."parlant_sessions_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__data_gin" ON "public"."parlant_sessions_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_agent_id_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("agent_id", "creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_customer_id_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("customer_id", "creation_utc", "id");
@@ -90,7 +89,6 @@ $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_creation_utc" ON "public"."parlant_sessions_events" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_session_id" ON "public"."parlant_sessions_events" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_data_gin" ON "public"."parlant_sessions_events" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_creation_utc_id" ON "public"."parlant_sessions_events" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_session_id_offset" ON "public"."parlant_sessions_events" USING btree ("session_id", ("data" -> 'offset'));
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_session_id_deleted_offset" ON "public"."parlant_sessions_events" USING btree ("session_id", ("data" -> 'deleted'), ("data" -> 'offset'));
@@ -176,7 +174,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_customers__creation_utc" ON "public"."pa
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__session_id" ON "public"."parlant_customers_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__customer_id" ON "public"."parlant_customers_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__agent_id" ON "public"."parlant_customers_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_customers__data_gin" ON "public"."parlant_customers_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__by_creation_utc_id" ON "public"."parlant_customers_" USING btree ("creation_utc", "id");
 
 -- ---- parlant_customers__failed_migrations (failed migrations of customers) -------------------
@@ -229,7 +226,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_creation_utc" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_data_gin" ON "public"."parlant_customers_customer_tag_associations" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_c_02e9181d70" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_customer_id" ON "public"."parlant_customers_customer_tag_associations" USING btree ("customer_id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_tag_id" ON "public"."parlant_customers_customer_tag_associations" USING btree (("data" -> 'tag_id'));
@@ -315,7 +311,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__creation_utc" ON "pub
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__session_id" ON "public"."parlant_context_variables_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__customer_id" ON "public"."parlant_context_variables_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__agent_id" ON "public"."parlant_context_variables_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__data_gin" ON "public"."parlant_context_variables_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__by_creation_utc_id" ON "public"."parlant_context_variables_" USING btree ("creation_utc", "id");
 
 -- ---- parlant_context_variables__failed_migrations (failed migrations of variables) -----------
@@ -368,7 +363,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_creatio" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_data_gi" ON "public"."parlant_context_variables_variable_tag_associations" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_4da5e113fb" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_a79033b0d2" ON "public"."parlant_context_variables_variable_tag_associations" USING btree (("data" -> 'variable_id'));
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_71d6eb3239" ON "public"."parlant_context_variables_variable_tag_associations" USING btree (("data" -> 'tag_id'));
@@ -423,7 +417,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_creation_utc" ON "public"."parlant_context_variables_values" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_data_gin" ON "public"."parlant_context_variables_values" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_by_creation_utc_id" ON "public"."parlant_context_variables_values" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_by_variable_id_key" ON "public"."parlant_context_variables_values" USING btree (("data" -> 'variable_id'), ("data" -> 'key'));
 

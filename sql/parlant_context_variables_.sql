@@ -34,7 +34,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__creation_utc" ON "pub
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__session_id" ON "public"."parlant_context_variables_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__customer_id" ON "public"."parlant_context_variables_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__agent_id" ON "public"."parlant_context_variables_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__data_gin" ON "public"."parlant_context_variables_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables__by_creation_utc_id" ON "public"."parlant_context_variables_" USING btree ("creation_utc", "id");
 
 -- ---- parlant_context_variables__failed_migrations (failed migrations of variables) -----------
@@ -87,7 +86,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_variable_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_creatio" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associations_data_gi" ON "public"."parlant_context_variables_variable_tag_associations" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_4da5e113fb" ON "public"."parlant_context_variables_variable_tag_associations" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_a79033b0d2" ON "public"."parlant_context_variables_variable_tag_associations" USING btree (("data" -> 'variable_id'));
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_variable_tag_associati_71d6eb3239" ON "public"."parlant_context_variables_variable_tag_associations" USING btree (("data" -> 'tag_id'));
@@ -142,7 +140,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_context_variables_values" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_creation_utc" ON "public"."parlant_context_variables_values" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_data_gin" ON "public"."parlant_context_variables_values" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_by_creation_utc_id" ON "public"."parlant_context_variables_values" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_context_variables_values_by_variable_id_key" ON "public"."parlant_context_variables_values" USING btree (("data" -> 'variable_id'), ("data" -> 'key'));
 

@@ -34,7 +34,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_customers__creation_utc" ON "public"."pa
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__session_id" ON "public"."parlant_customers_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__customer_id" ON "public"."parlant_customers_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__agent_id" ON "public"."parlant_customers_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_customers__data_gin" ON "public"."parlant_customers_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers__by_creation_utc_id" ON "public"."parlant_customers_" USING btree ("creation_utc", "id");
 
 -- ---- parlant_customers__failed_migrations (failed migrations of customers) -------------------
@@ -87,7 +86,6 @@ END
 $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_customers_customer_tag_associations" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_creation_utc" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc");
-CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_data_gin" ON "public"."parlant_customers_customer_tag_associations" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_c_02e9181d70" ON "public"."parlant_customers_customer_tag_associations" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_customer_id" ON "public"."parlant_customers_customer_tag_associations" USING btree ("customer_id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_customers_customer_tag_associations_by_tag_id" ON "public"."parlant_customers_customer_tag_associations" USING btree (("data" -> 'tag_id'));

@@ -34,7 +34,6 @@ CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__creation_utc" ON "public"."par
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__session_id" ON "public"."parlant_sessions_" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__customer_id" ON "public"."parlant_sessions_" USING btree ("customer_id") WHERE ("customer_id" IS NOT NULL);
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__agent_id" ON "public"."parlant_sessions_" USING btree ("agent_id") WHERE ("agent_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__data_gin" ON "public"."parlant_sessions_" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_agent_id_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("agent_id", "creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions__by_customer_id_creation_utc_id" ON "public"."parlant_sessions_" USING btree ("customer_id", "creation_utc", "id");
@@ -90,7 +89,6 @@ $do$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."parlant_sessions_events" TO "service_role";
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_creation_utc" ON "public"."parlant_sessions_events" USING btree ("creation_utc");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_session_id" ON "public"."parlant_sessions_events" USING btree ("session_id") WHERE ("session_id" IS NOT NULL);
-CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_data_gin" ON "public"."parlant_sessions_events" USING gin ("data");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_creation_utc_id" ON "public"."parlant_sessions_events" USING btree ("creation_utc", "id");
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_session_id_offset" ON "public"."parlant_sessions_events" USING btree ("session_id", ("data" -> 'offset'));
 CREATE INDEX IF NOT EXISTS "idx_parlant_sessions_events_by_session_id_deleted_offset" ON "public"."parlant_sessions_events" USING btree ("session_id", ("data" -> 'deleted'), ("data" -> 'offset'));
