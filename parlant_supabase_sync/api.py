@@ -42,10 +42,13 @@ from .filters import compile_where
 from .naming import (
     DEFAULT_STORES,
     METADATA_COLLECTION,
-    store_for_prefix,
+    StoreLayout,
+    UnknownCollection,
+    UnknownStore,
+    resolve_store,
+    store_layouts,
     table_names,
-    validate_collection_name,
-    validate_prefix,
+    tables_of,
 )
 from .readiness import (
     CheckReport,
@@ -53,9 +56,7 @@ from .readiness import (
     OverviewRow,
     SchemaReport,
     StoreInfo,
-    StoreLayout,
     TableStatus,
-    tables_of,
 )
 from .transport import Transport
 
@@ -74,16 +75,10 @@ __all__ = [
     "decode_cursor", "encode_cursor", "plan_export", "schema_sql",
 ]
 
+_resolve_store = resolve_store  # the name tests/unit/test_cli_parsing.py still uses
+
 SortSpec = str | Sequence[tuple[str, str | SortDirection]] | None
 CursorLike = Cursor | str | None
-
-
-class UnknownStore(ConfigurationError):
-    """A store name that is neither a known store, nor a default or custom table prefix."""
-
-
-class UnknownCollection(ConfigurationError):
-    """A collection name the store does not have."""
 
 
 # --- cursors and sort specs ----------------------------------------------------------------
@@ -336,23 +331,16 @@ class Collection:
 class Store:
     """The collections under one table prefix (one Parlant store)."""
 
-    def __init__(
-        self, connection: Connection, key: str | None, prefix: str, collections: Sequence[str]
-    ) -> None:
+    def __init__(self, connection: Connection, layout: StoreLayout) -> None:
         self.connection = connection
-        self.key = key
-        self.prefix = prefix
-        self.collections: tuple[str, ...] = tuple(collections)
+        self.layout = layout
+        self.key, self.prefix, self.collections = layout
+        self.label = layout.label  # the store's key or, for a custom prefix, the prefix
         self._database: SyncDocumentDatabase | None = None
         self._open: dict[str, Collection] = {}
 
     def __repr__(self) -> str:
         return f"<Store {self.label!r} prefix={self.prefix!r}>"
-
-    @property
-    def label(self) -> str:
-        """The store's key (`sessions`, …) or, for a custom prefix, the prefix."""
-        return self.key or self.prefix
 
     @property
     def database(self) -> SyncDocumentDatabase:
@@ -369,13 +357,7 @@ class Store:
         """A handle on one collection (no request); `UnknownCollection` for a name the store
         does not have (any valid name under a custom prefix whose layout is unknown)."""
         if name not in self._open:
-            validate_collection_name(name)
-            if self.collections and name not in self.collections:
-                raise UnknownCollection(
-                    f"unknown collection {name!r} in store {self.label!r} "
-                    f"(known: {', '.join(self.collections)})"
-                )
-            self._open[name] = Collection(self, name)
+            self._open[name] = Collection(self, self.layout.collection(name))
         return self._open[name]
 
     def __getitem__(self, name: str) -> Collection:
@@ -390,51 +372,6 @@ class Store:
         if self._database is not None:
             self._database.close()
             self._database = None
-
-
-def _unknown_store(name: str, reason: str = "") -> UnknownStore:
-    shown = repr(name if len(name) <= 60 else name[:57] + "...")
-    return UnknownStore(
-        f"unknown store {shown} (known: {', '.join(DEFAULT_STORES)}; or a table prefix ending "
-        f"in '_', e.g. acme_sessions_, or PREFIX=STORE){f': {reason}' if reason else ''}"
-    )
-
-
-def _resolve_store(name: str) -> tuple[str | None, str, tuple[str, ...]]:
-    """(key, prefix, collections) of a store key, a default prefix, `PREFIX=STORE` or a custom
-    prefix (one ending in `_` or in a store's main collection); else `UnknownStore`."""
-    if name in DEFAULT_STORES:
-        return name, DEFAULT_STORES[name].prefix, DEFAULT_STORES[name].collections
-    if "=" in name:
-        # `myapp_=sessions`: a custom prefix for a known store whose name does not tell it.
-        prefix, _, key = name.partition("=")
-        if key not in DEFAULT_STORES:
-            raise UnknownStore(
-                f"unknown store {key!r} in {name!r}: use PREFIX=STORE with STORE one of "
-                f"{', '.join(DEFAULT_STORES)}"
-            )
-        collections = DEFAULT_STORES[key].collections
-        validate_prefix(prefix, collections)
-        return None, prefix, collections
-    # A custom prefix names its store by its main collection (`acme_sessions_`, like the defaults).
-    owner = store_for_prefix(name)
-    if owner is not None and name == DEFAULT_STORES[owner].prefix:
-        return owner, name, DEFAULT_STORES[owner].collections
-    if owner is None and not name.endswith("_"):
-        raise _unknown_store(name)  # a typo of a key, not a prefix (prefixes end in "_")
-    try:
-        validate_prefix(name)
-    except ConfigurationError as exc:
-        raise _unknown_store(name, str(exc)) from None
-    return None, name, DEFAULT_STORES[owner].collections if owner else ()
-
-
-def _unknown_layout(prefix: str) -> str:
-    return (
-        f"cannot tell which Parlant store prefix {prefix!r} is for: end it with the store's main "
-        "collection (e.g. acme_sessions_, acme_customers_, acme_variables_) or write "
-        f"{prefix}=sessions (or =customers, =context_variables)"
-    )
 
 
 class Connection:
@@ -466,20 +403,16 @@ class Connection:
 
     def store(self, name: str) -> Store:
         """A store by key (`sessions`, `customers`, `context_variables`) or by table prefix."""
-        key, prefix, collections = _resolve_store(name)
-        if prefix not in self._stores:
-            self._stores[prefix] = Store(self, key, prefix, collections)
-        return self._stores[prefix]
+        layout = resolve_store(name)
+        if layout.prefix not in self._stores:
+            self._stores[layout.prefix] = Store(self, layout)
+        return self._stores[layout.prefix]
 
     def __getitem__(self, name: str) -> Store:
         return self.store(name)
 
     def _layouts(self, names: Iterable[str] | None) -> list[StoreLayout]:
-        stores = [self.store(n) for n in (names or DEFAULT_STORES)]
-        for store in stores:
-            if not store.collections:
-                raise ConfigurationError(_unknown_layout(store.prefix))
-        return [StoreLayout(s.key, s.prefix, s.collections) for s in stores]
+        return store_layouts(names or DEFAULT_STORES)
 
     def schema_report(self, tables: Iterable[str]) -> SchemaReport:
         """Which of `tables` and the adapter functions exist (`readiness.fetch_report`)."""
@@ -580,10 +513,4 @@ def schema_sql(
 def _store_layout(prefixes: Sequence[str] | None) -> dict[str, tuple[str, ...]] | None:
     if not prefixes:
         return None
-    layout: dict[str, tuple[str, ...]] = {}
-    for name in prefixes:
-        _, prefix, collections = _resolve_store(name)
-        if not collections:
-            raise ConfigurationError(_unknown_layout(prefix))
-        layout[prefix] = collections
-    return layout
+    return {layout.prefix: layout.collections for layout in store_layouts(prefixes)}

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from parlant_supabase_sync.errors import ConfigurationError
 
@@ -27,18 +28,24 @@ __all__ = [
     "MAX_PREFIX_LENGTH",
     "METADATA_COLLECTION",
     "MIRRORED_COLUMNS",
+    "StoreLayout",
     "StoreSpec",
     "TableNames",
+    "UnknownCollection",
+    "UnknownStore",
     "all_table_names",
     "failed_table_name",
     "foreign_store_error",
     "index_name",
     "prefix_for_table",
+    "resolve_store",
     "seed_index_name",
     "store_for_prefix",
+    "store_layouts",
     "table_name",
     "table_names",
     "tables_for",
+    "tables_of",
     "truncate_identifier",
     "validate_collection_name",
     "validate_prefix",
@@ -354,3 +361,102 @@ def index_name(table: str, suffix: str) -> str:
     while len(f"{head}_{digest}".encode()) > MAX_IDENTIFIER_BYTES:
         head = head[:-1]
     return f"{head}_{digest}"
+
+
+# --- store names (`Connection.store`, the `sql` command) ---------------------------------------
+
+
+class UnknownStore(ConfigurationError):
+    """A store name that is neither a known store, nor a default or custom table prefix."""
+
+
+class UnknownCollection(ConfigurationError):
+    """A collection name the store does not have."""
+
+
+class StoreLayout(NamedTuple):
+    """A store: its key (None for a custom prefix), table prefix and collections (empty for a
+    custom prefix that does not tell its store)."""
+
+    key: str | None
+    prefix: str
+    collections: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The store's key (`sessions`, …) or, for a custom prefix, the prefix."""
+        return self.key or self.prefix
+
+    @property
+    def tables(self) -> list[str]:
+        """Every table of the store (main and failed-migrations tables)."""
+        return all_table_names(self.prefix, self.collections)
+
+    def collection(self, name: str) -> str:
+        """`name`, validated; `UnknownCollection` when the store's collections are known and
+        `name` is not one of them."""
+        validate_collection_name(name)
+        if self.collections and name not in self.collections:
+            raise UnknownCollection(
+                f"unknown collection {name!r} in store {self.label!r} "
+                f"(known: {', '.join(self.collections)})"
+            )
+        return name
+
+
+def tables_of(stores: Iterable[StoreLayout]) -> list[str]:
+    """Every table of `stores`, in order."""
+    return [name for store in stores for name in store.tables]
+
+
+def _unknown_store(name: str, reason: str = "") -> UnknownStore:
+    shown = repr(name if len(name) <= 60 else name[:57] + "...")
+    return UnknownStore(
+        f"unknown store {shown} (known: {', '.join(DEFAULT_STORES)}; or a table prefix ending "
+        f"in '_', e.g. acme_sessions_, or PREFIX=STORE){f': {reason}' if reason else ''}"
+    )
+
+
+def resolve_store(name: str) -> StoreLayout:
+    """The store a name means: a store key, a default prefix, `PREFIX=STORE` or a custom prefix
+    (one ending in `_` or in a store's main collection); else `UnknownStore`."""
+    if name in DEFAULT_STORES:
+        return StoreLayout(name, DEFAULT_STORES[name].prefix, DEFAULT_STORES[name].collections)
+    if "=" in name:
+        # `myapp_=sessions`: a custom prefix for a known store whose name does not tell it.
+        prefix, _, key = name.partition("=")
+        if key not in DEFAULT_STORES:
+            raise UnknownStore(
+                f"unknown store {key!r} in {name!r}: use PREFIX=STORE with STORE one of "
+                f"{', '.join(DEFAULT_STORES)}"
+            )
+        collections = DEFAULT_STORES[key].collections
+        validate_prefix(prefix, collections)
+        return StoreLayout(None, prefix, collections)
+    # A custom prefix names its store by its main collection (`acme_sessions_`, like the defaults).
+    owner = store_for_prefix(name)
+    if owner is not None and name == DEFAULT_STORES[owner].prefix:
+        return StoreLayout(owner, name, DEFAULT_STORES[owner].collections)
+    if owner is None and not name.endswith("_"):
+        raise _unknown_store(name)  # a typo of a key, not a prefix (prefixes end in "_")
+    try:
+        validate_prefix(name)
+    except ConfigurationError as exc:
+        raise _unknown_store(name, str(exc)) from None
+    return StoreLayout(None, name, DEFAULT_STORES[owner].collections if owner else ())
+
+
+def store_layouts(names: Iterable[str]) -> list[StoreLayout]:
+    """`resolve_store` of each name; a `ConfigurationError` for a custom prefix whose store
+    cannot be told (its collections are unknown)."""
+    layouts = []
+    for layout in map(resolve_store, names):
+        if not layout.collections:
+            raise ConfigurationError(
+                f"cannot tell which Parlant store prefix {layout.prefix!r} is for: end it with "
+                "the store's main collection (e.g. acme_sessions_, acme_customers_, "
+                f"acme_variables_) or write {layout.prefix}=sessions (or =customers, "
+                "=context_variables)"
+            )
+        layouts.append(layout)
+    return layouts

@@ -29,7 +29,7 @@ from .errors import (
     TableMissing,
     sql_command,
 )
-from .naming import all_table_names, table_names
+from .naming import StoreLayout, table_names, tables_of
 from .settings import decode_key_role, is_loopback
 from .transport import Expect
 
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODE_POINT_COLLATIONS", "RULES", "CheckReport", "CollectionInfo", "Facts", "OverviewRow",
-    "Rule", "SchemaReport", "StoreInfo", "StoreLayout", "TableStatus", "check", "evaluate",
-    "fetch_report", "inventory", "is_local", "overview", "run_sql_advice", "tables_of",
+    "Rule", "SchemaReport", "StoreInfo", "TableStatus", "check", "evaluate", "fetch_report",
+    "inventory", "is_local", "overview", "run_sql_advice",
 ]
 
 # Collations that order strings by code point, as Python and Parlant's Transient database do.
@@ -195,25 +195,6 @@ def _probe(transport: Transport, names: list[str]) -> SchemaReport:
 
 
 # --- inventory: the stores' tables (for `ls` and `Connection.stores`) ------------------------
-
-
-@dataclass(frozen=True)
-class StoreLayout:
-    """A store as the reports need it: its key (None for a custom prefix), prefix, collections."""
-
-    key: str | None
-    prefix: str
-    collections: tuple[str, ...]
-
-    @property
-    def tables(self) -> list[str]:
-        """Every table of the store (main and failed-migrations tables)."""
-        return all_table_names(self.prefix, self.collections)
-
-
-def tables_of(stores: Iterable[StoreLayout]) -> list[str]:
-    """Every table of `stores`, in order."""
-    return [name for store in stores for name in store.tables]
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,23 @@ from parlant_supabase_sync.naming import (
     FAILED_SUFFIX,
     MAX_COLLECTION_NAME_LENGTH,
     MAX_IDENTIFIER_BYTES,
+    StoreLayout,
     TableNames,
+    UnknownCollection,
+    UnknownStore,
     all_table_names,
     failed_table_name,
     foreign_store_error,
     index_name,
     prefix_for_table,
+    resolve_store,
     seed_index_name,
     store_for_prefix,
+    store_layouts,
     table_name,
     table_names,
     tables_for,
+    tables_of,
     truncate_identifier,
     validate_collection_name,
     validate_prefix,
@@ -491,3 +497,53 @@ def test_a_store_on_another_stores_prefix_is_told_which_prefix_to_use() -> None:
         "CustomerDocumentStore",
         "ContextVariableDocumentStore",
     }
+
+
+# --- store names ---------------------------------------------------------------------------------
+
+
+def test_store_names_resolve_keys_prefixes_and_custom_prefixes() -> None:
+    sessions = ("sessions", "events", "metadata")
+    assert resolve_store("sessions") == StoreLayout("sessions", "parlant_sessions_", sessions)
+    assert resolve_store("parlant_context_variables_").key == "context_variables"
+    assert resolve_store("acme_sessions_") == StoreLayout(None, "acme_sessions_", sessions)
+    assert resolve_store("shop=customers").collections[0] == "customers"
+    assert resolve_store("acme_") == StoreLayout(None, "acme_", ())
+    assert resolve_store("acme_").label == "acme_" and resolve_store("customers").label == "customers"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("sesions", "unknown store 'sesions' (known: sessions, customers, context_variables;"),
+        ("acme_=nope", "unknown store 'nope' in 'acme_=nope': use PREFIX=STORE"),
+        ("bad-prefix_", "unknown store 'bad-prefix_' ("),
+        ("x" * 500, "unknown store 'xxxxx"),
+    ],
+)
+def test_names_that_are_no_store_are_refused_in_one_line(name: str, message: str) -> None:
+    with pytest.raises(UnknownStore) as refused:
+        resolve_store(name)
+    text = str(refused.value)
+    assert text.startswith(message) and "\n" not in text and len(text) < 400
+    assert isinstance(refused.value, ConfigurationError)
+
+
+def test_a_store_layout_knows_its_collections_and_tables() -> None:
+    customers = resolve_store("acme_customers_")
+    assert customers.collection("customers") == "customers"
+    with pytest.raises(UnknownCollection, match=r"in store 'acme_customers_' \(known: customers,"):
+        customers.collection("customer")
+    assert resolve_store("acme_").collection("orders") == "orders"  # any name: layout unknown
+    with pytest.raises(ConfigurationError, match="invalid collection name"):
+        resolve_store("acme_").collection("a/b")
+    sessions = resolve_store("sessions")
+    assert sessions.tables == all_table_names("parlant_sessions_", sessions.collections)
+    both = store_layouts(["sessions", "customers"])
+    assert tables_of(both) == sessions.tables + resolve_store("customers").tables
+
+
+def test_store_layouts_refuse_a_prefix_whose_store_cannot_be_told() -> None:
+    with pytest.raises(ConfigurationError, match="cannot tell which Parlant store prefix 'acme_'"):
+        store_layouts(["sessions", "acme_"])
+    assert [s.prefix for s in store_layouts(["acme_=sessions"])] == ["acme_"]
