@@ -12,11 +12,12 @@ How to read it: one row per access pattern; `ms` is the median over rounds of th
 per call at each size, `large÷small` their ratio (the goal is ≤ 1.2: index-backed plans keep a
 call's cost flat as the table grows; tests/core/test_plans.py checks the plans with EXPLAIN).
 `requests` is HTTP requests per call (create_event is Parlant's three: find the session, find
-the latest event, insert). `--gin` adds insert_one with and without the GIN index on `data` that
-the older adapter's SQL created, side by side on two equal events tables.
+the latest event, insert). `--gin` adds events written into two equal events tables, one with the
+GIN index on `data` that the older adapter's SQL created: the SQL load (in 10 chunks, interleaved)
+and insert_one through the core, time and WAL bytes per document, and the index's size.
 
     python benchmarks/scale.py                       # 1,000 and 200,000 (about two minutes)
-    python benchmarks/scale.py --sizes 1000,20000,200000 --rounds 21 --gin
+    python benchmarks/scale.py --sizes 1000,20000,200000 --rounds 21 --gin   # about four
 """
 
 from __future__ import annotations
