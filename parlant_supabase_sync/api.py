@@ -37,6 +37,7 @@ from .bulk import (
     check_shape,
     plan_export,
 )
+from .ddl import schema_sql
 from .errors import ConfigurationError
 from .filters import compile_where
 from .naming import (
@@ -462,55 +463,3 @@ def connect(
     if schema is not None:
         overrides["db_schema"] = schema
     return Connection(SupabaseSettings.from_env(**overrides), http_client=http_client)
-
-
-def schema_sql(
-    prefixes: Sequence[str] | None = None,
-    *,
-    functions_only: bool = False,
-    upgrade: bool = False,
-    anon_policy: str = "none",
-    schema: str = "public",
-    keep_seed_policies: bool = False,
-) -> tuple[str, list[str]]:
-    """The SQL for `prefixes` (store keys or table prefixes; default: the three Parlant stores)
-    and the generator's warnings (e.g. for `anon_policy="allow-all"`).
-
-    `upgrade=True` drops the older adapter's allow-all policies unless `keep_seed_policies`
-    (the upgrade takes no other anon policy: run `sql --anon-policy …` after it)."""
-    from . import ddl
-
-    if keep_seed_policies and not upgrade:
-        raise ConfigurationError("--keep-seed-policies applies only to --upgrade")
-    if upgrade and anon_policy != "none":
-        raise ConfigurationError(
-            "--anon-policy does not apply to --upgrade (it drops the older adapter's policies; "
-            "--keep-seed-policies keeps them): run the upgrade, then "
-            f"`parlant-supabase-sync sql --anon-policy {anon_policy}`"
-        )
-    warnings = []
-    warning = ddl.anon_policy_warning(anon_policy)  # type: ignore[arg-type]  # validated inside
-    if warning:
-        warnings.append(warning)
-    if functions_only:
-        return ddl.generate_functions(schema=schema), warnings
-    stores = _store_layout(prefixes)
-    if upgrade:
-        seed_warning = ddl.seed_policy_warning(keep_seed_policies)
-        if seed_warning:
-            warnings.append(seed_warning)
-        text = ddl.generate_upgrade(stores, schema=schema, keep_seed_policies=keep_seed_policies)
-        return text, warnings
-    text = ddl.generate_schema(
-        stores if stores is not None else ddl.default_stores(),
-        anon_policy,  # type: ignore[arg-type]
-        schema=schema,
-        include_functions=True,
-    )
-    return text, warnings
-
-
-def _store_layout(prefixes: Sequence[str] | None) -> dict[str, tuple[str, ...]] | None:
-    if not prefixes:
-        return None
-    return {layout.prefix: layout.collections for layout in store_layouts(prefixes)}

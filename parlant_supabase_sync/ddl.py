@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from parlant_supabase_sync.ddl_find import find_functions
 from parlant_supabase_sync.ddl_functions import (
@@ -46,6 +47,7 @@ from parlant_supabase_sync.naming import (
     MIRRORED_COLUMNS,
     index_name,
     seed_index_name,
+    store_layouts,
     tables_for,
     truncate_identifier,
     validate_prefix,
@@ -77,6 +79,7 @@ __all__ = [
     "quote_literal",
     "revoke_function_execute",
     "revoke_table_privileges",
+    "schema_sql",
     "seed_policy_warning",
     "write_files",
 ]
@@ -532,6 +535,42 @@ def _seed_policies(schema: str, tables: Sequence[_Table], *, keep: bool) -> str:
         "-- service_role key, which bypasses RLS, so it needs none of them: they are dropped\n"
         "-- (`parlant-supabase-sync sql --upgrade --keep-seed-policies` keeps them).\n" + drops
     )
+
+
+def schema_sql(
+    prefixes: Sequence[str] | None = None,
+    *,
+    functions_only: bool = False,
+    upgrade: bool = False,
+    anon_policy: str = "none",
+    schema: str = "public",
+    keep_seed_policies: bool = False,
+) -> tuple[str, list[str]]:
+    """What `parlant-supabase-sync sql` prints for `prefixes` (store names as
+    `naming.resolve_store` reads them; default: the three Parlant stores), and its warnings.
+
+    `upgrade=True` drops the older adapter's allow-all policies unless `keep_seed_policies`
+    (the upgrade takes no other anon policy: run `sql --anon-policy …` after it)."""
+    if keep_seed_policies and not upgrade:
+        raise ConfigurationError("--keep-seed-policies applies only to --upgrade")
+    if upgrade and anon_policy != "none":
+        raise ConfigurationError(
+            "--anon-policy does not apply to --upgrade (it drops the older adapter's policies; "
+            "--keep-seed-policies keeps them): run the upgrade, then "
+            f"`parlant-supabase-sync sql --anon-policy {anon_policy}`"
+        )
+    check_anon_policy(anon_policy)
+    policy = cast(AnonPolicy, anon_policy)
+    warnings = [w for w in [anon_policy_warning(policy)] if w]
+    if functions_only:
+        return generate_functions(schema=schema), warnings
+    stores = {s.prefix: s.collections for s in store_layouts(prefixes)} if prefixes else None
+    if upgrade:
+        warnings += [w for w in [seed_policy_warning(keep_seed_policies)] if w]
+        text = generate_upgrade(stores, schema=schema, keep_seed_policies=keep_seed_policies)
+        return text, warnings
+    text = generate_schema(stores or default_stores(), policy, schema=schema, include_functions=True)
+    return text, warnings
 
 
 def generated_files() -> dict[str, str]:

@@ -494,3 +494,38 @@ def test_an_odd_schema_name_cannot_leave_its_comment() -> None:
     assert f"add {schema!r} under" in sql
     starts = sql.count("\nDROP TABLE t")
     assert starts == sql.count('"x\nDROP TABLE t') + sql.count("'x\nDROP TABLE t") > 0
+
+
+# --- schema_sql: what `parlant-supabase-sync sql` prints ------------------------------------------
+
+
+def test_schema_sql_is_the_generator_for_each_mode() -> None:
+    assert ddl.schema_sql() == (ddl.generated_files()["all.sql"], [])
+    stores = {"acme_sessions_": DEFAULT_STORES["sessions"].collections}
+    text, _ = ddl.schema_sql(["acme_sessions_"], schema="app")
+    assert text == ddl.generate_schema(stores, schema="app", include_functions=True)
+    assert ddl.schema_sql(functions_only=True) == (ddl.generate_functions(), [])
+    text, warnings = ddl.schema_sql(["sessions"], upgrade=True, keep_seed_policies=True)
+    stores = {"parlant_sessions_": DEFAULT_STORES["sessions"].collections}
+    assert text == ddl.generate_upgrade(stores, keep_seed_policies=True)
+    assert warnings == [ddl.seed_policy_warning(True)]
+    _, warnings = ddl.schema_sql(anon_policy="allow-all")
+    assert warnings == [ddl.anon_policy_warning("allow-all")]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keep_seed_policies": True}, "--keep-seed-policies applies only to --upgrade"),
+        ({"upgrade": True, "anon_policy": "per-customer"}, "sql --anon-policy per-customer`"),
+        ({"anon_policy": "open"}, "unknown anon policy 'open'"),
+        ({"prefixes": ["acme_"]}, "cannot tell which Parlant store prefix 'acme_' is for"),
+        ({"prefixes": ["sesions"]}, "unknown store 'sesions'"),
+    ],
+)
+def test_schema_sql_refuses_what_it_cannot_generate(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        ddl.schema_sql(**options)  # type: ignore[arg-type]
+    assert message in str(refused.value) and "\n" not in str(refused.value)
