@@ -51,9 +51,11 @@ from .naming import MIRRORED_COLUMNS
 __all__ = [
     "MIRRORED_COLUMNS",
     "NUMBER_FLOOR",
+    "Compiled",
     "Condition",
     "Order",
     "compile_cursor",
+    "compile_filter",
     "compile_order",
     "compile_where",
     "encode_cursor",
@@ -127,6 +129,7 @@ class _Const:
 
 
 _Node = _Leaf | _InList | _And | _Or | _Const
+# The only two constants: compared by identity.
 _TRUE = _Const(True)
 _FALSE = _Const(False)
 
@@ -238,9 +241,9 @@ def _simplify(node: _Node) -> _Node:
     flat: list[_Node] = []
     for child in node.children:
         child = _simplify(child)
-        if child == absorbing:
+        if child is absorbing:
             return absorbing
-        if child == neutral:
+        if child is neutral:
             continue
         if isinstance(child, type(node)):
             flat.extend(child.children)
@@ -265,25 +268,26 @@ def _collapse(children: list[_Node], is_and: bool) -> list[_Node]:
     for child in children:
         if isinstance(child, _Leaf) and child.op == op and child.raw != "":
             groups.setdefault(child.path, []).append(child.raw)
+    if not groups:
+        return children
     result: list[_Node] = []
     emitted: set[str] = set()
     for child in children:
-        if isinstance(child, _Leaf) and child.path in groups and child.op == op and child.raw != "":
+        if not (isinstance(child, _Leaf) and child.op == op and child.raw != ""):
+            result.append(child)
+        elif child.path not in emitted:
+            # The group goes where its first member was; later members are already in it.
+            emitted.add(child.path)
             raws = tuple(dict.fromkeys(groups[child.path]))
             if len(raws) == 1:
-                if child.path not in emitted:
-                    result.append(_Leaf(child.path, op, raws[0]))
-            elif child.path not in emitted:
-                in_list = _InList(child.path, negated=is_and, raws=raws)
-                if is_and and child.path != "id":
-                    # `not.in` drops NULL (missing field / non-string column); $ne keeps it.
-                    # (`id` is the primary key: never NULL.)
-                    result.append(_Or((in_list, _Leaf(child.path, "is", "null", quotable=False))))
-                else:
-                    result.append(in_list)
-            emitted.add(child.path)
-        else:
-            result.append(child)
+                result.append(_Leaf(child.path, op, raws[0]))
+            elif is_and and child.path != "id":
+                # `not.in` drops NULL (missing field / non-string column); $ne keeps it.
+                # (`id` is the primary key: never NULL.)
+                in_list = _InList(child.path, negated=True, raws=raws)
+                result.append(_Or((in_list, _Leaf(child.path, "is", "null", quotable=False))))
+            else:
+                result.append(_InList(child.path, negated=is_and, raws=raws))
     return result
 
 
@@ -359,18 +363,49 @@ def _is_plain_path(path: str) -> bool:
     return '"' not in path
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled filter: its top-level conditions (ANDed; ``[]``: always true) and whether
+    it can match nothing (then ``conditions`` is the one condition ``id is null``)."""
+
+    conditions: list[Condition]
+    nothing: bool
+
+
+def _single(where: Mapping[str, Any]) -> _Node | None:
+    """The leaf of ``{field: {"$eq" | "$ne": value}}`` (what the general path simplifies it
+    to), without building the tree; None for any other shape."""
+    if len(where) != 1:
+        return None
+    field, spec = next(iter(where.items()))
+    if not isinstance(field, str) or field.startswith("$") or not isinstance(spec, Mapping):
+        return None
+    if len(spec) != 1:
+        return None
+    op, operand = next(iter(spec.items()))
+    return _compare(field, op, operand) if op in ("$eq", "$ne") else None
+
+
+def compile_filter(where: Mapping[str, Any]) -> Compiled:
+    """Translate a Parlant ``Where`` once: its conditions and whether it matches nothing."""
+    node = _single(where) if isinstance(where, Mapping) else None
+    if node is None:
+        node = _simplify(_build(where))
+    if node is _TRUE:
+        return Compiled([], False)
+    nothing = node is _FALSE
+    if nothing:
+        node = _Leaf("id", "is", "null", quotable=False)
+    children = node.children if isinstance(node, _And) else (node,)
+    return Compiled([Condition(_top(child), _json(child)) for child in children], nothing)
+
+
 def compile_where(where: Mapping[str, Any]) -> list[Condition]:
     """Translate a Parlant ``Where`` into conditions that are ANDed (``[]``: always true).
 
     An always-false filter gives the one condition ``id is null`` (the id is never NULL).
     """
-    node = _simplify(_build(where))
-    if node == _TRUE:
-        return []
-    if node == _FALSE:
-        node = _Leaf("id", "is", "null", quotable=False)
-    children = node.children if isinstance(node, _And) else (node,)
-    return [Condition(_top(child), _json(child)) for child in children]
+    return compile_filter(where).conditions
 
 
 def encode_where(where: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -383,7 +418,7 @@ def encode_where(where: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def matches_nothing(where: Mapping[str, Any]) -> bool:
     """True when ``where`` can match no document (e.g. ``$in: []``): no request is needed."""
-    return _simplify(_build(where)) == _FALSE
+    return compile_filter(where).nothing
 
 
 def id_pinned(where: Mapping[str, Any]) -> str | None:
@@ -394,7 +429,8 @@ def id_pinned(where: Mapping[str, Any]) -> str | None:
     if not isinstance(spec, Mapping) or len(spec) != 1 or "$eq" not in spec:
         return None
     value = spec["$eq"]
-    return value if isinstance(value, str) else None
+    # An id with \u0000 is left to compile_filter, which refuses it.
+    return value if isinstance(value, str) and "\x00" not in value else None
 
 
 def compile_cursor(cursor: Cursor, direction: SortDirection | None) -> Condition:
