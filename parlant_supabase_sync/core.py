@@ -36,7 +36,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 import httpx
@@ -56,7 +56,7 @@ from ._types import (
 from .cache import MetadataCache, MetadataWrite
 from .ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
 from .errors import FunctionMissing, SchemaMissing, TableMissing
-from .filters import Condition, Order
+from .filters import Compiled, Order
 from .loader import WRITE_CHUNK, Loader, run_loader_once
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
 from .paging import TableReader, find_in
@@ -128,6 +128,8 @@ def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
 # process. Missing tables are not remembered, so running the SQL later fixes the next open.
 _EXISTING_TABLES: set[tuple[Hashable, str]] = set()
 _STATE_LOCK = threading.Lock()
+# What a write to a collection other than metadata reports to (stateless, shared).
+_NO_WRITE: AbstractContextManager[None] = nullcontext()
 
 
 def read_rows(
@@ -457,21 +459,21 @@ class SyncDocumentCollection:
         with self._db.stats.timed("find"):
             if limit is not None and limit < 0:
                 raise ValueError(f"limit must be None or >= 0, got {limit}")
-            params = _filters.compile_where(filters)
+            where = _filters.compile_filter(filters)
             if self._is_metadata and not filters:
                 return find_in(self._snapshot(), limit, cursor, sort_direction)
-            return self._find(filters, params, limit, cursor, sort_direction)
+            return self._find(where, limit, cursor, sort_direction)
 
     def _find(
         self,
-        filters: Mapping[str, Any],
-        params: list[Condition],
+        where: Compiled,
         limit: int | None,
         cursor: Cursor | None,
         sort_direction: SortDirection | None,
     ) -> FindResult[Any]:
-        if _filters.matches_nothing(filters):
+        if where.nothing:
             return FindResult(items=[], total_count=0, has_more=False, next_cursor=None)
+        params = where.conditions
         if cursor is not None:
             params = [*params, _filters.compile_cursor(cursor, sort_direction)]
         if limit == 0:
@@ -507,40 +509,38 @@ class SyncDocumentCollection:
         """The first match: by ``sort`` (document fields, typed) if given, then by
         ``(creation_utc, id)``; None when nothing matches."""
         with self._db.stats.timed("find_one"):
-            params = _filters.compile_where(filters)
+            where = _filters.compile_filter(filters)
             # One row at most matches an id: no order to send.
             pinned = sort is None and _filters.id_pinned(filters) is not None
             order = None if pinned else _filters.compile_order(sort, None)
             if self._is_metadata and not filters and not sort:
                 documents = self._snapshot()
                 return documents[0] if documents else None
-            return self._find_one(filters, params, order)
+            return self._find_one(where, order)
 
-    def _find_one(
-        self, filters: Mapping[str, Any], params: list[Condition], order: Order | None
-    ) -> Document | None:
-        if _filters.matches_nothing(filters):
+    def _find_one(self, where: Compiled, order: Order | None) -> Document | None:
+        if where.nothing:
             return None
-        rows, _ = self._reader.select("find_one", params, order, 1, columns="data")
+        rows, _ = self._reader.select("find_one", where.conditions, order, 1, columns="data")
         return row_to_document(rows[0]) if rows else None
 
     def count(self, filters: Mapping[str, Any]) -> int:
         """How many documents match ``filters`` (one request)."""
         with self._db.stats.timed("count"):
-            params = _filters.compile_where(filters)
-            if _filters.matches_nothing(filters):
+            where = _filters.compile_filter(filters)
+            if where.nothing:
                 return 0
-            return self._reader.count("count", params)
+            return self._reader.count("count", where.conditions)
 
     def iter_documents(
         self, filters: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> Iterator[Document]:
         """Every matching document in ``(creation_utc, id)`` order, fetched page by page."""
-        where = filters or {}
-        params = _filters.compile_where(where)
-        if _filters.matches_nothing(where):
+        where = _filters.compile_filter(filters or {})
+        if where.nothing:
             return
-        for batch, _ in self._reader.pages("iter_documents", params, None, None, page_size):
+        pages = self._reader.pages("iter_documents", where.conditions, None, None, page_size)
+        for batch, _ in pages:
             for row in batch:
                 yield row_to_document(row)
 
@@ -578,12 +578,9 @@ class SyncDocumentCollection:
             # Transient checks an upsert's document only when it has to insert it.
             insertable = upsert and _is_total(params, self._schema)
             pinned = _filters.id_pinned(filters)
-            where = _filters.compile_where(filters)
-            nothing = _filters.matches_nothing(filters)
+            where = None if pinned is not None else _filters.compile_filter(filters)
             while True:
-                target = None
-                if not nothing:
-                    target = pinned if pinned is not None else self._reader.first_id("update_one", where)
+                target = self._first_match("update_one", pinned, where)
                 if target is None and not insertable:
                     break
                 outcome = self._db.write(
@@ -625,24 +622,23 @@ class SyncDocumentCollection:
     def delete_one(self, filters: Mapping[str, Any]) -> DeleteResult[Any]:
         """Delete the first match; ``deleted_document`` is the complete deleted document."""
         with self._db.stats.timed("delete_one"), self._writing() as write:
-            where = _filters.compile_where(filters)
             pinned = _filters.id_pinned(filters)
-            if not _filters.matches_nothing(filters):
-                # Each lost race means another caller removed a match, so this ends.
-                while True:
-                    target = pinned if pinned is not None else self._reader.first_id("delete_one", where)
-                    if target is None:
-                        break
-                    outcome = self._db.write("delete_one", self._table, "delete", {"id": target})
-                    deleted = outcome.get("deleted")
-                    if isinstance(deleted, dict):
-                        if write is not None:
-                            write.deleted(target)
-                        return DeleteResult(
-                            acknowledged=True, deleted_count=1, deleted_document=deleted
-                        )
-                    if pinned is not None:
-                        break
+            where = None if pinned is not None else _filters.compile_filter(filters)
+            # Each lost race means another caller removed a match, so this ends.
+            while True:
+                target = self._first_match("delete_one", pinned, where)
+                if target is None:
+                    break
+                outcome = self._db.write("delete_one", self._table, "delete", {"id": target})
+                deleted = outcome.get("deleted")
+                if isinstance(deleted, dict):
+                    if write is not None:
+                        write.deleted(target)
+                    return DeleteResult(
+                        acknowledged=True, deleted_count=1, deleted_document=deleted
+                    )
+                if pinned is not None:
+                    break
             if write is not None:
                 write.unchanged()
             return DeleteResult(acknowledged=True, deleted_count=0, deleted_document=None)
@@ -657,14 +653,17 @@ class SyncDocumentCollection:
 
     # helpers --------------------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self) -> Iterator[MetadataWrite | None]:
+    def _first_match(self, operation: str, pinned: str | None, where: Compiled | None) -> str | None:
+        """The id an update or delete acts on: the pinned one, else the first match's."""
+        if where is None:
+            return pinned
+        return None if where.nothing else self._reader.first_id(operation, where.conditions)
+
+    def _writing(self) -> AbstractContextManager[MetadataWrite | None]:
         # Metadata writes report their effect so the cached snapshot stays equal to the table.
         if self._is_metadata:
-            with self._db.metadata_cache.writing(self._db._db_key, self._table) as write:
-                yield write
-        else:
-            yield None
+            return self._db.metadata_cache.writing(self._db._db_key, self._table)
+        return _NO_WRITE
 
     def _snapshot(self) -> list[Document]:
         def load() -> list[Document]:
@@ -689,12 +688,12 @@ class SyncDocumentCollection:
         id)`` in the last key's direction), strictly after the document ``after``; and, with
         ``count``, how many match after it. One request, never capped by max-rows."""
         with self._db.stats.timed("find_sorted"):
-            conditions = _filters.compile_where(filters)
-            if _filters.matches_nothing(filters):
+            where = _filters.compile_filter(filters)
+            if where.nothing:
                 return [], 0 if count else None
             order = _filters.compile_order(sort, sort[-1][1] if sort else None)
             rows, total = self._reader.sorted_page(
-                conditions, order, limit, after=after, count=count
+                where.conditions, order, limit, after=after, count=count
             )
             return [row_to_document(row) for row in rows], total
 

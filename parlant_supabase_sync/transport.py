@@ -22,8 +22,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, overload
@@ -146,22 +145,15 @@ class RequestStats:
         with self._lock:
             self._requests[name] = self._requests.get(name, 0) + 1
 
-    @contextmanager
-    def timed(self, operation: str) -> Iterator[None]:
+    def timed(self, operation: str) -> _Timed:
         """Time one call of ``operation``; requests sent meanwhile are counted under it."""
-        outer = getattr(self._current, "operation", None)
-        if outer is None:
-            self._current.operation = operation
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if outer is None:
-                elapsed = time.perf_counter() - start
-                self._current.operation = None
-                with self._lock:
-                    self._calls[operation] = self._calls.get(operation, 0) + 1
-                    self._seconds[operation] = self._seconds.get(operation, 0.0) + elapsed
+        return _Timed(self, operation)
+
+    def _finish(self, operation: str, elapsed: float) -> None:
+        self._current.operation = None
+        with self._lock:
+            self._calls[operation] = self._calls.get(operation, 0) + 1
+            self._seconds[operation] = self._seconds.get(operation, 0.0) + elapsed
 
     @property
     def total_requests(self) -> int:
@@ -185,6 +177,27 @@ class RequestStats:
             self._calls.clear()
             self._requests.clear()
             self._seconds.clear()
+
+
+class _Timed:
+    """``with stats.timed(operation):`` (a class, not a generator: it runs on every call)."""
+
+    __slots__ = ("_operation", "_outer", "_start", "_stats")
+
+    def __init__(self, stats: RequestStats, operation: str) -> None:
+        self._stats = stats
+        self._operation = operation
+
+    def __enter__(self) -> None:
+        current = self._stats._current
+        self._outer = getattr(current, "operation", None)
+        if self._outer is None:
+            current.operation = self._operation
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._outer is None:
+            self._stats._finish(self._operation, time.perf_counter() - self._start)
 
 
 # --- sending ---------------------------------------------------------------------------------
