@@ -67,7 +67,9 @@ __all__ = [
     "FAILED_TABLE_COMMENT",
     "FUNCTION_NAMES",
     "MIRRORED_COLUMNS",
+    "PER_CUSTOMER_POLICY",
     "AnonPolicy",
+    "allow_all_policy_name",
     "anon_policy_warning",
     "default_stores",
     "generate_functions",
@@ -239,13 +241,14 @@ def _policy_block(schema: str, table: str, policy: str, create: str) -> str:
     return f"DO {dollar_quote(body, 'do')};"
 
 
-def _allow_all_policy_name(table: str) -> str:
+def allow_all_policy_name(table: str) -> str:
+    """The name of the older adapter's allow-all policy on `table` (as PostgreSQL cut it)."""
     return truncate_identifier(f"Allow all operations on {table}")
 
 
 def _allow_all(schema: str, table: _Table) -> str:
     target = qualified(schema, table.name)
-    policy = _allow_all_policy_name(table.name)
+    policy = allow_all_policy_name(table.name)
     create = (
         f"CREATE POLICY {quote_ident(policy)} ON {target}\n"
         "    FOR ALL USING (true) WITH CHECK (true);"
@@ -524,7 +527,7 @@ def _seed_policies(schema: str, tables: Sequence[_Table], *, keep: bool) -> str:
             f"-- WARNING: {seed_policy_warning(True)}\n" + grants
         )
     drops = "\n".join(
-        f"DROP POLICY IF EXISTS {quote_ident(_allow_all_policy_name(table.name))} "
+        f"DROP POLICY IF EXISTS {quote_ident(allow_all_policy_name(table.name))} "
         f"ON {qualified(schema, table.name)};"
         for table in tables
     )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .core import count_rows, read_rows, schema_report
+from .ddl import PER_CUSTOMER_POLICY, allow_all_policy_name
 from .ddl_functions import (
     FIND_FUNCTION,
     FUNCTION_NAMES,
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .naming import StoreLayout, table_names, tables_of
 from .settings import decode_key_role, is_loopback
+from .sqltext import quote_ident
 from .transport import Expect
 
 if TYPE_CHECKING:
@@ -294,10 +296,6 @@ def _role_order(role: str) -> tuple[int, str]:
 def _table_problems(
     name: str, status: TableStatus, schema: str, found: dict[str, Any]
 ) -> list[str]:
-    from .ddl import PER_CUSTOMER_POLICY
-    from .naming import truncate_identifier
-    from .sqltext import quote_ident
-
     problems: list[str] = []
     if status.rls is False:
         problems.append(f"row-level security is off on {name}")
@@ -315,7 +313,7 @@ def _table_problems(
             continue
         who = ", ".join(str(r) for r in policy.get("roles") or []) or "public"
         problems.append(f"policy {policy.get('name')!r} on {name} lets {who} {policy.get('cmd')}")
-        if policy.get("name") == truncate_identifier(f"Allow all operations on {name}"):
+        if policy.get("name") == allow_all_policy_name(name):
             found["seed"] = True
         else:
             found["foreign"].append(
