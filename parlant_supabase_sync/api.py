@@ -455,11 +455,6 @@ def connect(
     from .settings import SupabaseSettings
 
     http_client = settings.pop("http_client", None)
-    overrides = dict(settings)
-    if url is not None:
-        overrides["url"] = url
-    if key is not None:
-        overrides["key"] = key
-    if schema is not None:
-        overrides["db_schema"] = schema
-    return Connection(SupabaseSettings.from_env(**overrides), http_client=http_client)
+    given = {"url": url, "key": key, "db_schema": schema}
+    settings.update({name: value for name, value in given.items() if value is not None})
+    return Connection(SupabaseSettings.from_env(**settings), http_client=http_client)
