@@ -230,14 +230,33 @@ _WHITESPACE = re.compile(r"\s")
 
 @dataclass(frozen=True)
 class _Template:
-    """What every request of one shape shares: method, URL without query, headers (without
-    Content-Length), extensions; taken once from a request the postgrest builder made."""
+    """What every request of one shape shares: method, URL without query, headers (with Host,
+    without Content-Length), extensions; taken once from a request the postgrest builder made."""
 
     method: str
-    url: str
+    url: httpx.URL
+    text: str
     headers: httpx.Headers
     extensions: dict[str, Any]
     path_bytes: int
+
+
+def _shortcut_works() -> bool:
+    """Whether a URL can take a query by replacing the query of its parsed form (what
+    ``httpx.URL`` parsing gives for already-encoded text, without parsing it again)."""
+    try:
+        base = httpx.URL("http://h:1/p%20q")
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = base._uri_reference._replace(query="a=b%2C+%C3%BC&c=d")
+        expected = httpx.URL("http://h:1/p%20q?a=b%2C+%C3%BC&c=d")
+        return url == expected and url.raw_path == expected.raw_path and str(url) == str(expected)
+    except Exception:  # noqa: BLE001 - any other httpx: take the public path
+        return False
+
+
+# Checked once: with an httpx whose URL internals differ, requests are built the public way.
+_SHORTCUT = _shortcut_works()
+_MAX_URL_LENGTH = 65536  # httpx refuses longer URLs (InvalidURL): those take the public path
 
 
 class Transport:
@@ -375,7 +394,7 @@ class Transport:
             return request if not bounded or self.fits(request) else None
         if bounded and template.path_bytes + 1 + len(query) > self.settings.max_url_bytes:
             return None
-        return self._from_template(template, template.url + "?" + query, None, table)
+        return self._from_template(template, query, None, table)
 
     def rpc_request(self, function: str, body: Mapping[str, Any], *, table: str | None = None) -> httpx.Request:
         """The POST ``rpc(function, body)`` would send, byte for byte (see ``select_request``)."""
@@ -385,7 +404,7 @@ class Transport:
         content = json.dumps(
             body, ensure_ascii=False, allow_nan=False, separators=_JSON_SEPARATORS
         ).encode("utf-8")
-        return self._from_template(template, template.url, content, table)
+        return self._from_template(template, None, content, table)
 
     def _template(self, method: str, name: str, count: bool, columns: str) -> _Template | None:
         http = self.http
@@ -408,19 +427,43 @@ class Transport:
             )
             url = sample.url.copy_with(query=None)
             template = _Template(
-                sample.method, str(url), headers, dict(sample.extensions), len(url.raw_path)
+                sample.method, url, str(url), headers, dict(sample.extensions), len(url.raw_path)
             )
             self._templates[key] = template
         return template
 
     @staticmethod
     def _from_template(
-        template: _Template, url: str, content: bytes | None, table: str | None
+        template: _Template, query: str | None, content: bytes | None, table: str | None
     ) -> httpx.Request:
+        """``httpx.Request(method, url, headers=…, content=…)`` for the template, as
+        ``Client.build_request`` makes it. The query is already form-encoded (urlencode), so
+        parsing the URL again could not change it, and the headers already hold Host."""
+        size = len(template.text) + (0 if query is None else 1 + len(query))
+        if _SHORTCUT and size <= _MAX_URL_LENGTH:
+            if query is None:
+                url = template.url
+            else:
+                url = httpx.URL.__new__(httpx.URL)
+                url._uri_reference = template.url._uri_reference._replace(query=query)
+            headers = template.headers
+            if content is not None:
+                headers = httpx.Headers(headers)
+                headers["Content-Length"] = str(len(content))
+            request = httpx.Request(
+                template.method,
+                url,
+                headers=headers,
+                stream=httpx.ByteStream(content or b""),
+                extensions=template.extensions,
+            )
+            request.read()
+            return request
+        text = template.text if query is None else f"{template.text}?{query}"
         try:
             return httpx.Request(
                 template.method,
-                url,
+                text,
                 headers=template.headers,
                 content=content,
                 extensions=template.extensions,

@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from parlant_supabase_sync import filters
+from parlant_supabase_sync import transport as transport_module
 from parlant_supabase_sync._types import Cursor, ObjectId, SortDirection
+from parlant_supabase_sync.errors import RequestTooLarge
 from parlant_supabase_sync.settings import SupabaseSettings
 from parlant_supabase_sync.transport import (
     Transport,
@@ -65,8 +67,10 @@ def _transport(http: httpx.Client | None = None, **settings: Any) -> Iterator[Tr
         transport.close()
 
 
-@pytest.fixture
-def transport() -> Iterator[Transport]:
+@pytest.fixture(params=[True, False], ids=["shortcut", "public-url"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transport]:
+    # Both ways of building the URL (see transport._shortcut_works) must give the same request.
+    monkeypatch.setattr(transport_module, "_SHORTCUT", request.param)
     with _transport(max_url_bytes=65536) as transport:
         yield transport
 
@@ -139,6 +143,9 @@ def test_a_target_over_max_url_bytes_is_refused_before_it_is_built() -> None:
         assert transport.select_request(TABLE, "data", long, limit=1) is None
         unbounded = transport.select_request(TABLE, "data", long, limit=1, bounded=False)
         assert not transport.fits(unbounded)
+        huge = [("id", "in.(" + ",".join(f"id-{n}" for n in range(9000)) + ")")]
+        with pytest.raises(RequestTooLarge):  # over httpx's 64 KiB URL limit
+            transport.select_request(TABLE, "data", huge, limit=1, bounded=False)
 
 
 def test_client_changes_after_the_first_request_reach_every_later_request() -> None:
