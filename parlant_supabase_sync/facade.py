@@ -132,9 +132,10 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         return self._limiter
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(
-            functools.partial(fn, *args), limiter=self._limiter
-        )
+        # The hop's options, measured: passing the arguments through (no partial) is the
+        # cheapest by a few µs; the default limiter is no cheaper; abandon_on_cancel=True
+        # would hand the limiter token back while the thread still runs a request.
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def __aenter__(self) -> Self:
         return self
