@@ -205,6 +205,16 @@ BEGIN
 END
 $do$;
 
+-- ---- the older SQL's GIN index on data (no query uses it; see ddl_indexes.py) ----------------
+
+DROP INDEX IF EXISTS "public"."idx_parlant_sessions__data_gin";
+DROP INDEX IF EXISTS "public"."idx_parlant_sessions_events_data_gin";
+DROP INDEX IF EXISTS "public"."idx_parlant_customers__data_gin";
+DROP INDEX IF EXISTS "public"."idx_parlant_customers_customer_tag_associations_data_gin";
+DROP INDEX IF EXISTS "public"."idx_parlant_context_variables__data_gin";
+DROP INDEX IF EXISTS "public"."idx_parlant_context_variables_variable_tag_associations_data_gi";
+DROP INDEX IF EXISTS "public"."idx_parlant_context_variables_values_data_gin";
+
 -- ---- comments, row-level security, privileges, indexes ---------------------------------------
 
 COMMENT ON TABLE "public"."parlant_sessions_" IS 'parlant-supabase-sync document table';
