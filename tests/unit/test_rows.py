@@ -67,3 +67,14 @@ def test_ints_python_cannot_print_are_refused_before_any_request() -> None:
         pytest.skip("this Python has no int-to-str digit limit")
     with pytest.raises(InvalidDocument):
         validate_document({"x": 10 ** (limit + 10)})
+
+
+def test_a_refusal_names_the_value_deep_inside_the_document() -> None:
+    with pytest.raises(InvalidDocument, match=r"document\['a'\]\[1\]\['b'\] contains \\u0000"):
+        validate_document({"a": [1, {"b": "x\x00"}]})
+
+
+def test_tuples_and_other_mappings_are_accepted_like_lists_and_dicts() -> None:
+    from collections import OrderedDict
+
+    validate_document({"t": (1, "a", (None, True)), "m": OrderedDict(k=[1.5])})
