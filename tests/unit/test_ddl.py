@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parlant_supabase_sync import ddl, ddl_indexes
+from parlant_supabase_sync import ddl, ddl_indexes, ddl_upgrade
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
@@ -249,7 +249,7 @@ def test_merge_recomputes_every_mirrored_column_from_the_merged_document() -> No
 
 
 def test_upgrade_drops_only_the_old_merge_function_and_fixes_collation_idempotently() -> None:
-    sql = ddl.generate_upgrade()
+    sql = ddl_upgrade.generate_upgrade()
     text = uncommented(sql)
     # The seed's GIN indexes are dropped too (tests/unit/test_ddl_indexes.py).
     drops = [line for line in text.splitlines() if "DROP " in line and "DROP INDEX" not in line]
@@ -301,7 +301,7 @@ def test_custom_prefix_and_schema_are_quoted() -> None:
 
 
 def test_dollar_quotes_never_clash_with_the_content() -> None:
-    sql = ddl.generate_upgrade(schema="x$do$y")
+    sql = ddl_upgrade.generate_upgrade(schema="x$do$y")
     assert "DO $do_$" in sql
 
 
@@ -418,10 +418,10 @@ def test_every_generated_function_has_an_empty_search_path() -> None:
 
 
 def test_upgrade_can_keep_the_seed_policies_with_a_warning() -> None:
-    assert ddl.seed_policy_warning(False) is None
-    warning = ddl.seed_policy_warning(True)
+    assert ddl_upgrade.seed_policy_warning(False) is None
+    warning = ddl_upgrade.seed_policy_warning(True)
     assert warning is not None and "anon" in warning and "check" in warning
-    sql = ddl.generate_upgrade(keep_seed_policies=True)
+    sql = ddl_upgrade.generate_upgrade(keep_seed_policies=True)
     text = uncommented(sql)
     assert "DROP POLICY" not in text
     assert warning in sql
@@ -470,14 +470,14 @@ def test_schema_usage_goes_to_the_roles_the_anon_policy_lets_in(
 
 
 def test_public_gets_no_schema_statements() -> None:
-    for sql in (ALL_SQL, ddl.generate_functions(), ddl.generate_upgrade()):
+    for sql in (ALL_SQL, ddl.generate_functions(), ddl_upgrade.generate_upgrade()):
         assert "CREATE SCHEMA" not in sql and "GRANT USAGE ON SCHEMA" not in sql
 
 
 def test_functions_and_upgrade_alone_set_the_schema_up_too() -> None:
     assert usage_roles(ddl.generate_functions(schema="parlant")) == ["service_role"]
-    assert usage_roles(ddl.generate_upgrade(schema="parlant")) == ["service_role"]
-    kept = ddl.generate_upgrade(schema="parlant", keep_seed_policies=True)
+    assert usage_roles(ddl_upgrade.generate_upgrade(schema="parlant")) == ["service_role"]
+    kept = ddl_upgrade.generate_upgrade(schema="parlant", keep_seed_policies=True)
     assert usage_roles(kept) == ["service_role", "anon", "authenticated"]
 
 
@@ -501,8 +501,8 @@ def test_schema_sql_is_the_generator_for_each_mode() -> None:
     assert ddl.schema_sql(functions_only=True) == (ddl.generate_functions(), [])
     text, warnings = ddl.schema_sql(["sessions"], upgrade=True, keep_seed_policies=True)
     stores = {"parlant_sessions_": DEFAULT_STORES["sessions"].collections}
-    assert text == ddl.generate_upgrade(stores, keep_seed_policies=True)
-    assert warnings == [ddl.seed_policy_warning(True)]
+    assert text == ddl_upgrade.generate_upgrade(stores, keep_seed_policies=True)
+    assert warnings == [ddl_upgrade.seed_policy_warning(True)]
     _, warnings = ddl.schema_sql(anon_policy="allow-all")
     assert warnings == [ddl.anon_policy_warning("allow-all")]
 
@@ -523,3 +523,10 @@ def test_schema_sql_refuses_what_it_cannot_generate(
     with pytest.raises(ConfigurationError) as refused:
         ddl.schema_sql(**options)  # type: ignore[arg-type]
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_ddl_re_exports_the_upgrade_generator() -> None:
+    assert ddl.generate_upgrade is ddl_upgrade.generate_upgrade
+    assert ddl.seed_policy_warning is ddl_upgrade.seed_policy_warning
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ddl.nothing  # noqa: B018

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from parlant_supabase_sync import ddl
+from parlant_supabase_sync import ddl, ddl_upgrade
 from parlant_supabase_sync.ddl_indexes import main_indexes, retired_indexes
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
@@ -15,7 +15,7 @@ from parlant_supabase_sync.naming import (
 )
 
 ALL_SQL = ddl.generate_schema(ddl.default_stores(), include_functions=True)
-UPGRADE_SQL = ddl.generate_upgrade()
+UPGRADE_SQL = ddl_upgrade.generate_upgrade()
 
 
 def created(sql: str) -> dict[str, str]:
@@ -63,7 +63,7 @@ def test_a_retired_name_is_never_a_kept_index() -> None:
     prefix = "v" * 36 + "_"
     table = table_name(prefix, "variable_tag_associations")
     assert len(table) == 62
-    upgrade = ddl.generate_upgrade({prefix: ("variable_tag_associations",)})
+    upgrade = ddl_upgrade.generate_upgrade({prefix: ("variable_tag_associations",)})
     kept = set(created(upgrade))
     assert seed_index_name(table, "data_gin") in kept
     assert dropped(upgrade) == [index_name(table, "data_gin")]
