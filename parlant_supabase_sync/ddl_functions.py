@@ -5,13 +5,17 @@
   a repeat of the id returns the recorded outcome (with ``"replayed": true``) instead of acting
   again, and a repeat racing the first attempt waits for it on the receipt's primary key.
 * ``parlant_schema_report(p_tables)``: which tables and functions exist (for ``check`` and
-  collection opens: one request).
+  collection opens: one request); ``SchemaReport.from_report`` reads its answer.
 
 Both run with the caller's privileges (``SECURITY INVOKER``) and ``search_path = ''``; the schema
 is written in at generation time.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from .naming import MIRRORED_COLUMNS
 from .sqltext import (
@@ -41,6 +45,8 @@ __all__ = [
     "WHERE_FUNCTION",
     "WRITE_FUNCTION",
     "WRITE_OPERATIONS",
+    "SchemaReport",
+    "TableStatus",
     "receipts_table",
     "report_function",
     "table_check",
@@ -482,3 +488,100 @@ def report_function(schema: str) -> str:
     )
 
 
+# --- what parlant_schema_report answers, parsed (readiness and wiring read it) ---------------
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """Whether a table exists, was made by (or upgraded for) the adapter, and has RLS on.
+
+    `access`: the key's role may select/insert/update/delete. None when the database could
+    not tell (no report function). `policies`: the table's row-level-security policies, each
+    `{"name", "roles", "cmd", "permissive"}`; `grants`: the privileges each browser role
+    (`anon`, `authenticated`, `public` for PUBLIC) holds on it. Both None when unknown.
+    """
+
+    exists: bool
+    adapter: bool | None = None
+    rls: bool | None = None
+    access: bool | None = None
+    policies: list[dict[str, Any]] | None = None
+    grants: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_report(cls, raw: Any, *, exists: bool | None = None) -> TableStatus:
+        """A status from one table entry of `parlant_schema_report`'s answer."""
+        entry = raw if isinstance(raw, dict) else {}
+        policies, grants = entry.get("policies"), entry.get("grants")
+        return cls(
+            exists=bool(entry.get("exists")) if exists is None else exists,
+            adapter=entry.get("adapter"),
+            rls=entry.get("rls"),
+            access=entry.get("access"),
+            policies=[dict(p) for p in policies if isinstance(p, dict)]
+            if isinstance(policies, list)
+            else None,
+            grants={
+                str(role): [str(x) for x in held]
+                for role, held in grants.items()
+                if isinstance(held, list)
+            }
+            if isinstance(grants, dict)
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    """Tables and adapter functions present in the database (`from_report_function` False: probed).
+
+    From a current report function also: the receipts table's RLS, policies and grants
+    (`receipts_table`, None when missing or unknown), which browser roles may execute each
+    function (`function_grants`: name → {role: bool}, None for a missing function; the whole
+    mapping None when the report function is from an older release) and which functions of
+    earlier releases are still there (`legacy_functions`).
+    """
+
+    tables: dict[str, TableStatus]
+    functions: dict[str, bool]
+    from_report_function: bool = True
+    receipts_table: TableStatus | None = None
+    function_grants: dict[str, dict[str, bool] | None] | None = None
+    legacy_functions: list[str] = field(default_factory=list)
+    collation: str | None = None  # the database's default collation (datcollate)
+
+    @classmethod
+    def from_report(cls, raw: Any, names: Sequence[str]) -> SchemaReport:
+        """The report for `names` from `parlant_schema_report`'s answer."""
+        report = raw if isinstance(raw, dict) else {}
+        raw_tables = report.get("tables")
+        raw_tables = raw_tables if isinstance(raw_tables, dict) else {}
+        functions = dict.fromkeys(FUNCTION_NAMES, True)
+        if isinstance(report.get("functions"), dict):
+            functions.update({str(k): bool(v) for k, v in report["functions"].items()})
+        if report.get("receipts") is False:
+            functions[RECEIPTS_TABLE] = False  # the receipts come with the functions' SQL
+        receipts, grants, legacy = (
+            report.get("receipts_table"),
+            report.get("function_grants"),
+            report.get("legacy_functions"),
+        )
+        return cls(
+            {name: TableStatus.from_report(raw_tables.get(name)) for name in names},
+            functions,
+            receipts_table=TableStatus.from_report(receipts, exists=True)
+            if isinstance(receipts, dict)
+            else None,
+            function_grants={
+                str(fn): {str(role): bool(v) for role, v in roles.items()}
+                if isinstance(roles, dict)
+                else None
+                for fn, roles in grants.items()
+            }
+            if isinstance(grants, dict)
+            else None,
+            legacy_functions=[str(fn) for fn, present in legacy.items() if present]
+            if isinstance(legacy, dict)
+            else [],
+            collation=str(report["collation"]) if report.get("collation") else None,
+        )
