@@ -25,7 +25,15 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from .core import read_rows
 from .ddl_functions import FAILED_KEY
-from .errors import ConfigurationError, DuplicateDocument, InvalidDocument, SupabaseSyncError
+from .errors import (
+    KEPT_PROBLEMS,
+    ConfigurationError,
+    DuplicateDocument,
+    ExportTargetError,
+    ImportConflict,
+    ImportInvalid,
+    InvalidDocument,
+)
 
 if TYPE_CHECKING:
     from .api import Collection
@@ -42,7 +50,6 @@ OnConflict = Literal["fail", "ignore", "replace"]
 #: What `import_jsonl` reads: a path, a binary or text stream, or lines.
 Source: TypeAlias = "str | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[str] | Iterable[bytes]"
 _SPOOL_BYTES = 8 * 1024 * 1024  # a piped input above this goes to a temporary file on disk
-_KEPT_PROBLEMS = 100  # problems and conflicts kept on an error or report (the rest are counted)
 
 
 class Progress(Protocol):
@@ -75,48 +82,6 @@ class _AsDict:
         """A JSON-ready dict."""
         data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
         return data
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-class ImportInvalid(SupabaseSyncError, ValueError):
-    """The input has bad lines; nothing was written. `problems`: (line, reason), the first 100."""
-
-    def __init__(self, problems: Sequence[tuple[int, str]], count: int) -> None:
-        self.problems = list(problems[:_KEPT_PROBLEMS])
-        self.count = count  # every bad line
-        line, reason = problems[0]
-        message = f"line {line}: {reason}; fix it and run the import again (nothing was written"
-        if count > 1:
-            more = [str(n) for n, _ in problems[1:6]]
-            message += f"; {count - 1} more bad line(s): {', '.join(more)}"
-            message += ", …" if count > 6 else ""
-        super().__init__(_one_line(message + ")"))
-
-
-class ImportConflict(SupabaseSyncError, ValueError):
-    """Documents with these ids exist with different content; nothing was written."""
-
-    def __init__(self, report: ImportReport) -> None:
-        self.report = report
-        first = report.conflicts[0]
-        super().__init__(
-            _one_line(
-                f"{report.changed} document(s) already exist in {report.table} with different "
-                f"content (first: line {first['line']}, id {first['id']!r}); nothing was "
-                "written: replace them (--replace, on_conflict='replace') or keep the stored "
-                "ones (--ignore, on_conflict='ignore')"
-            )
-        )
-
-
-class ExportTargetError(ConfigurationError):
-    """The export's output cannot take what was asked (found before any request)."""
 
 
 # --- lines ---------------------------------------------------------------------------------
@@ -336,7 +301,7 @@ class _Import:
             document, error = parse_line(line)
             if document is None:
                 bad += 1
-                problems += [(number, error or "not a document")][: _KEPT_PROBLEMS - len(problems)]
+                problems += [(number, error or "not a document")][: KEPT_PROBLEMS - len(problems)]
                 continue
             digest = _digest(_canonical(document))
             previous = first.setdefault(_digest(document["id"]), (digest, number))
@@ -349,7 +314,7 @@ class _Import:
             bad += 1
             why = f"id {document['id']!r} is also on line {previous[1]}, with other content"
             why += "; keep one of them"
-            problems += [(number, why)][: _KEPT_PROBLEMS - len(problems)]
+            problems += [(number, why)][: KEPT_PROBLEMS - len(problems)]
         if bad:
             raise ImportInvalid(problems, bad)
 
@@ -388,7 +353,7 @@ class _Import:
                     report.unchanged += 1
                 else:
                     report.changed += 1
-                    if len(report.conflicts) < _KEPT_PROBLEMS:
+                    if len(report.conflicts) < KEPT_PROBLEMS:
                         report.conflicts.append({"line": number, "id": document["id"]})
                     if report.on_conflict == "replace":
                         plan[_digest(document["id"])] = True

@@ -8,14 +8,19 @@ Callers catch meaning (`TableMissing`, `DuplicateDocument`, `PermissionDenied`,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 __all__ = [
+    "KEPT_PROBLEMS",
     "AuthenticationError",
     "ConfigurationError",
+    "ConflictReport",
     "DuplicateDocument",
+    "ExportTargetError",
     "FunctionMissing",
+    "ImportConflict",
+    "ImportInvalid",
     "InvalidDocument",
     "InvalidResponse",
     "PermissionDenied",
@@ -255,3 +260,62 @@ class InvalidResponse(TransientError):
 class RequestTooLarge(RequestError):
     """The request could not be sent as built (URL over the gateway's limit, 414, invalid URL)."""
 
+
+# --- bulk work (bulk.py raises these) -------------------------------------------------------
+
+
+#: Problems and conflicts kept on an import error or report (the rest are counted).
+KEPT_PROBLEMS = 100
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class ImportInvalid(SupabaseSyncError, ValueError):
+    """The input has bad lines; nothing was written. `problems`: (line, reason), the first 100."""
+
+    def __init__(self, problems: Sequence[tuple[int, str]], count: int) -> None:
+        self.problems = list(problems[:KEPT_PROBLEMS])
+        self.count = count  # every bad line
+        line, reason = problems[0]
+        message = f"line {line}: {reason}; fix it and run the import again (nothing was written"
+        if count > 1:
+            more = [str(n) for n, _ in problems[1:6]]
+            message += f"; {count - 1} more bad line(s): {', '.join(more)}"
+            message += ", …" if count > 6 else ""
+        super().__init__(_one_line(message + ")"))
+
+
+class ConflictReport(Protocol):
+    """What `ImportConflict` reads of its `bulk.ImportReport` (this module imports nothing from
+    the package)."""
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def changed(self) -> int: ...
+
+    @property
+    def conflicts(self) -> list[dict[str, Any]]: ...
+
+
+class ImportConflict(SupabaseSyncError, ValueError):
+    """Documents with these ids exist with different content; nothing was written."""
+
+    def __init__(self, report: ConflictReport) -> None:
+        self.report = report
+        first = report.conflicts[0]
+        super().__init__(
+            _one_line(
+                f"{report.changed} document(s) already exist in {report.table} with different "
+                f"content (first: line {first['line']}, id {first['id']!r}); nothing was "
+                "written: replace them (--replace, on_conflict='replace') or keep the stored "
+                "ones (--ignore, on_conflict='ignore')"
+            )
+        )
+
+
+class ExportTargetError(ConfigurationError):
+    """The export's output cannot take what was asked (found before any request)."""
