@@ -76,8 +76,6 @@ __all__ = [
     "decode_cursor", "encode_cursor", "plan_export", "schema_sql",
 ]
 
-_resolve_store = resolve_store  # the name tests/unit/test_cli_parsing.py still uses
-
 SortSpec = str | Sequence[tuple[str, str | SortDirection]] | None
 CursorLike = Cursor | str | None
 

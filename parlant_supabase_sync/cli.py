@@ -10,7 +10,6 @@ parlant-supabase-sync)"` (zsh_source, fish_source for the other shells).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import cli_output
-from .cli_output import PROG, CommandFailed, Output, output_options
+from .cli_output import (
+    PROG,
+    STORES_HELP,
+    CommandFailed,
+    Output,
+    output_options,
+    parse_request_line,
+    parse_schemas,
+    parse_sort,
+    parse_store_prefixes,
+    where_option,
+)
 from .ddl import ANON_POLICIES
 from .demo import command as demo_command
 from .naming import DEFAULT_STORES
@@ -30,7 +40,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_STORES_HELP = ", ".join(DEFAULT_STORES)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -105,49 +114,6 @@ def connection_options(func: F) -> F:
     return _add_connection_options(wrapper)  # type: ignore[return-value]
 
 
-# --- argument values ------------------------------------------------------------------------------
-
-
-def _where(ctx: click.Context, param: click.Parameter, text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-
-    def refuse_constant(name: str) -> Any:
-        raise click.BadParameter(f"{name} is not a valid filter value")
-
-    try:
-        value = json.loads(text, parse_constant=refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"not valid JSON ({exc.msg} at column {exc.colno}); "
-            'example: --where \'{"session_id": {"$eq": "s1"}}\''
-        ) from None
-    if not isinstance(value, dict):
-        raise click.BadParameter(
-            'must be a JSON object such as \'{"session_id": {"$eq": "s1"}}\', '
-            f"not {type(value).__name__}"
-        )
-    return value
-
-
-def _sort(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> list[tuple[str, str]] | None:
-    result: list[tuple[str, str]] = []
-    for item in values:
-        name, _, direction = item.partition(":")
-        direction = (direction or "asc").lower()
-        if not name or direction not in ("asc", "desc"):
-            raise click.BadParameter(f"{item!r}: use FIELD, FIELD:asc or FIELD:desc")
-        result.append((name, direction))
-    return result or None
-
-
-_where_option = click.option(
-    "--where", metavar="JSON", callback=_where, help="a Parlant Where filter as JSON"
-)
-
-
 # --- the group ---------------------------------------------------------------------------------
 
 
@@ -193,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _prefix_option = click.option(
     "--prefix", "prefixes", multiple=True, metavar="PREFIX",
-    help=f"store key or table prefix; repeatable (default: {_STORES_HELP})",
+    help=f"store key or table prefix; repeatable (default: {STORES_HELP})",
 )  # fmt: skip
 
 
@@ -293,7 +259,7 @@ def _collection(conn: Connection, store: str, collection: str) -> Collection:
 )
 @_store_argument
 @click.argument("collection")
-@_where_option
+@where_option
 @connection_options
 @output_options(csv=False, columns=False)
 def count_command(store: str, collection: str, where: dict[str, Any] | None, target: Target,
@@ -319,9 +285,9 @@ def count_command(store: str, collection: str, where: dict[str, Any] | None, tar
 )
 @_store_argument
 @click.argument("collection")
-@_where_option
+@where_option
 @click.option("--limit", type=click.IntRange(min=0), metavar="N", help="at most N documents")
-@click.option("--sort", multiple=True, callback=_sort, metavar="FIELD[:asc|desc]",
+@click.option("--sort", multiple=True, callback=parse_sort, metavar="FIELD[:asc|desc]",
               help="sort key; repeatable (default: creation_utc, id ascending)")
 @click.option("--cursor", metavar="CURSOR",
               help="continue after this cursor (from a previous --limit page)")
@@ -503,21 +469,6 @@ def failed_command(store: str, collection: str | None, ids: tuple[str, ...], res
 # --- migrate-local -------------------------------------------------------------------------------
 
 
-def _store_prefixes(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> dict[str, str]:
-    prefixes: dict[str, str] = {}
-    for value in values:
-        prefix, _, key = value.partition("=")
-        if not prefix or key not in DEFAULT_STORES:
-            raise click.BadParameter(
-                f"{value!r}: use PREFIX=STORE with STORE one of {_STORES_HELP}, "
-                "e.g. acme_sessions_=sessions"
-            )
-        prefixes[key] = prefix
-    return prefixes
-
-
 @cli.command(
     "migrate-local",
     epilog=_examples(
@@ -531,7 +482,7 @@ def _store_prefixes(
 @click.argument("parlant_home", metavar="PARLANT_HOME",
                 type=click.Path(exists=True, file_okay=False))
 @click.option("--dry-run", is_flag=True, help="report what would be written; write nothing")
-@click.option("--prefix", "prefixes", multiple=True, callback=_store_prefixes,
+@click.option("--prefix", "prefixes", multiple=True, callback=parse_store_prefixes,
               metavar="PREFIX=STORE", help="a store's table prefix when it is not the default; "
               "repeatable")
 @connection_options
@@ -558,21 +509,6 @@ def migrate_local_command(parlant_home: str, dry_run: bool, prefixes: dict[str, 
 
 
 # --- local up ------------------------------------------------------------------------------------
-
-
-def _request_line(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is not None and value != 0 and value < 16:
-        raise click.BadParameter("must be 0 (no limit) or at least 16")
-    return value
-
-
-def _schemas(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    names = tuple(s.strip() for s in value.split(",") if s.strip())
-    if not names:
-        raise click.BadParameter("name at least one schema")
-    return names
 
 
 @cli.group("local", epilog=_examples("local up", "local up --data-dir .supabase --env-file .env"))
@@ -608,10 +544,10 @@ def local_group() -> None:
 @click.option("--locale", metavar="LOCALE",
               help="cluster locale for a new data dir: C.UTF-8 as hosted Supabase (default), "
               "an installed libc locale, or icu:<tag> (e.g. icu:en-US)")
-@click.option("--max-request-line", type=int, callback=_request_line, metavar="BYTES",
+@click.option("--max-request-line", type=int, callback=parse_request_line, metavar="BYTES",
               help="longest request line in bytes before 414, as Kong/nginx (default: 8192; "
               "0: no limit)")
-@click.option("--schemas", callback=_schemas, metavar="NAMES",
+@click.option("--schemas", callback=parse_schemas, metavar="NAMES",
               help="comma-separated exposed schemas, the first is the default and gets the "
               "tables (default: public)")
 @click.option("--no-ddl-watch", is_flag=True,

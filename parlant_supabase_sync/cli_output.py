@@ -5,7 +5,8 @@ This module is the one place that turns an exception into a line on stderr and a
 `main` never prints a traceback for an expected failure) call `run`, which calls `describe`.
 Every line it prints is scrubbed (`errors.scrub` plus the key from the environment and any
 `--key` argument). Output formats: JSON (default; an array streamed as rows arrive), `--nl`
-(one JSON document per line), `--csv` and `--table`, each optionally limited to `--columns`.
+(one JSON document per line), `--csv` and `--table`, each optionally limited to `--columns`. Also the parsers of option
+values shared by the verbs (`--where`, `--sort`, `--prefix PREFIX=STORE`, `local up`'s).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import click
 from typing_extensions import Self
 
 from .errors import ConfigurationError, SupabaseSyncError, UnsupportedFilter, scrub
-from .naming import MIRRORED_COLUMNS
+from .naming import DEFAULT_STORES, MIRRORED_COLUMNS
 
 __all__ = [
     "EXIT_FAILURE",
@@ -34,6 +35,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "PROG",
+    "STORES_HELP",
     "Command",
     "CommandFailed",
     "Group",
@@ -45,13 +47,20 @@ __all__ = [
     "dumps",
     "one_line",
     "output_options",
+    "parse_request_line",
+    "parse_schemas",
+    "parse_sort",
+    "parse_store_prefixes",
+    "parse_where",
     "run",
     "say",
     "state",
+    "where_option",
     "write_table",
 ]
 
 PROG = "parlant-supabase-sync"
+STORES_HELP = ", ".join(DEFAULT_STORES)  # the store keys, as help and messages list them
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -508,3 +517,76 @@ def configure_logging(verbose: bool, prog: str = PROG) -> None:
         logger.removeHandler(previous)  # the CLI may run several times in one process (tests)
     handler._parlant_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
+
+
+# --- option values (click callbacks: a bad value is a usage error, exit 2) ---------------
+
+
+def parse_where(ctx: click.Context, param: click.Parameter, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+
+    def refuse_constant(name: str) -> Any:
+        raise click.BadParameter(f"{name} is not a valid filter value")
+
+    try:
+        value = json.loads(text, parse_constant=refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg} at column {exc.colno}); "
+            'example: --where \'{"session_id": {"$eq": "s1"}}\''
+        ) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(
+            'must be a JSON object such as \'{"session_id": {"$eq": "s1"}}\', '
+            f"not {type(value).__name__}"
+        )
+    return value
+
+
+def parse_sort(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> list[tuple[str, str]] | None:
+    result: list[tuple[str, str]] = []
+    for item in values:
+        name, _, direction = item.partition(":")
+        direction = (direction or "asc").lower()
+        if not name or direction not in ("asc", "desc"):
+            raise click.BadParameter(f"{item!r}: use FIELD, FIELD:asc or FIELD:desc")
+        result.append((name, direction))
+    return result or None
+
+
+where_option = click.option(
+    "--where", metavar="JSON", callback=parse_where, help="a Parlant Where filter as JSON"
+)
+
+
+def parse_store_prefixes(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    prefixes: dict[str, str] = {}
+    for value in values:
+        prefix, _, key = value.partition("=")
+        if not prefix or key not in DEFAULT_STORES:
+            raise click.BadParameter(
+                f"{value!r}: use PREFIX=STORE with STORE one of {STORES_HELP}, "
+                "e.g. acme_sessions_=sessions"
+            )
+        prefixes[key] = prefix
+    return prefixes
+
+
+def parse_request_line(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value != 0 and value < 16:
+        raise click.BadParameter("must be 0 (no limit) or at least 16")
+    return value
+
+
+def parse_schemas(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    if not names:
+        raise click.BadParameter("name at least one schema")
+    return names

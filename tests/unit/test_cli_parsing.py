@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from parlant_supabase_sync import api, bulk, cli
+from parlant_supabase_sync import api, bulk, cli, naming
 from parlant_supabase_sync._types import Cursor, ObjectId, SortDirection
 from parlant_supabase_sync.cli import Target
 from parlant_supabase_sync.cli_output import Output, output_options
@@ -303,14 +303,14 @@ def test_import_lines_that_do_not_fit_a_collection_are_refused_with_a_reason(
 
 
 def test_store_names_resolve_keys_prefixes_and_custom_prefixes() -> None:
-    assert api._resolve_store("sessions")[1] == "parlant_sessions_"
-    assert api._resolve_store("parlant_context_variables_")[0] == "context_variables"
-    assert api._resolve_store("acme_sessions_")[2] == ("sessions", "events", "metadata")
-    assert api._resolve_store("acme_")[2] == ()
+    assert naming.resolve_store("sessions")[1] == "parlant_sessions_"
+    assert naming.resolve_store("parlant_context_variables_")[0] == "context_variables"
+    assert naming.resolve_store("acme_sessions_")[2] == ("sessions", "events", "metadata")
+    assert naming.resolve_store("acme_")[2] == ()
     with pytest.raises(ConfigurationError, match="unknown store"):
-        api._resolve_store("no-such store")
+        naming.resolve_store("no-such store")
     with pytest.raises(ConfigurationError, match="PREFIX=STORE"):
-        api._resolve_store("acme_=nope")
+        naming.resolve_store("acme_=nope")
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
