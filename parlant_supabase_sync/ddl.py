@@ -1,7 +1,7 @@
 """The SQL generator: tables, indexes, RLS, grants, policies and the two RPC functions.
 
 The upgrade script (`generate_upgrade`, `seed_policy_warning`) lives in `ddl_upgrade.py`, which
-builds on this module's table layout; both names are re-exported here.
+builds on this module's table layout (so `schema_sql` and `generated_files` import it when called).
 
 `sql/` in the repository is this module's output (`python -m parlant_supabase_sync.ddl --write
 sql/`). Every identifier in the generated text goes through `quote_ident` and every string
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from parlant_supabase_sync.ddl_find import find_functions
 from parlant_supabase_sync.ddl_functions import (
@@ -85,7 +85,6 @@ __all__ = [
     "write_files",
 ]
 
-_UPGRADE_NAMES = ("generate_upgrade", "seed_policy_warning")  # re-exported from ddl_upgrade
 
 CUSTOMER_SCOPED_COLLECTIONS = ("sessions", "customer_tag_associations")
 
@@ -497,15 +496,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if stale else 0
     sys.stdout.write(generated_files()["all.sql"])
     return 0
-
-
-def __getattr__(name: str) -> Any:
-    # The upgrade generator imports this module's layout, so it is re-exported lazily.
-    if name in _UPGRADE_NAMES:
-        from parlant_supabase_sync import ddl_upgrade
-
-        return getattr(ddl_upgrade, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

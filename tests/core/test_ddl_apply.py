@@ -24,7 +24,7 @@ psycopg = pytest.importorskip("psycopg")
 from psycopg import errors as pg_errors
 from psycopg.conninfo import make_conninfo
 
-from parlant_supabase_sync import ddl
+from parlant_supabase_sync import ddl, ddl_upgrade
 from parlant_supabase_sync.ddl_functions import RECEIPTS_TABLE
 from parlant_supabase_sync.naming import DEFAULT_STORES, all_table_names
 
@@ -461,7 +461,7 @@ def test_upgrade_keeping_the_seed_policies_keeps_them_working(make_database: Any
     seeded = make_database()
     seeded.sql(seed_like_sql())
     seed_policies = snapshot(seeded)["policies"]
-    seeded.sql(ddl.generate_upgrade(keep_seed_policies=True))
+    seeded.sql(ddl_upgrade.generate_upgrade(keep_seed_policies=True))
     assert snapshot(seeded)["policies"] == seed_policies
     with seeded.connect() as conn:
         conn.execute("SET ROLE anon")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parlant_supabase_sync import ddl
+from parlant_supabase_sync import ddl, ddl_upgrade
 from parlant_supabase_sync.ddl_functions import RECEIPTS_TABLE
 from parlant_supabase_sync.naming import DEFAULT_STORES, all_table_names
 
@@ -72,9 +72,9 @@ $reset$;
 def mode_sql(mode: str) -> str:
     """The SQL a user of `mode` ran (for "upgrade": the seed's SQL, then the upgrade)."""
     if mode == "upgrade":
-        return seed_like_sql() + "\n" + ddl.generate_upgrade()
+        return seed_like_sql() + "\n" + ddl_upgrade.generate_upgrade()
     if mode == "upgrade-keep":
-        return seed_like_sql() + "\n" + ddl.generate_upgrade(keep_seed_policies=True)
+        return seed_like_sql() + "\n" + ddl_upgrade.generate_upgrade(keep_seed_policies=True)
     if mode == "seed":
         return seed_like_sql()
     return ddl.generate_schema(ddl.default_stores(), mode, include_functions=True)  # type: ignore[arg-type]

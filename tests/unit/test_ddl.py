@@ -523,10 +523,3 @@ def test_schema_sql_refuses_what_it_cannot_generate(
     with pytest.raises(ConfigurationError) as refused:
         ddl.schema_sql(**options)  # type: ignore[arg-type]
     assert message in str(refused.value) and "\n" not in str(refused.value)
-
-
-def test_ddl_re_exports_the_upgrade_generator() -> None:
-    assert ddl.generate_upgrade is ddl_upgrade.generate_upgrade
-    assert ddl.seed_policy_warning is ddl_upgrade.seed_policy_warning
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        ddl.nothing  # noqa: B018
