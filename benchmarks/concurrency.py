@@ -163,7 +163,7 @@ def report(
         "How to read: calls/s = median throughput; CPU = median client-process CPU µs per call;"
         "\nratio = calls/s ÷ raw calls/s (goal for the facade ≥ 0.90).\n"
     )
-    rate = {v: statistics.median(args.operations / wall for wall, _ in samples[v]) for v in VARIANTS}
+    rate = {v: statistics.median(args.operations / w for w, _ in samples[v]) for v in VARIANTS}
     cpu = {v: statistics.median(c / args.operations for _, c in samples[v]) for v in VARIANTS}
     rows = [
         [

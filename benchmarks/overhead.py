@@ -190,7 +190,9 @@ def raw_batch(raw: Raw, operation: str, docs: Sequence[dict[str, Any]]) -> Calla
 # --- the adapter: core and facade -------------------------------------------------------------
 
 
-def core_batch(collection: Any, operation: str, docs: Sequence[dict[str, Any]]) -> Callable[[], int]:
+def core_batch(
+    collection: Any, operation: str, docs: Sequence[dict[str, Any]]
+) -> Callable[[], int]:
     def run() -> int:
         for doc in docs:
             if operation == "insert_one":
@@ -299,12 +301,14 @@ def main(argv: list[str] | None = None) -> int:
             generate_functions() + generate_schema({PREFIX: (COLLECTION,)}), visible=[TABLE]
         )
         settings = stand_in.settings()
-        core_db = SyncDocumentDatabase(settings, table_prefix=PREFIX, logger=logging.getLogger("bench"))
+        core_db = SyncDocumentDatabase(
+            settings, table_prefix=PREFIX, logger=logging.getLogger("bench")
+        )
         core = core_db.get_or_create_collection(COLLECTION, Doc, lambda doc: doc)
         core.put_many([document(f"fill-{i:05d}", i) for i in range(FILL)])
         raw = Raw(settings)
         check_identical(raw, core_db, core)
-        portals = {name: Portal(name.split("-")[1]) for name in VARIANTS if name.startswith("facade")}
+        portals = {name: Portal(name.split("-")[1]) for name in VARIANTS if "-" in name}
         try:
             results = run_rounds(args, raw, core_db, core, portals, settings)
         finally:

@@ -31,16 +31,15 @@ listing everything missing and the command that prints the SQL.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, cast
+from typing import Any
 
 import httpx
-from typing_extensions import Self, get_type_hints
+from typing_extensions import Self
 
 from . import filters as _filters
 from ._types import (
@@ -49,18 +48,17 @@ from ._types import (
     DeleteResult,
     FindResult,
     InsertResult,
-    ObjectId,
     SortDirection,
     UpdateResult,
 )
 from .cache import MetadataCache, MetadataWrite
 from .ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION, WRITE_FUNCTION
 from .errors import FunctionMissing, SchemaMissing, TableMissing
-from .filters import Compiled, Order
+from .filters import Compiled
 from .loader import WRITE_CHUNK, Loader, run_loader_once
 from .naming import METADATA_COLLECTION, TableNames, table_names, validate_prefix
-from .paging import TableReader, find_in
-from .rows import row_to_document, validate_document
+from .paging import TableReader, count_rows, find_in, read_rows, schema_report
+from .rows import ensure_is_total, is_total, row_to_document, validate_document
 from .settings import SupabaseSettings
 from .transport import (
     Expect,
@@ -94,34 +92,6 @@ class CollectionMissing(TableMissing, ValueError):
     Parlant's Transient database)."""
 
 
-@functools.lru_cache(maxsize=256)
-def _required_keys(schema: type[Any]) -> tuple[str, ...]:
-    # get_type_hints costs 100+ µs per call; a schema's keys never change.
-    return tuple(get_type_hints(schema))
-
-
-def ensure_is_total(document: Mapping[str, Any], schema: type[Any]) -> None:
-    """Raise ``TypeError`` unless ``document`` has every key annotated in ``schema``.
-
-    The same check (and message) as Parlant's ``ensure_is_total``, without importing parlant.
-    """
-    required_keys = _required_keys(cast(Hashable, schema))
-    missing_keys = [key for key in required_keys if key not in document]
-    if missing_keys:
-        raise TypeError(
-            f"Provided TypedDict '{schema.__qualname__}' is missing required keys: "
-            f"{missing_keys}. Expected at least the keys: {list(required_keys)}."
-        )
-
-
-def _is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
-    try:
-        ensure_is_total(document, schema)
-    except TypeError:
-        return False
-    return True
-
-
 # --- per-process state ---------------------------------------------------------------------
 
 # Tables known to exist, per (database, table): a collection open checks at most once per
@@ -130,39 +100,6 @@ _EXISTING_TABLES: set[tuple[Hashable, str]] = set()
 _STATE_LOCK = threading.Lock()
 # What a write to a collection other than metadata reports to (stateless, shared).
 _NO_WRITE: AbstractContextManager[None] = nullcontext()
-
-
-def read_rows(
-    transport: Transport,
-    operation: str,
-    table: str,
-    params: Sequence[tuple[str, str]],
-    *,
-    columns: str = "*",
-    order: str | None = None,
-    limit: int | None = None,
-) -> list[Document]:
-    """One GET of ``table``'s rows (for the tools layer's listings of any adapter table)."""
-    request = transport.select_request(
-        table, columns, params, order=order, limit=limit, bounded=False
-    )
-    rows: list[Document] = transport.send(operation, request, table=table).data
-    return rows
-
-
-def count_rows(transport: Transport, operation: str, table: str) -> int:
-    """How many rows ``table`` holds (one request)."""
-    request = transport.select_request(table, "id", [], limit=0, count=True, bounded=False)
-    return transport.send(operation, request, table=table, count=True).count or 0
-
-
-def schema_report(transport: Transport, tables: Sequence[str]) -> dict[str, Any]:
-    """``parlant_schema_report`` for ``tables``: one request (see ddl_functions)."""
-    request = transport.rpc_request(REPORT_FUNCTION, {"p_tables": list(tables)})
-    report: dict[str, Any] = transport.send(
-        "schema_report", request, function=REPORT_FUNCTION, expect=Expect.OBJECT
-    ).data
-    return report
 
 
 class SyncDocumentDatabase:
@@ -462,44 +399,9 @@ class SyncDocumentCollection:
             where = _filters.compile_filter(filters)
             if self._is_metadata and not filters:
                 return find_in(self._snapshot(), limit, cursor, sort_direction)
-            return self._find(where, limit, cursor, sort_direction)
-
-    def _find(
-        self,
-        where: Compiled,
-        limit: int | None,
-        cursor: Cursor | None,
-        sort_direction: SortDirection | None,
-    ) -> FindResult[Any]:
-        if where.nothing:
-            return FindResult(items=[], total_count=0, has_more=False, next_cursor=None)
-        params = where.conditions
-        if cursor is not None:
-            params = [*params, _filters.compile_cursor(cursor, sort_direction)]
-        if limit == 0:
-            matches = self._reader.count("find", params)
-            return FindResult(
-                items=[], total_count=matches, has_more=matches > 0, next_cursor=None
-            )
-        rows: list[Document] = []
-        total: int | None = None
-        for batch, count in self._reader.pages("find", params, sort_direction, limit):
-            if total is None:
-                total = count
-            rows.extend(batch)
-        items = [row_to_document(row) for row in rows]
-        total_count = total if total is not None else len(items)
-        has_more = limit is not None and total_count > limit
-        next_cursor = None
-        if has_more and items:
-            last = items[-1]
-            next_cursor = Cursor(
-                creation_utc=str(last.get("creation_utc", "")),
-                id=ObjectId(str(last.get("id", ""))),
-            )
-        return FindResult(
-            items=items, total_count=total_count, has_more=has_more, next_cursor=next_cursor
-        )
+            if where.nothing:
+                return FindResult(items=[], total_count=0, has_more=False, next_cursor=None)
+            return self._reader.find(where.conditions, limit, cursor, sort_direction)
 
     def find_one(
         self,
@@ -510,19 +412,16 @@ class SyncDocumentCollection:
         ``(creation_utc, id)``; None when nothing matches."""
         with self._db.stats.timed("find_one"):
             where = _filters.compile_filter(filters)
-            # One row at most matches an id: no order to send.
-            pinned = sort is None and _filters.id_pinned(filters) is not None
-            order = None if pinned else _filters.compile_order(sort, None)
             if self._is_metadata and not filters and not sort:
                 documents = self._snapshot()
                 return documents[0] if documents else None
-            return self._find_one(where, order)
-
-    def _find_one(self, where: Compiled, order: Order | None) -> Document | None:
-        if where.nothing:
-            return None
-        rows, _ = self._reader.select("find_one", where.conditions, order, 1, columns="data")
-        return row_to_document(rows[0]) if rows else None
+            if where.nothing:
+                return None
+            # One row at most matches an id: no order to send.
+            pinned = sort is None and _filters.id_pinned(filters) is not None
+            order = None if pinned else _filters.compile_order(sort, None)
+            rows, _ = self._reader.select("find_one", where.conditions, order, 1, columns="data")
+            return row_to_document(rows[0]) if rows else None
 
     def count(self, filters: Mapping[str, Any]) -> int:
         """How many documents match ``filters`` (one request)."""
@@ -576,7 +475,7 @@ class SyncDocumentCollection:
         with self._db.stats.timed("update_one"), self._writing() as write:
             validate_document(params, "params")
             # Transient checks an upsert's document only when it has to insert it.
-            insertable = upsert and _is_total(params, self._schema)
+            insertable = upsert and is_total(params, self._schema)
             pinned = _filters.id_pinned(filters)
             where = None if pinned is not None else _filters.compile_filter(filters)
             while True:
@@ -591,22 +490,17 @@ class SyncDocumentCollection:
                 )
                 document = outcome.get("document")
                 if isinstance(document, dict):
-                    if write is not None and outcome.get("inserted"):
+                    inserted = bool(outcome.get("inserted"))
+                    if write is not None and inserted:
                         write.inserted(document)
                     elif write is not None:
                         write.replaced(target or str(document.get("id")), document)
-                    if outcome.get("inserted"):
-                        return UpdateResult(
-                            acknowledged=True,
-                            matched_count=0,
-                            modified_count=0,
-                            updated_document=dict(params),
-                        )
+                    hits = 0 if inserted else 1
                     return UpdateResult(
                         acknowledged=True,
-                        matched_count=1,
-                        modified_count=1,
-                        updated_document=document,
+                        matched_count=hits,
+                        modified_count=hits,
+                        updated_document=dict(params) if inserted else document,
                     )
                 if pinned is not None or target is None:
                     break
@@ -653,7 +547,9 @@ class SyncDocumentCollection:
 
     # helpers --------------------------------------------------------------------------------
 
-    def _first_match(self, operation: str, pinned: str | None, where: Compiled | None) -> str | None:
+    def _first_match(
+        self, operation: str, pinned: str | None, where: Compiled | None
+    ) -> str | None:
         """The id an update or delete acts on: the pinned one, else the first match's."""
         if where is None:
             return pinned

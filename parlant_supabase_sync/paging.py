@@ -13,17 +13,19 @@ from typing import Any
 
 from . import filters as _filters
 from ._types import Cursor, FindResult, ObjectId, SortDirection
-from .ddl_functions import FIND_FUNCTION
+from .ddl_functions import FIND_FUNCTION, REPORT_FUNCTION
 from .errors import InvalidResponse
 from .filters import Condition, Order
-from .transport import Expect, Transport, apply_filters, apply_order
+from .rows import row_to_document
+from .transport import Expect, Transport
 
 __all__ = [
     "ROW_COLUMNS",
     "TableReader",
-    "apply_filters",
-    "apply_order",
+    "count_rows",
     "find_in",
+    "read_rows",
+    "schema_report",
     "sort_value",
 ]
 
@@ -72,6 +74,39 @@ def find_in(
         next_cursor = _cursor_of(items[-1]) if items else None
         return FindResult(items=items, total_count=total, has_more=True, next_cursor=next_cursor)
     return FindResult(items=documents, total_count=total, has_more=False, next_cursor=None)
+
+
+def read_rows(
+    transport: Transport,
+    operation: str,
+    table: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    columns: str = "*",
+    order: str | None = None,
+    limit: int | None = None,
+) -> list[Document]:
+    """One GET of ``table``'s rows (for the tools layer's listings of any adapter table)."""
+    request = transport.select_request(
+        table, columns, params, order=order, limit=limit, bounded=False
+    )
+    rows: list[Document] = transport.send(operation, request, table=table).data
+    return rows
+
+
+def count_rows(transport: Transport, operation: str, table: str) -> int:
+    """How many rows ``table`` holds (one request)."""
+    request = transport.select_request(table, "id", [], limit=0, count=True, bounded=False)
+    return transport.send(operation, request, table=table, count=True).count or 0
+
+
+def schema_report(transport: Transport, tables: Sequence[str]) -> dict[str, Any]:
+    """``parlant_schema_report`` for ``tables``: one request (see ddl_functions)."""
+    request = transport.rpc_request(REPORT_FUNCTION, {"p_tables": list(tables)})
+    report: dict[str, Any] = transport.send(
+        "schema_report", request, function=REPORT_FUNCTION, expect=Expect.OBJECT
+    ).data
+    return report
 
 
 class TableReader:
@@ -143,6 +178,36 @@ class TableReader:
         if not isinstance(rows, list) or (count and not isinstance(total, int)):
             raise InvalidResponse(f"parlant_find answered without rows or total for {self._table}")
         return rows, total
+
+    def find(
+        self,
+        params: Sequence[Condition],
+        limit: int | None,
+        cursor: Cursor | None,
+        direction: SortDirection | None,
+    ) -> FindResult[Any]:
+        """The core's ``find``: matches in ``(creation_utc, id)`` order after ``cursor``, up to
+        ``limit`` (``total_count`` ignores it); one request per page."""
+        if cursor is not None:
+            params = [*params, _filters.compile_cursor(cursor, direction)]
+        if limit == 0:
+            matches = self.count("find", params)
+            return FindResult(
+                items=[], total_count=matches, has_more=matches > 0, next_cursor=None
+            )
+        rows: list[Document] = []
+        total: int | None = None
+        for batch, count in self.pages("find", params, direction, limit):
+            if total is None:
+                total = count
+            rows.extend(batch)
+        items = [row_to_document(row) for row in rows]
+        total_count = total if total is not None else len(items)
+        has_more = limit is not None and total_count > limit
+        next_cursor = _cursor_of(items[-1]) if has_more and items else None
+        return FindResult(
+            items=items, total_count=total_count, has_more=has_more, next_cursor=next_cursor
+        )
 
     def sorted_page(
         self,

@@ -14,14 +14,17 @@ stops at 131072 digits).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, cast
+
+from typing_extensions import get_type_hints
 
 from .errors import InvalidDocument
 from .filters import MIRRORED_COLUMNS
 
-__all__ = ["document_to_row", "row_to_document", "validate_document"]
+__all__ = ["document_to_row", "ensure_is_total", "is_total", "row_to_document", "validate_document"]
 
 _NUMBER_LIMIT = 10**131071
 # Cheap pre-check: ints below 2**435000 are far below 10**131071 (≈ 2**435411).
@@ -122,3 +125,32 @@ def row_to_document(row: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidDocument(f"row {row.get('id')!r} holds a non-object document: {data!r}")
     return data
+
+
+@functools.lru_cache(maxsize=256)
+def _required_keys(schema: type[Any]) -> tuple[str, ...]:
+    # get_type_hints costs 100+ µs per call; a schema's keys never change.
+    return tuple(get_type_hints(schema))
+
+
+def ensure_is_total(document: Mapping[str, Any], schema: type[Any]) -> None:
+    """Raise ``TypeError`` unless ``document`` has every key annotated in ``schema``.
+
+    The same check (and message) as Parlant's ``ensure_is_total``, without importing parlant.
+    """
+    required_keys = _required_keys(cast(Hashable, schema))
+    missing_keys = [key for key in required_keys if key not in document]
+    if missing_keys:
+        raise TypeError(
+            f"Provided TypedDict '{schema.__qualname__}' is missing required keys: "
+            f"{missing_keys}. Expected at least the keys: {list(required_keys)}."
+        )
+
+
+def is_total(document: Mapping[str, Any], schema: type[Any]) -> bool:
+    """Whether ``document`` has every key annotated in ``schema``."""
+    try:
+        ensure_is_total(document, schema)
+    except TypeError:
+        return False
+    return True

@@ -396,7 +396,9 @@ class Transport:
             return None
         return self._from_template(template, query, None, table)
 
-    def rpc_request(self, function: str, body: Mapping[str, Any], *, table: str | None = None) -> httpx.Request:
+    def rpc_request(
+        self, function: str, body: Mapping[str, Any], *, table: str | None = None
+    ) -> httpx.Request:
         """The POST ``rpc(function, body)`` would send, byte for byte (see ``select_request``)."""
         template = self._template("POST", function, False, "")
         if template is None:

@@ -60,7 +60,8 @@ def _shape(request: httpx.Request) -> tuple[Any, ...]:
 
 @contextmanager
 def _transport(http: httpx.Client | None = None, **settings: Any) -> Iterator[Transport]:
-    transport = Transport(SupabaseSettings(url="https://abc.supabase.co", key=SECRET, **settings), http)
+    config = SupabaseSettings(url="https://abc.supabase.co", key=SECRET, **settings)
+    transport = Transport(config, http)
     try:
         yield transport
     finally:
@@ -68,7 +69,9 @@ def _transport(http: httpx.Client | None = None, **settings: Any) -> Iterator[Tr
 
 
 @pytest.fixture(params=[True, False], ids=["shortcut", "public-url"])
-def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transport]:
+def transport(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Transport]:
     # Both ways of building the URL (see transport._shortcut_works) must give the same request.
     monkeypatch.setattr(transport_module, "_SHORTCUT", request.param)
     with _transport(max_url_bytes=65536) as transport:
