@@ -137,7 +137,7 @@ class Raw:
         return self._rows(response)
 
     def find_one(self, doc_id: str) -> Any:
-        url = f"{self.table_url}?select=data&id=eq.{quote(doc_id, safe='')}&limit=1"
+        url = f"{self.table_url}?select=data&id=eq.{quote(doc_id, safe='')}"
         rows = self._rows(self.http.get(url, headers=self.get_headers))
         return rows[0]["data"] if rows else None
 

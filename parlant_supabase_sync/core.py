@@ -417,10 +417,13 @@ class SyncDocumentCollection:
                 return documents[0] if documents else None
             if where.nothing:
                 return None
-            # One row at most matches an id: no order to send.
+            # One row at most matches an id: no order or limit to send.
             pinned = sort is None and _filters.id_pinned(filters) is not None
             order = None if pinned else _filters.compile_order(sort, None)
-            rows, _ = self._reader.select("find_one", where.conditions, order, 1, columns="data")
+            limit = None if pinned else 1
+            rows, _ = self._reader.select(
+                "find_one", where.conditions, order, limit, columns="data"
+            )
             return row_to_document(rows[0]) if rows else None
 
     def count(self, filters: Mapping[str, Any]) -> int:

@@ -62,6 +62,33 @@ def test_requests_per_operation(
     assert _requests(stand_in, lambda: operation(docs)) == expected
 
 
+@pytest.mark.parametrize(
+    ("operation", "query"),
+    [
+        # At most one row matches an id: no order, no limit.
+        (lambda c: c.find_one({"id": {"$eq": "d00001"}}), "select=data&id=eq.d00001"),
+        (
+            lambda c: c.find_one({"group": {"$eq": "g"}}),
+            "select=data&data-%3Egroup=eq.%22g%22&order=creation_utc.asc%2Cid.asc&limit=1",
+        ),
+        # An order cannot change a count.
+        (
+            lambda c: c.count({"group": {"$eq": "g"}}),
+            "select=id&data-%3Egroup=eq.%22g%22&limit=0",
+        ),
+    ],
+)
+def test_reads_send_only_the_parameters_they_need(
+    stand_in: LocalSupabase,
+    docs: SyncDocumentCollection,
+    operation: Callable[[SyncDocumentCollection], Any],
+    query: str,
+) -> None:
+    with stand_in.requests.capture() as seen:
+        operation(docs)
+    assert [entry.query for entry in seen] == [query]
+
+
 def test_create_and_delete_collection_requests(stand_in: LocalSupabase, make_db: MakeDb) -> None:
     db = make_db(("docs",))
     db.get_or_create_collection("docs", Doc, identity)
