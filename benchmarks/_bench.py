@@ -190,6 +190,12 @@ class Results:
     def median(self, row: str, variant: str, what: str) -> float:
         return statistics.median(getattr(s, what) for s in self.samples[(row, variant)])
 
+    def median_ratio(self, row: str, variant: str, base: str, what: str) -> float:
+        """The median over rounds of ``variant ÷ base`` measured in the same round (samples
+        added round by round): drift between rounds cancels out."""
+        pairs = zip(self.samples[(row, variant)], self.samples[(row, base)])
+        return statistics.median(getattr(v, what) / getattr(b, what) for v, b in pairs)
+
 
 def interleave(
     variants: Sequence[str], rounds: int, run_round: Callable[[str, int], None]

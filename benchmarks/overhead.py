@@ -5,7 +5,8 @@
 
 Starts the local stand-in in a child process (so this process's CPU is the client's alone),
 fills one collection with 1,000 documents, then runs interleaved rounds. In each round every
-variant runs every operation ``--batch`` times on its own fresh documents:
+variant runs every operation ``--batch`` times on its own fresh documents, one operation's
+batches back to back for all variants (their order rotating round by round):
 
 * ``raw``: a bare ``httpx.Client`` (configured like the adapter's: HTTP/1.1, same pool,
   timeouts and User-Agent) sending the identical request (same method, URL, headers and body;
@@ -16,8 +17,8 @@ variant runs every operation ``--batch`` times on its own fresh documents:
 
 Figures are medians over rounds of the per-operation mean of a batch: wall milliseconds, and
 client CPU microseconds (``time.process_time`` of this process: every thread of the client,
-none of the stand-in's). Ratios divide by ``raw``. Every variant sends exactly one request per
-operation (counted and checked).
+none of the stand-in's). A ratio is the median of each round's own ratio to ``raw``. Every
+variant sends exactly one request per operation (counted and checked).
 """
 
 from __future__ import annotations
@@ -41,13 +42,11 @@ from _bench import (
     Results,
     Sample,
     StandIn,
-    interleave,
     machine_line,
     measure,
     measure_async,
     print_table,
     quiet_logging,
-    ratio,
 )
 
 PREFIX = "bench_overhead_"
@@ -336,19 +335,26 @@ def run_rounds(
     }
     requests_before = {name: stats.total_requests for name, stats in counters.items()}
 
-    def run_round(variant: str, number: int) -> None:
-        docs = [document(f"{variant}-{number}-{i}", 10_000 + i) for i in range(args.batch)]
-        for operation in RUN_ORDER:
-            if variant == "raw":
-                sample = measure(raw_batch(raw, operation, docs))
-            elif variant == "core":
-                sample = measure(core_batch(core, operation, docs))
-            else:
-                sample = portals[variant].call(facade_batch, facades[variant][1], operation, docs)
-            if number >= args.warmup:
-                results.add(operation, variant, sample)
+    def run(variant: str, operation: str, docs: list[dict[str, Any]]) -> Sample:
+        if variant == "raw":
+            return measure(raw_batch(raw, operation, docs))
+        if variant == "core":
+            return measure(core_batch(core, operation, docs))
+        sample: Sample = portals[variant].call(facade_batch, facades[variant][1], operation, docs)
+        return sample
 
-    interleave(VARIANTS, args.warmup + args.rounds, run_round)
+    # Each operation's batches run back to back for every variant (in an order rotating
+    # round by round), so the ratios compare batches measured moments apart.
+    for number in range(args.warmup + args.rounds):
+        docs = {v: [document(f"{v}-{number}-{i}", 10_000 + i) for i in range(args.batch)]
+                for v in VARIANTS}  # fmt: skip
+        shift = number % len(VARIANTS)
+        order = [*VARIANTS[shift:], *VARIANTS[:shift]]
+        for operation in RUN_ORDER:
+            for variant in order:
+                sample = run(variant, operation, docs[variant])
+                if number >= args.warmup:
+                    results.add(operation, variant, sample)
     for name, (database, _) in facades.items():
         portals[name].call(database.__aexit__, None, None, None)
     expected = (args.warmup + args.rounds) * args.batch * len(OPERATIONS)
@@ -367,8 +373,9 @@ def report(results: Results, args: argparse.Namespace, seconds: float) -> None:
     )
     print(
         "How to read: wall = median ms per operation, cpu = median client-process CPU µs per "
-        "operation;\nf/raw = facade ÷ raw (asyncio, trio), core/raw = core ÷ raw. Goal: "
-        "f/raw ≤ 1.10 wall and ≤ 1.35 CPU on find_one, delete_one and insert_one.\n"
+        "operation;\nf/raw = facade ÷ raw (asyncio, trio), core/raw = core ÷ raw, each the "
+        "median of the rounds' own ratios.\nGoal: f/raw ≤ 1.10 wall and ≤ 1.35 CPU on "
+        "find_one, delete_one and insert_one.\n"
     )
     for what, scale, unit in (("wall", 1e3, "wall ms"), ("cpu", 1e6, "client CPU µs")):
         rows = []
@@ -377,9 +384,8 @@ def report(results: Results, args: argparse.Namespace, seconds: float) -> None:
             cells = [LABELS[operation]]
             cells += [f"{values[v] * scale:,.{2 if what == 'wall' else 0}f}" for v in VARIANTS]
             cells += [
-                ratio(values["facade-asyncio"], values["raw"]),
-                ratio(values["facade-trio"], values["raw"]),
-                ratio(values["core"], values["raw"]),
+                f"{results.median_ratio(operation, v, 'raw', what):.2f}"
+                for v in ("facade-asyncio", "facade-trio", "core")
             ]
             goal = GOALS.get(operation)
             cells.append(f"≤ {goal[0 if what == 'wall' else 1]:.2f}" if goal else "")
