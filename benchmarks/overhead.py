@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/overhead.py               # 20 rounds of 20 operations each
     .venv/bin/python benchmarks/overhead.py --rounds 40 --batch 25
+    .venv/bin/python benchmarks/overhead.py --hops       # only the thread hop's options
 
 Starts the local stand-in in a child process (so this process's CPU is the client's alone),
 fills one collection with 1,000 documents, then runs interleaved rounds. In each round every
@@ -275,6 +276,83 @@ def check_identical(raw: Raw, core_db: Any, collection: Any) -> None:
             )
 
 
+# --- the thread hop's options ------------------------------------------------------------------
+
+HOP_OPTIONS = (
+    "no hop (called on the loop)",
+    "run_sync(fn, *args, limiter=…)",
+    "run_sync(partial(fn, *args), limiter=…)",
+    "… abandon_on_cancel=True",
+    "… default limiter",
+)
+
+
+def _blocking(seconds: float) -> float:
+    time.sleep(seconds)  # stands for a request: the GIL is released while waiting
+    return seconds
+
+
+async def hop_batch(option: str, limiter: Any, calls: int) -> Sample:
+    import anyio.to_thread
+
+    async def run() -> int:
+        for _ in range(calls):
+            if option == HOP_OPTIONS[0]:
+                _blocking(0.002)
+            elif option == HOP_OPTIONS[1]:
+                await anyio.to_thread.run_sync(_blocking, 0.002, limiter=limiter)
+            elif option == HOP_OPTIONS[2]:
+                await anyio.to_thread.run_sync(partial(_blocking, 0.002), limiter=limiter)
+            elif option == HOP_OPTIONS[3]:
+                await anyio.to_thread.run_sync(
+                    _blocking, 0.002, limiter=limiter, abandon_on_cancel=True
+                )
+            else:
+                await anyio.to_thread.run_sync(_blocking, 0.002)
+        return calls
+
+    sample = await measure_async(run)
+    return Sample(sample.wall - 0.002, sample.cpu)
+
+
+async def _limiter() -> Any:
+    import anyio
+
+    return anyio.CapacityLimiter(32)
+
+
+def hops(rounds: int) -> None:
+    """What each way of crossing to a worker thread costs around a 2 ms blocking call."""
+    results = Results()
+    for backend in ("asyncio", "trio"):
+        portal = Portal(backend)
+        try:
+            limiter = portal.call(_limiter)
+            for number in range(rounds + 1):
+                shift = number % len(HOP_OPTIONS)
+                for option in [*HOP_OPTIONS[shift:], *HOP_OPTIONS[:shift]]:
+                    sample = portal.call(hop_batch, option, limiter, 100)
+                    if number:  # the first round warms the worker threads
+                        results.add(option, backend, sample)
+        finally:
+            portal.close()
+    rows = [
+        [option]
+        + [
+            f"{results.median(option, backend, what) * 1e6:,.0f}"
+            for backend in ("asyncio", "trio")
+            for what in ("wall", "cpu")
+        ]
+        for option in HOP_OPTIONS
+    ]
+    header = ["hop (2 ms blocking call)", "asyncio wall µs", "CPU µs", "trio wall µs", "CPU µs"]
+    print_table(
+        f"thread hop per call, beyond the call itself (median of {rounds} rounds x 100 calls)",
+        header,
+        rows,
+    )
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -285,9 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     parser.add_argument("--batch", type=int, default=20, help="operations per batch (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="rounds run first and dropped")
+    parser.add_argument("--hops", action="store_true", help="measure only the hop's options")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.batch < 1 or args.warmup < 0:
         parser.error("--rounds and --batch must be >= 1, --warmup >= 0")
+    if args.hops:
+        print(machine_line())
+        hops(args.rounds)
+        return 0
 
     from parlant_supabase_sync.core import SyncDocumentDatabase
     from parlant_supabase_sync.ddl import generate_functions, generate_schema

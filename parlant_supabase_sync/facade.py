@@ -132,9 +132,9 @@ class SupabaseDocumentDatabase(DocumentDatabase):
         return self._limiter
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        # The hop's options, measured: passing the arguments through (no partial) is the
-        # cheapest by a few µs; the default limiter is no cheaper; abandon_on_cancel=True
-        # would hand the limiter token back while the thread still runs a request.
+        # The hop's options (benchmarks/overhead.py --hops): the arguments passed through (no
+        # partial) cost least of the correct ones; abandon_on_cancel=True saves a little more
+        # but would hand the limiter token back while the thread still runs a request.
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def __aenter__(self) -> Self:
