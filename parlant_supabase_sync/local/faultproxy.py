@@ -38,7 +38,6 @@ from __future__ import annotations
 import random
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +47,22 @@ from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from typing_extensions import Self
+
+from .faultproxy_http import (
+    CAPTIVE_PORTAL,
+    HOP_BY_HOP,
+    ConnectionClosed,
+    Message,
+    ProtocolError,
+    Reader,
+    close_quietly,
+    gateway_answer,
+    header,
+    read_request,
+    read_response,
+    reset,
+    status_of,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -85,63 +100,6 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
 
 LOOPBACK = "127.0.0.1"
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "expect",
-    }
-)
-_MAX_LINE = 65536
-_MAX_HEADERS = 200
-_MAX_BODY = 256 * 1024 * 1024
-_RECV = 65536
-
-_JSON_GATEWAY_BODIES: dict[int, bytes] = {
-    502: b'{"message":"An invalid response was received from the upstream server"}',
-    503: b'{"message":"failure to get a peer from the ring-balancer"}',
-    504: b'{"message":"The upstream server is timing out"}',
-}
-_REASONS = {
-    200: "OK",
-    502: "Bad Gateway",
-    503: "Service Temporarily Unavailable",
-    504: "Gateway Time-out",
-}
-
-
-def _nginx_page(status: int) -> bytes:
-    title = f"{status} {_REASONS[status]}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode("ascii")
-
-
-def _cloudflare_page(status: int) -> bytes:
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en-US\"><head><title>"
-        f"supabase.co | {status}: {_REASONS[status]}</title></head>\n"
-        f"<body><div id=\"cf-error-details\"><h1>Error {status}</h1>"
-        "<p>The web server reported a gateway error.</p>"
-        "<p>Cloudflare Ray ID: 8a1b2c3d4e5f6a7b</p></div></body></html>\n"
-    ).encode("ascii")
-
-
-_CAPTIVE_PORTAL = (
-    b"<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head>\n"
-    b"<body><h1>Welcome</h1><p>Please accept the terms of use to continue.</p>"
-    b'<form method="post" action="/login"><button>Accept</button></form></body></html>\n'
-)
-
-
 class FaultProxyError(RuntimeError):
     """The proxy was misconfigured (not loopback, bad weights) or cannot start."""
 
@@ -173,230 +131,6 @@ class _Scripted:
 class _Fault:
     kind: FaultKind
     body: BodyStyle
-
-
-class _Message(NamedTuple):
-    start: str  # request line or status line
-    headers: list[tuple[str, str]]
-    body: bytes
-    close: bool  # the sender asked to close (or framing needs it)
-
-
-class _ConnectionClosed(Exception):
-    """The peer closed the connection cleanly between messages."""
-
-
-class _ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.1 we can parse."""
-
-
-class _Reader:
-    """Buffered reads from a socket whose timeout is already set."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = bytearray()
-        self.eof = False
-
-    def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self._sock.recv(_RECV)
-        if not chunk:
-            self.eof = True
-            return False
-        self._buffer += chunk
-        return True
-
-    def has_buffered(self) -> bool:
-        return bool(self._buffer)
-
-    def readline(self) -> bytes:
-        while True:
-            index = self._buffer.find(b"\n")
-            if index >= 0:
-                line = bytes(self._buffer[: index + 1])
-                del self._buffer[: index + 1]
-                return line
-            if len(self._buffer) > _MAX_LINE:
-                raise _ProtocolError("line too long")
-            if not self._fill():
-                line = bytes(self._buffer)
-                self._buffer.clear()
-                return line
-
-    def read_exact(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            if not self._fill():
-                raise _ProtocolError(f"connection closed with {size - len(self._buffer)} bytes unread")
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def read_to_close(self) -> bytes:
-        while self._fill():
-            if len(self._buffer) > _MAX_BODY:
-                raise _ProtocolError("body too large")
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
-
-def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
-    values = [value for key, value in headers if key.lower() == name]
-    return ", ".join(values) if values else None
-
-
-def _tokens(value: str | None) -> list[str]:
-    return [t.strip().lower() for t in (value or "").split(",") if t.strip()]
-
-
-def _read_head(reader: _Reader) -> tuple[str, list[tuple[str, str]]]:
-    line = reader.readline()
-    while line in (b"\r\n", b"\n"):  # tolerate blank lines between messages (RFC 9112 §2.2)
-        line = reader.readline()
-    if not line:
-        raise _ConnectionClosed
-    if not line.endswith(b"\n"):
-        raise _ProtocolError("connection closed inside a start line")
-    start = line.decode("latin-1").rstrip("\r\n")
-    headers: list[tuple[str, str]] = []
-    while True:
-        raw = reader.readline()
-        if not raw.endswith(b"\n"):
-            raise _ProtocolError("connection closed inside the header block")
-        if raw in (b"\r\n", b"\n"):
-            return start, headers
-        if len(headers) >= _MAX_HEADERS:
-            raise _ProtocolError("too many headers")
-        text = raw.decode("latin-1").rstrip("\r\n")
-        name, sep, value = text.partition(":")
-        if not sep or not name or name != name.strip():
-            raise _ProtocolError(f"malformed header line {text[:80]!r}")
-        headers.append((name, value.strip()))
-
-
-def _read_chunked(reader: _Reader) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        line = reader.readline()
-        if not line.endswith(b"\n"):
-            raise _ProtocolError("connection closed inside a chunk size line")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
-        if size < 0:
-            raise _ProtocolError("negative chunk size")
-        if size == 0:
-            while True:  # trailers, discarded
-                trailer = reader.readline()
-                if not trailer.endswith(b"\n"):
-                    raise _ProtocolError("connection closed inside the trailers")
-                if trailer in (b"\r\n", b"\n"):
-                    return b"".join(parts)
-        total += size
-        if total > _MAX_BODY:
-            raise _ProtocolError("body too large")
-        parts.append(reader.read_exact(size))
-        if reader.readline() not in (b"\r\n", b"\n"):
-            raise _ProtocolError("chunk not followed by CRLF")
-
-
-def _content_length(headers: list[tuple[str, str]]) -> int | None:
-    values = {v.strip() for k, v in headers if k.lower() == "content-length"}
-    if not values:
-        return None
-    if len(values) != 1:
-        raise _ProtocolError("conflicting Content-Length headers")
-    text = values.pop()
-    if not text.isdigit():
-        raise _ProtocolError(f"bad Content-Length {text[:20]!r}")
-    length = int(text)
-    if length > _MAX_BODY:
-        raise _ProtocolError("body too large")
-    return length
-
-
-def _wants_close(version: str, headers: list[tuple[str, str]]) -> bool:
-    tokens = _tokens(_header(headers, "connection"))
-    if "close" in tokens:
-        return True
-    return version == "HTTP/1.0" and "keep-alive" not in tokens
-
-
-def _read_request(reader: _Reader) -> _Message:
-    start, headers = _read_head(reader)
-    parts = start.split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _ProtocolError(f"bad request line {start[:80]!r}")
-    encodings = _tokens(_header(headers, "transfer-encoding"))
-    if encodings:
-        if encodings != ["chunked"]:
-            raise _ProtocolError("unsupported transfer coding")
-        body = _read_chunked(reader)
-    else:
-        length = _content_length(headers)
-        body = reader.read_exact(length) if length else b""
-    return _Message(start, headers, body, _wants_close(parts[2], headers))
-
-
-def _status_of(start: str) -> int:
-    parts = start.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise _ProtocolError(f"bad status line {start[:80]!r}")
-    return int(parts[1])
-
-
-def _read_response(reader: _Reader, method: str) -> _Message:
-    while True:
-        start, headers = _read_head(reader)
-        status = _status_of(start)
-        if 100 <= status < 200 and status != 101:
-            continue  # an interim answer (100 Continue, 103 Early Hints)
-        break
-    version = start.split(" ", 1)[0]
-    close = _wants_close(version, headers)
-    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
-        return _Message(start, headers, b"", close)
-    encodings = _tokens(_header(headers, "transfer-encoding"))
-    if encodings:
-        if encodings[-1] != "chunked":
-            return _Message(start, headers, reader.read_to_close(), True)
-        if encodings != ["chunked"]:
-            raise _ProtocolError("unsupported transfer coding")
-        return _Message(start, headers, _read_chunked(reader), close)
-    length = _content_length(headers)
-    if length is None:
-        return _Message(start, headers, reader.read_to_close(), True)
-    return _Message(start, headers, reader.read_exact(length), close)
-
-
-def _reset(sock: socket.socket) -> None:
-    """Close with SO_LINGER 0, so the peer gets a TCP RST instead of a FIN."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
-
-
-def _close(sock: socket.socket | None) -> None:
-    if sock is None:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
 
 
 def _parse_upstream(upstream: str) -> tuple[str, int]:
@@ -607,7 +341,7 @@ class FaultProxy:
         self._stopping.set()
         listener = self._listener
         if listener is not None:
-            _close(listener)
+            close_quietly(listener)
         thread = self._accept_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -618,7 +352,7 @@ class FaultProxy:
             sockets = list(self._sockets)
             threads = list(self._threads)
         for sock in sockets:
-            _close(sock)
+            close_quietly(sock)
         end = time.monotonic() + timeout
         for thread in threads:
             if thread is not threading.current_thread():
@@ -666,7 +400,7 @@ class FaultProxy:
                         self._connections_accepted += 1
                         self._sockets.add(client)
                 if full:
-                    _close(client)
+                    close_quietly(client)
                     continue
                 thread = threading.Thread(
                     target=self._serve, args=(client,), name=f"faultproxy-conn-{self._port}", daemon=True
@@ -677,7 +411,7 @@ class FaultProxy:
         finally:
             # The deadline (or stop()) ends the proxy: nothing is left running.
             self._stopping.set()
-            _close(listener)
+            close_quietly(listener)
             if threading.current_thread() is self._accept_thread:
                 self._close_all(self._io_timeout)
 
@@ -728,14 +462,14 @@ class FaultProxy:
             self._log.append(FaultEvent(method, path, chosen))
             return _Fault(chosen, body)
 
-    def _connect_upstream(self) -> tuple[socket.socket, _Reader]:
+    def _connect_upstream(self) -> tuple[socket.socket, Reader]:
         sock = socket.create_connection(self._upstream, timeout=self._io_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._track(sock)
-        return sock, _Reader(sock)
+        return sock, Reader(sock)
 
     @staticmethod
-    def _stale(sock: socket.socket, reader: _Reader) -> bool:
+    def _stale(sock: socket.socket, reader: Reader) -> bool:
         """True when an idle upstream connection was closed (or sent something unasked)."""
         if reader.eof or reader.has_buffered():
             return True
@@ -747,22 +481,22 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
-        upstream_reader: _Reader | None = None
+        upstream_reader: Reader | None = None
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader = _Reader(client)
+            reader = Reader(client)
             while not self._expired():
                 client.settimeout(min(self._idle_timeout, max(0.01, self._deadline_at - time.monotonic())))
                 try:
-                    request = _read_request(reader)
-                except (TimeoutError, _ConnectionClosed):
+                    request = read_request(reader)
+                except (TimeoutError, ConnectionClosed):
                     return
                 client.settimeout(self._io_timeout)
                 method, target, _version = request.start.split(" ")
                 path = target.split("?", 1)[0]
                 fault = self._choose(method, path)
                 if fault is not None and fault.kind == "reset_before":
-                    _reset(client)
+                    reset(client)
                     return
                 if fault is not None and fault.kind == "gateway_503":
                     self._send_gateway(client, 503, fault.body, close=request.close)
@@ -771,34 +505,34 @@ class FaultProxy:
                     continue
                 if upstream is not None and upstream_reader is not None and self._stale(upstream, upstream_reader):
                     self._untrack(upstream)
-                    _close(upstream)
+                    close_quietly(upstream)
                     upstream = upstream_reader = None
                 if upstream is None or upstream_reader is None:
                     upstream, upstream_reader = self._connect_upstream()
                 upstream.sendall(self._forward_head(request) + request.body)
-                response = _read_response(upstream_reader, method)
+                response = read_response(upstream_reader, method)
                 if response.close:
                     self._untrack(upstream)
-                    _close(upstream)
+                    close_quietly(upstream)
                     upstream = upstream_reader = None
                 if not self._answer(client, request, response, fault):
                     return
-        except (OSError, _ProtocolError, ValueError):
+        except (OSError, ProtocolError, ValueError):
             return
         finally:
             self._untrack(upstream)
-            _close(upstream)
+            close_quietly(upstream)
             self._untrack(client)
-            _close(client)
+            close_quietly(client)
 
-    def _forward_head(self, request: _Message) -> bytes:
+    def _forward_head(self, request: Message) -> bytes:
         method, target, _ = request.start.split(" ")
         lines = [f"{method} {target} HTTP/1.1"]
         host, port = self._upstream
         lines.append(f"Host: {host}:{port}")
         for name, value in request.headers:
             lowered = name.lower()
-            if lowered in _HOP_BY_HOP or lowered == "host":
+            if lowered in HOP_BY_HOP or lowered == "host":
                 continue
             lines.append(f"{name}: {value}")
         if request.body or method in ("POST", "PUT", "PATCH"):
@@ -817,7 +551,7 @@ class FaultProxy:
         lines = [f"HTTP/1.1 {rest}" if version.startswith("HTTP/1.") else start]
         for name, value in headers:
             lowered = name.lower()
-            if lowered in _HOP_BY_HOP:
+            if lowered in HOP_BY_HOP:
                 continue
             if content_type is not None and lowered in ("content-type", "content-range", "preference-applied", "location"):
                 continue
@@ -831,25 +565,15 @@ class FaultProxy:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _send_gateway(self, client: socket.socket, status: int, style: BodyStyle, *, close: bool) -> None:
-        if style == "json":
-            body = _JSON_GATEWAY_BODIES[status]
-            content_type = "application/json; charset=utf-8"
-            extra = [("Server", "kong/3.0.2"), ("X-Kong-Response-Latency", "1")]
-        else:
-            body = _nginx_page(status) if status != 504 else _cloudflare_page(status)
-            content_type = "text/html; charset=UTF-8"
-            extra = [("Server", "nginx" if status != 504 else "cloudflare")]
-        head = self._response_head(
-            f"HTTP/1.1 {status} {_REASONS[status]}", extra, len(body), close, content_type
-        )
-        client.sendall(head + body)
+        start, extra, body, content_type = gateway_answer(status, style)
+        client.sendall(self._response_head(start, extra, len(body), close, content_type) + body)
 
     def _answer(
-        self, client: socket.socket, request: _Message, response: _Message, fault: _Fault | None
+        self, client: socket.socket, request: Message, response: Message, fault: _Fault | None
     ) -> bool:
         """Send the (possibly faulted) answer; False when the client connection must end."""
         method = request.start.split(" ", 1)[0]
-        status = _status_of(response.start)
+        status = status_of(response.start)
         bodiless = method == "HEAD" or status in (204, 304) or 100 <= status < 200
         keep = not request.close
         if fault is None:
@@ -861,14 +585,14 @@ class FaultProxy:
                     (k, v) for k, v in response.headers if k.lower() != "content-length"
                 ]
                 if method == "HEAD":
-                    cl = _header(response.headers, "content-length")
+                    cl = header(response.headers, "content-length")
                     if cl is not None:
                         headers.append(("Content-Length", cl))
             client.sendall(self._response_head(response.start, headers, length, not keep) + response.body)
             return keep
         kind = fault.kind
         if kind == "reset_after":
-            _reset(client)
+            reset(client)
             return False
         if kind == "hold":
             self._stopping.wait(self._hold_seconds)
@@ -877,8 +601,8 @@ class FaultProxy:
             self._send_gateway(client, 502 if kind == "gateway_502" else 504, fault.body, close=not keep)
             return keep
         if kind == "html_200":
-            head = self._response_head("HTTP/1.1 200 OK", [("Server", "nginx")], len(_CAPTIVE_PORTAL), not keep, "text/html; charset=utf-8")
-            client.sendall(head + _CAPTIVE_PORTAL)
+            head = self._response_head("HTTP/1.1 200 OK", [("Server", "nginx")], len(CAPTIVE_PORTAL), not keep, "text/html; charset=utf-8")
+            client.sendall(head + CAPTIVE_PORTAL)
             return keep
         body = b"" if bodiless else response.body
         if kind == "cut_body":
