@@ -48,6 +48,7 @@ from parlant_supabase_sync.core import SyncDocumentCollection, SyncDocumentDatab
 from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import foreign_store_error
 from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.transport import pool_size
 
 __all__ = ["SupabaseDocumentCollection", "SupabaseDocumentDatabase"]
 
@@ -116,10 +117,14 @@ class SupabaseDocumentDatabase(DocumentDatabase):
             metadata_cache=metadata_cache,
             logger=_stdlib_logger(logger),
         )
+        if limiter is not None:
+            try:
+                _check_limiter(limiter, self._core.transport.http)
+            except ConfigurationError:
+                self._core.close()  # closes only the HTTP client it made itself
+                raise
         self._limiter = (
-            limiter
-            if limiter is not None
-            else anyio.CapacityLimiter(settings.max_workers)
+            limiter if limiter is not None else anyio.CapacityLimiter(settings.max_workers)
         )
 
     @property
@@ -172,9 +177,7 @@ class SupabaseDocumentDatabase(DocumentDatabase):
     ) -> SupabaseDocumentCollection[TDocument]:
         return SupabaseDocumentCollection(
             self,
-            await self._run(
-                self._core.get_collection, name, schema, _in_loop(document_loader)
-            ),
+            await self._run(self._core.get_collection, name, schema, _in_loop(document_loader)),
         )
 
     @override
@@ -197,6 +200,17 @@ class SupabaseDocumentDatabase(DocumentDatabase):
     @override
     async def delete_collection(self, name: str) -> None:
         await self._run(self._core.delete_collection, name)
+
+
+def _check_limiter(limiter: anyio.CapacityLimiter, http: httpx.Client) -> None:
+    # A worker without a pooled connection waits for one and fails with a pool timeout.
+    size = pool_size(http)
+    if size is not None and limiter.total_tokens > size:
+        raise ConfigurationError(
+            f"the limiter allows {limiter.total_tokens:g} concurrent calls but the HTTP pool has "
+            f"{size} connections; pass anyio.CapacityLimiter({size}) or fewer, or a client "
+            f"with httpx.Limits(max_connections={int(limiter.total_tokens)}) or more"
+        )
 
 
 def _foreign_store(prefix: str, error: BaseException | None) -> ConfigurationError | None:
@@ -228,9 +242,7 @@ def _in_loop(
 class SupabaseDocumentCollection(DocumentCollection[TDocument]):
     """One Parlant collection (one table); every method is one hop to the core collection."""
 
-    def __init__(
-        self, database: SupabaseDocumentDatabase, core: SyncDocumentCollection
-    ) -> None:
+    def __init__(self, database: SupabaseDocumentDatabase, core: SyncDocumentCollection) -> None:
         self._database = database
         self._core = core
 
@@ -248,9 +260,7 @@ class SupabaseDocumentCollection(DocumentCollection[TDocument]):
     ) -> FindResult[TDocument]:
         return cast(
             FindResult[TDocument],
-            await self._database._run(
-                self._core.find, filters, limit, cursor, sort_direction
-            ),
+            await self._database._run(self._core.find, filters, limit, cursor, sort_direction),
         )
 
     @override

@@ -50,6 +50,7 @@ __all__ = [
     "apply_order",
     "auth_headers",
     "build_http_client",
+    "pool_size",
 ]
 
 USER_AGENT = f"parlant-supabase-sync/{__version__} (python-httpx)"
@@ -71,6 +72,13 @@ def build_http_client(settings: SupabaseSettings) -> httpx.Client:
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
     )
+
+
+def pool_size(http: httpx.Client) -> int | None:
+    """How many connections ``http`` keeps at most (None: unlimited or not an httpcore pool)."""
+    pool = getattr(getattr(http, "_transport", None), "_pool", None)
+    size = getattr(pool, "_max_connections", None)
+    return size if isinstance(size, int) else None
 
 
 def auth_headers(settings: SupabaseSettings) -> dict[str, str]:
@@ -573,4 +581,3 @@ class Transport:
                 raise wire.invalid(response, table, "JSON that is not an object")
         total = wire.content_range_count(response, table=table) if count else None
         return Answer(response.status_code, data, total)
-

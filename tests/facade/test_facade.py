@@ -26,6 +26,7 @@ from parlant.core.persistence.document_database import (
 )
 
 from parlant_supabase_sync import ddl, facade
+from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.facade import (
     SupabaseDocumentCollection,
     SupabaseDocumentDatabase,
@@ -61,9 +62,7 @@ def doc(i: int, **fields: Any) -> Doc:
 async def database(
     settings: SupabaseSettings,
 ) -> AsyncIterator[SupabaseDocumentDatabase]:
-    async with SupabaseDocumentDatabase(
-        RecordingLogger(), FACADE_PREFIX, settings
-    ) as db:
+    async with SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings) as db:
         yield db
 
 
@@ -77,21 +76,15 @@ async def database(
         (SupabaseDocumentCollection, DocumentCollection),
     ],
 )
-def test_every_interface_method_is_implemented_and_marked_override(
-    cls: type, base: type
-) -> None:
+def test_every_interface_method_is_implemented_and_marked_override(cls: type, base: type) -> None:
     assert not getattr(cls, "__abstractmethods__", frozenset())
     for name in base.__abstractmethods__:
         method = getattr(cls, name)
         assert method is not getattr(base, name), name
-        assert getattr(method, "__override__", False), (
-            f"{cls.__name__}.{name} lacks @override"
-        )
+        assert getattr(method, "__override__", False), f"{cls.__name__}.{name} lacks @override"
 
 
-def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_liners() -> (
-    None
-):
+def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_liners() -> None:
     tree = ast.parse(inspect.getsource(facade))
     crossings = [
         node
@@ -114,13 +107,9 @@ def test_the_facade_crosses_threads_in_exactly_one_place_and_methods_are_one_lin
         ):
             if not hasattr(cls, name):
                 continue
-            function = ast.parse(
-                textwrap.dedent(inspect.getsource(getattr(cls, name)))
-            ).body[0]
+            function = ast.parse(textwrap.dedent(inspect.getsource(getattr(cls, name)))).body[0]
             assert isinstance(function, ast.AsyncFunctionDef)
-            assert len(function.body) == 1, (
-                f"{cls.__name__}.{name} has logic beyond the hop"
-            )
+            assert len(function.body) == 1, f"{cls.__name__}.{name} has logic beyond the hop"
 
 
 def test_find_one_accepts_sort_as_parlant_3_3_requires() -> None:
@@ -139,9 +128,7 @@ async def test_aenter_returns_the_database_itself(settings: SupabaseSettings) ->
 async def test_documents_round_trip_through_the_worker_thread(
     database: SupabaseDocumentDatabase,
 ) -> None:
-    docs = await database.get_or_create_collection(
-        "docs", Doc, identity_loader_for(Doc)
-    )
+    docs = await database.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
     assert isinstance(docs, SupabaseDocumentCollection)
     await docs.ensure_indexes([])
     for i in range(12):
@@ -175,9 +162,7 @@ async def test_document_loader_coroutine_runs_on_the_event_loop_thread(
 
     async def loader(document: BaseDocument) -> Doc | None:
         seen_threads.add(threading.get_ident())
-        await (
-            anyio.lowlevel.checkpoint()
-        )  # a real await: only possible on the event loop
+        await anyio.lowlevel.checkpoint()  # a real await: only possible on the event loop
         return Doc(**{**document, "n": 100})  # type: ignore[typeddict-item]
 
     async with SupabaseDocumentDatabase(RecordingLogger(), prefix, settings) as fresh:
@@ -216,6 +201,37 @@ async def test_limiter_defaults_to_max_workers_and_can_be_shared(
         client.close()
     async with own:
         pass
+
+
+async def test_a_limiter_larger_than_the_http_pool_is_refused(
+    settings: SupabaseSettings,
+) -> None:
+    pool = settings.http_pool_size
+    with pytest.raises(ConfigurationError, match=rf"{pool} connections.*CapacityLimiter\({pool}\)"):
+        SupabaseDocumentDatabase(
+            RecordingLogger(), FACADE_PREFIX, settings, limiter=anyio.CapacityLimiter(pool + 1)
+        )
+    client = httpx.Client(limits=httpx.Limits(max_connections=2))
+    try:
+        with pytest.raises(ConfigurationError, match="max_connections=3"):
+            SupabaseDocumentDatabase(
+                RecordingLogger(),
+                FACADE_PREFIX,
+                settings,
+                http_client=client,
+                limiter=anyio.CapacityLimiter(3),
+            )
+        assert not client.is_closed  # the caller's client is the caller's to close
+        async with SupabaseDocumentDatabase(
+            RecordingLogger(),
+            FACADE_PREFIX,
+            settings,
+            http_client=client,
+            limiter=anyio.CapacityLimiter(2),
+        ):
+            pass
+    finally:
+        client.close()
 
 
 async def test_at_most_max_workers_calls_run_at_once(
@@ -276,9 +292,7 @@ async def test_cancelled_updates_are_all_or_nothing_and_leak_no_token_or_thread(
                 http_client=client,
                 limiter=limiter,
             ) as db:
-                docs = await db.get_or_create_collection(
-                    "docs", Doc, identity_loader_for(Doc)
-                )
+                docs = await db.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
                 for i in range(count):
                     await docs.insert_one(doc(i, n=i, a=0, b=0))
                 completed = 0
@@ -319,12 +333,8 @@ async def test_exit_closes_the_http_client_the_database_created(
     settings: SupabaseSettings,
 ) -> None:
     with no_new_busy_threads():
-        async with SupabaseDocumentDatabase(
-            RecordingLogger(), FACADE_PREFIX, settings
-        ) as db:
-            docs = await db.get_or_create_collection(
-                "docs", Doc, identity_loader_for(Doc)
-            )
+        async with SupabaseDocumentDatabase(RecordingLogger(), FACADE_PREFIX, settings) as db:
+            docs = await db.get_or_create_collection("docs", Doc, identity_loader_for(Doc))
             await docs.insert_one(doc(1, n=1))
             client: httpx.Client = db.core.transport.http
             assert not client.is_closed
