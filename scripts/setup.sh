@@ -30,5 +30,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,local,parlant]'
+.venv/bin/python -m pip install -q -e '.[dev,local,parlant,vector]'
 echo "setup: ready (.venv)" >&2

