@@ -330,8 +330,11 @@ def open_test_database(
     else:
         from parlant_supabase_sync.naming import DEFAULT_STORES, validate_prefix
 
-        fixed = [name for name, (p, _) in requested.items() if name in DEFAULT_STORES or any(
-            p == spec.prefix for spec in DEFAULT_STORES.values())]
+        fixed = [
+            name
+            for name, (p, _) in requested.items()
+            if name in DEFAULT_STORES or any(p == spec.prefix for spec in DEFAULT_STORES.values())
+        ]
         if fixed:
             raise RuntimeError(
                 f"Parlant's default stores ({', '.join(fixed)}) have fixed table prefixes, so "
@@ -411,11 +414,14 @@ class _Factories:
         legacy_keys_enabled: bool = True,
         data_dir: str | None = None,
         scope: Literal["session", "package", "module", "class"] = "session",
+        pgvector: bool | None = None,
     ) -> Any:
         """A fixture starting a `LocalSupabase` with these options (session scope by default).
 
         `schemas` are the exposed schemas (the first is the default); `test_schemas` spare
         schemas (`pss_test_0` …) are exposed after them, one per running `supabase_db` test.
+        `pgvector=True` runs PostgreSQL 18 with pgvector (the `vector` extra); None follows
+        `PARLANT_SUPABASE_TEST_PGVECTOR=1`.
         """
         if test_schemas < 0:
             raise ValueError("test_schemas must be 0 or more")
@@ -434,6 +440,7 @@ class _Factories:
                 ddl_watch=ddl_watch,
                 legacy_keys_enabled=legacy_keys_enabled,
                 data_dir=data_dir,
+                pgvector=_want_pgvector(pgvector),
                 **options,
             ) as stack:
                 if spare:
@@ -482,11 +489,30 @@ factories = _Factories()
 # --- the fixtures -----------------------------------------------------------------------------
 
 
+#: `PARLANT_SUPABASE_TEST_PGVECTOR=1` runs the default fixtures' stand-ins with pgvector.
+PGVECTOR_ENV = "PARLANT_SUPABASE_TEST_PGVECTOR"
+
+
+def _want_pgvector(pgvector: bool | None) -> bool:
+    if pgvector is not None:
+        return pgvector
+    return os.environ.get(PGVECTOR_ENV, "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
 def local_supabase() -> Iterator[LocalSupabase]:
     """A started local Supabase stand-in (PostgreSQL + PostgREST-protocol gateway), one per session."""
     stack_class = _stack_class()
-    with stack_class() as stack:
+    with stack_class(pgvector=_want_pgvector(None)) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def local_supabase_vector() -> Iterator[LocalSupabase]:
+    """Like `local_supabase`, on PostgreSQL 18 with pgvector (extension `vector` in schema
+    `extensions`); needs the `vector` extra."""
+    stack_class = _stack_class()
+    with stack_class(pgvector=True) as stack:
         yield stack
 
 

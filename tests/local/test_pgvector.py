@@ -51,3 +51,8 @@ def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
     ) as info:
         pgsetup.find_bindir(pgvector=True)
     assert "\n" not in str(info.value)
+
+
+@needs_extra
+def test_local_supabase_vector_fixture(local_supabase_vector: LocalSupabase) -> None:
+    assert local_supabase_vector.query("SELECT '[1,2]'::vector <-> '[1,2]'::vector") == [(0.0,)]
