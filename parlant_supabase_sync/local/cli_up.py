@@ -96,6 +96,7 @@ def run_local_up(
     max_request_line: int | None = None,
     schemas: Sequence[str] | None = None,
     no_ddl_watch: bool = False,
+    pgvector: bool = False,
 ) -> int:
     """Start the stand-in, print the environment, wait for a signal; returns the exit code.
 
@@ -107,6 +108,7 @@ def run_local_up(
         options["max_request_line"] = max_request_line or None  # 0: no limit
     options = {name: value for name, value in options.items() if value is not None}
     options["ddl_watch"] = not no_ddl_watch
+    options["pgvector"] = pgvector
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

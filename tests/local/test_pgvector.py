@@ -56,3 +56,13 @@ def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
 @needs_extra
 def test_local_supabase_vector_fixture(local_supabase_vector: LocalSupabase) -> None:
     assert local_supabase_vector.query("SELECT '[1,2]'::vector <-> '[1,2]'::vector") == [(0.0,)]
+
+
+def test_local_up_has_a_pgvector_flag() -> None:
+    from click.testing import CliRunner
+
+    from parlant_supabase_sync.cli import cli
+
+    result = CliRunner().invoke(cli, ["local", "up", "--help"])
+    assert result.exit_code == 0
+    assert "--pgvector" in result.output
