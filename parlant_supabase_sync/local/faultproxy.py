@@ -517,8 +517,8 @@ class FaultProxy:
                     upstream = upstream_reader = None
                 if not self._answer(client, request, response, fault):
                     return
-        except (OSError, ProtocolError, ValueError):
-            return
+        except (OSError, ProtocolError, ConnectionClosed, ValueError):
+            return  # the upstream (or the client) went away mid-exchange: close both ends
         finally:
             self._untrack(upstream)
             close_quietly(upstream)
