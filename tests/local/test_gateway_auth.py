@@ -642,10 +642,14 @@ class TestThroughTheEngine:
         ("anon", "anon"), ("service_role", "service_role"), ("publishable", "anon"), ("secret", "service_role"),
     ])
     def test_supabase_py_client_runs_as_the_keys_role(self, stack: Any, which: str, role: str) -> None:
-        from supabase import create_client
+        from supabase import ClientOptions, create_client
 
-        client = create_client(stack.url, getattr(stack, f"{which}_key"))
-        data: Any = client.rpc(WHOAMI).execute().data
+        # With an httpx client of its own (as the adapter passes one) supabase-py sends no
+        # deprecated timeout/verify arguments to postgrest.
+        with httpx.Client() as http:
+            options = ClientOptions(httpx_client=http)
+            client = create_client(stack.url, getattr(stack, f"{which}_key"), options)
+            data: Any = client.rpc(WHOAMI).execute().data
         assert data["user"] == role
 
     def test_publishable_key_with_user_jwt_is_authenticated(self, stack: Any) -> None:
