@@ -20,20 +20,24 @@ from typing import NamedTuple
 from parlant_supabase_sync.errors import ConfigurationError
 
 __all__ = [
+    "ALL_STORES",
     "COLLECTION_NAME_PATTERN",
     "DEFAULT_STORES",
+    "EMBEDDINGS_COLLECTION",
     "FAILED_SUFFIX",
     "MAX_COLLECTION_NAME_LENGTH",
     "MAX_IDENTIFIER_BYTES",
     "MAX_PREFIX_LENGTH",
     "METADATA_COLLECTION",
     "MIRRORED_COLUMNS",
+    "PARLANT_STORES",
     "StoreLayout",
     "StoreSpec",
     "TableNames",
     "UnknownCollection",
     "UnknownStore",
     "all_table_names",
+    "expand_store_names",
     "failed_table_name",
     "foreign_store_error",
     "index_name",
@@ -70,6 +74,7 @@ MIRRORED_COLUMNS: tuple[str, ...] = (
 MAX_PREFIX_LENGTH = 48
 FAILED_SUFFIX = "_failed_migrations"
 METADATA_COLLECTION = "metadata"
+EMBEDDINGS_COLLECTION = "embeddings"
 
 # The one character rule for collection names and table prefixes: ASCII letters, digits and
 # underscores. Every collection name Parlant 3.3 passes to a document database fits it
@@ -116,34 +121,90 @@ class StoreSpec:
     parlant_class: str = ""
 
 
-DEFAULT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
+def _spec(key: str, parlant_class: str, *collections: str, metadata: bool = True) -> StoreSpec:
+    tail = (METADATA_COLLECTION,) if metadata else ()
+    return StoreSpec(f"parlant_{key}_", (*collections, *tail), parlant_class)
+
+
+# Every DocumentDatabase-backed store of Parlant 3.3 (tests/unit/test_parlant_stores.py derives
+# this from Parlant's own code): the three conversation stores first, then the stores
+# parlant-server keeps in PARLANT_HOME's JSON files, then the document side of the four vector
+# stores (their embeddings live in a VectorDatabase, not here) and the embedding cache.
+PARLANT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
     {
-        "sessions": StoreSpec(
-            "parlant_sessions_",
-            ("sessions", "events", METADATA_COLLECTION),
-            "SessionDocumentStore",
+        "sessions": _spec("sessions", "SessionDocumentStore", "sessions", "events"),
+        "customers": _spec(
+            "customers", "CustomerDocumentStore", "customers", "customer_tag_associations"
         ),
-        "customers": StoreSpec(
-            "parlant_customers_",
-            ("customers", "customer_tag_associations", METADATA_COLLECTION),
-            "CustomerDocumentStore",
-        ),
-        "context_variables": StoreSpec(
-            "parlant_context_variables_",
-            ("variables", "variable_tag_associations", "values", METADATA_COLLECTION),
+        "context_variables": _spec(
+            "context_variables",
             "ContextVariableDocumentStore",
+            "variables",
+            "variable_tag_associations",
+            "values",
+        ),
+        "agents": _spec("agents", "AgentDocumentStore", "agents", "agent_tags"),
+        "tags": _spec("tags", "TagDocumentStore", "tags"),
+        "guidelines": _spec(
+            "guidelines", "GuidelineDocumentStore", "guidelines", "guideline_tag_associations"
+        ),
+        "guideline_tool_associations": _spec(
+            "guideline_tool_associations", "GuidelineToolAssociationDocumentStore", "associations"
+        ),
+        "relationships": _spec("relationships", "RelationshipDocumentStore", "relationships"),
+        "evaluations": _spec(
+            "evaluations", "EvaluationDocumentStore", "evaluations", "evaluation_tag_associations"
+        ),
+        "services": _spec("services", "ServiceDocumentRegistry", "tool_services"),
+        "glossary": _spec("glossary", "GlossaryVectorStore", "glossary_tags"),
+        "canned_responses": _spec(
+            "canned_responses",
+            "CannedResponseVectorStore",
+            "canned_responses",
+            "canned_response_tag_associations",
+        ),
+        "journeys": _spec(
+            "journeys",
+            "JourneyVectorStore",
+            "journeys",
+            "journey_nodes",
+            "journey_edges",
+            "journey_tags",
+            "journey_conditions",
+        ),
+        "capabilities": _spec(
+            "capabilities", "CapabilityVectorStore", "capabilities", "capability_tags"
+        ),
+        # Parlant's BasicEmbeddingCache names a collection after each embedder class; the
+        # adapter's cache (wiring.SupabaseEmbeddingCache) keeps every embedder's vectors in one
+        # collection, keyed by the embedder's name too, so its tables are known in advance.
+        "cache_embeddings": _spec(
+            "cache_embeddings", "BasicEmbeddingCache", EMBEDDINGS_COLLECTION, metadata=False
         ),
     }
 )
 
+# The stores `sql`, `check` and `ls` work on when given none, and that the first release
+# supported: Parlant's conversation stores. `ALL_STORES` (a store name) means every store.
+DEFAULT_STORES: Mapping[str, StoreSpec] = MappingProxyType(
+    {key: PARLANT_STORES[key] for key in ("sessions", "customers", "context_variables")}
+)
+ALL_STORES = "all"
+
 
 def store_for_prefix(prefix: str) -> str | None:
-    """The default store (key of `DEFAULT_STORES`) a table prefix is for, by its name: a
-    default prefix, or one ending in a store's main collection (`acme_sessions_`); else None."""
-    for key, spec in DEFAULT_STORES.items():
-        if prefix == spec.prefix or prefix.rstrip("_").endswith(spec.collections[0]):
+    """The Parlant store (key of `PARLANT_STORES`) a table prefix is for, by its name: a
+    store's default prefix, or one ending in a store's main collection (`acme_sessions_`; the
+    longest such collection wins, so `acme_glossary_tags_` is the glossary's, not the tags');
+    else None."""
+    best: tuple[int, str] | None = None
+    for key, spec in PARLANT_STORES.items():
+        if prefix == spec.prefix:
             return key
-    return None
+        main = spec.collections[0]
+        if prefix.rstrip("_").endswith(main) and (best is None or len(main) > best[0]):
+            best = (len(main), key)
+    return best[1] if best else None
 
 
 def foreign_store_error(prefix: str, parlant_class: str) -> ConfigurationError | None:
@@ -155,16 +216,16 @@ def foreign_store_error(prefix: str, parlant_class: str) -> ConfigurationError |
     """
     owner = store_for_prefix(prefix)
     wanted = next(
-        (key for key, spec in DEFAULT_STORES.items() if spec.parlant_class == parlant_class),
+        (key for key, spec in PARLANT_STORES.items() if spec.parlant_class == parlant_class),
         None,
     )
     if owner is None or wanted is None or owner == wanted:
         return None
     return ConfigurationError(
         f"{parlant_class} was given the database with table_prefix {prefix!r}, whose tables "
-        f"(its metadata too) belong to Parlant's {DEFAULT_STORES[owner].parlant_class}: give "
-        f"it a SupabaseDocumentDatabase with table_prefix={DEFAULT_STORES[wanted].prefix!r} "
-        "(each store needs its own prefix; supabase_stores() opens all three)"
+        f"(its metadata too) belong to Parlant's {PARLANT_STORES[owner].parlant_class}: give "
+        f"it a SupabaseDocumentDatabase with table_prefix={PARLANT_STORES[wanted].prefix!r} "
+        "(each store needs its own prefix; supabase_stores() opens every store)"
     )
 
 
@@ -265,9 +326,7 @@ def failed_table_name(prefix: str, collection: str) -> str | None:
 
 def table_names(prefix: str, collection: str) -> TableNames:
     """Both tables of one collection."""
-    return TableNames(
-        table_name(prefix, collection), failed_table_name(prefix, collection)
-    )
+    return TableNames(table_name(prefix, collection), failed_table_name(prefix, collection))
 
 
 def tables_for(prefix: str, collections: Iterable[str]) -> list[TableNames]:
@@ -287,9 +346,7 @@ def all_table_names(prefix: str, collections: Iterable[str]) -> list[str]:
     return names
 
 
-def _refuse_collisions(
-    prefix: str, collections: list[str], pairs: list[TableNames]
-) -> None:
+def _refuse_collisions(prefix: str, collections: list[str], pairs: list[TableNames]) -> None:
     owner: dict[str, str] = {}
     for collection, pair in zip(collections, pairs):
         for kind, name in (
@@ -328,15 +385,13 @@ def validate_prefix(prefix: str, collections: Iterable[str] | None = None) -> st
             f"table prefix {prefix!r} is {len(prefix)} characters long; use at most "
             f"{MAX_PREFIX_LENGTH}"
         )
-    tables_for(
-        prefix, _default_collections() if collections is None else list(collections)
-    )
+    tables_for(prefix, _default_collections() if collections is None else list(collections))
     return prefix
 
 
 def prefix_for_table(table: str) -> str | None:
-    """The default store prefix whose tables include `table`, if any."""
-    for spec in DEFAULT_STORES.values():
+    """The default prefix of the Parlant store whose tables include `table`, if any."""
+    for spec in PARLANT_STORES.values():
         if table in all_table_names(spec.prefix, spec.collections):
             return spec.prefix
     return None
@@ -409,48 +464,71 @@ def tables_of(stores: Iterable[StoreLayout]) -> list[str]:
     return [name for store in stores for name in store.tables]
 
 
+def _other_stores() -> str:
+    return ", ".join(key for key in PARLANT_STORES if key not in DEFAULT_STORES)
+
+
 def _unknown_store(name: str, reason: str = "") -> UnknownStore:
     shown = repr(name if len(name) <= 60 else name[:57] + "...")
+    # A bad prefix's reason is long already: then only the conversation stores are listed.
+    others = "" if reason else f"; also {_other_stores()}; {ALL_STORES!r} for every store"
     return UnknownStore(
-        f"unknown store {shown} (known: {', '.join(DEFAULT_STORES)}; or a table prefix ending "
-        f"in '_', e.g. acme_sessions_, or PREFIX=STORE){f': {reason}' if reason else ''}"
+        f"unknown store {shown} (known: {', '.join(DEFAULT_STORES)}{others}; or a table prefix "
+        f"ending in '_', e.g. acme_sessions_, or PREFIX=STORE){f': {reason}' if reason else ''}"
     )
 
 
+def _checked_prefix(prefix: str, owner: str | None) -> str:
+    # The three conversation stores' custom prefixes have always been checked against all
+    # their collections together; another store's prefix against that store's own.
+    if owner is None or owner in DEFAULT_STORES:
+        return validate_prefix(prefix)
+    return validate_prefix(prefix, PARLANT_STORES[owner].collections)
+
+
 def resolve_store(name: str) -> StoreLayout:
-    """The store a name means: a store key, a default prefix, `PREFIX=STORE` or a custom prefix
-    (one ending in `_` or in a store's main collection); else `UnknownStore`."""
-    if name in DEFAULT_STORES:
-        return StoreLayout(name, DEFAULT_STORES[name].prefix, DEFAULT_STORES[name].collections)
+    """The store a name means: a store key (any of `PARLANT_STORES`), a store's default prefix,
+    `PREFIX=STORE` or a custom prefix (one ending in `_` or in a store's main collection); else
+    `UnknownStore`. `all` means several stores: `store_layouts` expands it."""
+    if name in PARLANT_STORES:
+        return StoreLayout(name, PARLANT_STORES[name].prefix, PARLANT_STORES[name].collections)
     if "=" in name:
         # `myapp_=sessions`: a custom prefix for a known store whose name does not tell it.
         prefix, _, key = name.partition("=")
-        if key not in DEFAULT_STORES:
+        if key not in PARLANT_STORES:
             raise UnknownStore(
                 f"unknown store {key!r} in {name!r}: use PREFIX=STORE with STORE one of "
-                f"{', '.join(DEFAULT_STORES)}"
+                f"{', '.join(PARLANT_STORES)}"
             )
-        collections = DEFAULT_STORES[key].collections
+        collections = PARLANT_STORES[key].collections
         validate_prefix(prefix, collections)
         return StoreLayout(None, prefix, collections)
     # A custom prefix names its store by its main collection (`acme_sessions_`, like the defaults).
     owner = store_for_prefix(name)
-    if owner is not None and name == DEFAULT_STORES[owner].prefix:
-        return StoreLayout(owner, name, DEFAULT_STORES[owner].collections)
+    if owner is not None and name == PARLANT_STORES[owner].prefix:
+        return StoreLayout(owner, name, PARLANT_STORES[owner].collections)
     if owner is None and not name.endswith("_"):
         raise _unknown_store(name)  # a typo of a key, not a prefix (prefixes end in "_")
     try:
-        validate_prefix(name)
+        _checked_prefix(name, owner)
     except ConfigurationError as exc:
         raise _unknown_store(name, str(exc)) from None
-    return StoreLayout(None, name, DEFAULT_STORES[owner].collections if owner else ())
+    return StoreLayout(None, name, PARLANT_STORES[owner].collections if owner else ())
+
+
+def expand_store_names(names: Iterable[str]) -> list[str]:
+    """`names` with `all` replaced by every Parlant store's key (each name once, in order)."""
+    expanded: dict[str, None] = {}
+    for name in names:
+        expanded.update(dict.fromkeys(PARLANT_STORES if name == ALL_STORES else [name]))
+    return list(expanded)
 
 
 def store_layouts(names: Iterable[str]) -> list[StoreLayout]:
-    """`resolve_store` of each name; a `ConfigurationError` for a custom prefix whose store
-    cannot be told (its collections are unknown)."""
+    """`resolve_store` of each name (`all`: every Parlant store); a `ConfigurationError` for a
+    custom prefix whose store cannot be told (its collections are unknown)."""
     layouts = []
-    for layout in map(resolve_store, names):
+    for layout in map(resolve_store, expand_store_names(names)):
         if not layout.collections:
             raise ConfigurationError(
                 f"cannot tell which Parlant store prefix {layout.prefix!r} is for: end it with "
