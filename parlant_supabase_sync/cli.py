@@ -32,7 +32,7 @@ from .cli_output import (
 )
 from .ddl import ANON_POLICIES
 from .demo import command as demo_command
-from .naming import DEFAULT_STORES
+from .naming import ALL_STORES, PARLANT_STORES
 
 if TYPE_CHECKING:
     from .api import Collection, Connection
@@ -51,7 +51,7 @@ def _examples(*lines: str, note: str = "") -> str:
 
 
 def _complete_store(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    return [name for name in DEFAULT_STORES if name.startswith(incomplete)]
+    return [name for name in [*PARLANT_STORES, ALL_STORES] if name.startswith(incomplete)]
 
 
 def _store_argument(func: F) -> F:
@@ -159,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _prefix_option = click.option(
     "--prefix", "prefixes", multiple=True, metavar="PREFIX",
-    help=f"store key or table prefix; repeatable (default: {STORES_HELP})",
+    help=f"store key or table prefix; repeatable; {ALL_STORES!r}: every Parlant store "
+    f"(default: {STORES_HELP})",
 )  # fmt: skip
 
 
@@ -167,6 +168,8 @@ _prefix_option = click.option(
     "sql",
     epilog=_examples(
         "sql > schema.sql",
+        "sql --prefix all > schema.sql",
+        "sql --prefix agents --prefix guidelines > schema.sql",
         "sql --prefix acme_sessions_ --functions-only",
         "sql --upgrade > upgrade.sql",
         note="Run the output once in the Supabase SQL editor (Dashboard → SQL Editor), or "

@@ -47,6 +47,7 @@ from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
     MAX_IDENTIFIER_BYTES,
     MIRRORED_COLUMNS,
+    PARLANT_STORES,
     index_name,
     seed_index_name,
     store_layouts,
@@ -73,6 +74,7 @@ __all__ = [
     "allow_all_policy_name",
     "anon_policy_warning",
     "default_stores",
+    "every_store",
     "generate_functions",
     "generate_schema",
     "generated_files",
@@ -137,17 +139,13 @@ def _layout(stores: Mapping[str, Iterable[str]]) -> list[_Table]:
     for prefix, collections in stores.items():
         collection_list = list(collections)
         validate_prefix(prefix, collection_list)
-        for collection, names in zip(
-            collection_list, tables_for(prefix, collection_list)
-        ):
+        for collection, names in zip(collection_list, tables_for(prefix, collection_list)):
             if names.main not in seen_tables:
                 seen_tables.add(names.main)
                 claim(names.main, f"table {names.main}")
                 indexes = []
                 used: set[str] = set()
-                for suffix, definition, seed_style in main_indexes(
-                    prefix, collection, names.main
-                ):
+                for suffix, definition, seed_style in main_indexes(prefix, collection, names.main):
                     name = seed_index_name(names.main, suffix) if seed_style else ""
                     if not seed_style or name in used:
                         name = index_name(names.main, suffix)
@@ -165,6 +163,11 @@ def _layout(stores: Mapping[str, Iterable[str]]) -> list[_Table]:
 def default_stores() -> dict[str, tuple[str, ...]]:
     """The three default stores as the `{prefix: collections}` mapping the generators take."""
     return {spec.prefix: spec.collections for spec in DEFAULT_STORES.values()}
+
+
+def every_store() -> dict[str, tuple[str, ...]]:
+    """Every Parlant store (`naming.PARLANT_STORES`) as `{prefix: collections}`."""
+    return {spec.prefix: spec.collections for spec in PARLANT_STORES.values()}
 
 
 # --- statements --------------------------------------------------------------------------------
@@ -266,11 +269,7 @@ def _comment_out(sql: str) -> str:
 
 
 def _customer_tables(tables: Sequence[_Table]) -> list[_Table]:
-    return [
-        t
-        for t in tables
-        if not t.failed and t.collection in CUSTOMER_SCOPED_COLLECTIONS
-    ]
+    return [t for t in tables if not t.failed and t.collection in CUSTOMER_SCOPED_COLLECTIONS]
 
 
 def _policies(schema: str, tables: Sequence[_Table], anon_policy: AnonPolicy) -> str:
@@ -290,8 +289,7 @@ def _policies(schema: str, tables: Sequence[_Table], anon_policy: AnonPolicy) ->
     statements = "\n\n".join(_per_customer(schema, table) for table in customer_tables)
     if anon_policy == "per-customer":
         return (
-            intro
-            + "-- anon_policy = per-customer: signed-in users may read rows whose\n"
+            intro + "-- anon_policy = per-customer: signed-in users may read rows whose\n"
             "-- customer_id is their auth user id (writes still go through Parlant).\n\n"
             + statements
         )
@@ -334,7 +332,10 @@ def _section(title: str) -> str:
 def _schema_part(schema: str, anon_policy: AnonPolicy) -> list[str]:
     if schema == "public":
         return []
-    return [_section(f"schema {shown_name(schema)} (not public)"), schema_setup(schema, anon_policy)]
+    return [
+        _section(f"schema {shown_name(schema)} (not public)"),
+        schema_setup(schema, anon_policy),
+    ]
 
 
 def generate_functions(*, schema: str = "public", header: bool = True) -> str:
@@ -413,7 +414,8 @@ def schema_sql(
     keep_seed_policies: bool = False,
 ) -> tuple[str, list[str]]:
     """What `parlant-supabase-sync sql` prints for `prefixes` (store names as
-    `naming.resolve_store` reads them; default: the three Parlant stores), and its warnings.
+    `naming.store_layouts` reads them, `all` for every store; default: the three conversation
+    stores), and its warnings.
 
     `upgrade=True` drops the older adapter's allow-all policies unless `keep_seed_policies`
     (the upgrade takes no other anon policy: run `sql --anon-policy …` after it)."""
@@ -437,19 +439,25 @@ def schema_sql(
         warnings += [w for w in [seed_policy_warning(keep_seed_policies)] if w]
         text = generate_upgrade(stores, schema=schema, keep_seed_policies=keep_seed_policies)
         return text, warnings
-    text = generate_schema(stores or default_stores(), policy, schema=schema, include_functions=True)
+    text = generate_schema(
+        stores or default_stores(), policy, schema=schema, include_functions=True
+    )
     return text, warnings
 
 
 def generated_files() -> dict[str, str]:
-    """The contents of `sql/`: file name → SQL, for the default stores."""
+    """The contents of `sql/`: file name → SQL. One file per Parlant store, `functions.sql`,
+    `all.sql` (the three conversation stores and the functions: `sql`'s default output),
+    `every_store.sql` (every store and the functions: `sql --prefix all`) and the upgrade of
+    the older adapter's tables (which had only the three stores)."""
     from parlant_supabase_sync.ddl_upgrade import generate_upgrade
 
     files: dict[str, str] = {}
-    for spec in DEFAULT_STORES.values():
+    for spec in PARLANT_STORES.values():
         files[f"{spec.prefix}.sql"] = generate_schema({spec.prefix: spec.collections})
     files["functions.sql"] = generate_functions()
     files["all.sql"] = generate_schema(default_stores(), include_functions=True)
+    files["every_store.sql"] = generate_schema(every_store(), include_functions=True)
     files["upgrade_from_seed.sql"] = generate_upgrade()
     return files
 
@@ -473,12 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Generate the SQL files in sql/ (without options: print all.sql).",
     )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--write", metavar="DIR", help="write every generated file into DIR"
-    )
-    group.add_argument(
-        "--check", metavar="DIR", help="exit 1 if DIR differs from the generator"
-    )
+    group.add_argument("--write", metavar="DIR", help="write every generated file into DIR")
+    group.add_argument("--check", metavar="DIR", help="exit 1 if DIR differs from the generator")
     args = parser.parse_args(argv)
     if args.write:
         for path in write_files(args.write):

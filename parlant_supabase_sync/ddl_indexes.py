@@ -15,13 +15,43 @@ drops it (`retired_indexes`).
 
 from __future__ import annotations
 
-from parlant_supabase_sync.naming import METADATA_COLLECTION, truncate_identifier
+from parlant_supabase_sync.naming import (
+    DEFAULT_STORES,
+    METADATA_COLLECTION,
+    MIRRORED_COLUMNS,
+    store_for_prefix,
+    truncate_identifier,
+)
 from parlant_supabase_sync.sqltext import quote_ident, quote_literal
 
-__all__ = ["main_indexes", "retired_indexes"]
+__all__ = ["LOOKUP_KEYS", "main_indexes", "retired_indexes"]
 
 #: Seed-named indexes of the older adapter's SQL that this schema drops (suffixes).
 RETIRED_SUFFIXES = ("data_gin",)
+
+#: The other Parlant stores' equality lookups, one single-key index each (collection → keys).
+#: Association collections are read per entity on every read of it (`<entity>_id`) and by tag
+#: when a listing filters by tags (`tag_id`); the rest are the stores' own `find` filters.
+#: Whole-collection reads (agents, guidelines, tool services, ...) need only the order index.
+LOOKUP_KEYS: dict[str, tuple[str, ...]] = {
+    "agent_tags": ("agent_id", "tag_id"),
+    "guideline_tag_associations": ("guideline_id", "tag_id"),
+    "evaluation_tag_associations": ("evaluation_id", "tag_id"),
+    "glossary_tags": ("term_id", "tag_id"),
+    "canned_response_tag_associations": ("canned_response_id", "tag_id"),
+    "capability_tags": ("capability_id", "tag_id"),
+    "journey_tags": ("journey_id", "tag_id"),
+    # list_nodes/list_edges of a journey; read/update/delete_node by node_id.
+    "journey_nodes": ("journey_id", "node_id"),
+    "journey_edges": ("journey_id",),
+    # A journey's conditions, and the journeys of a condition (guideline) when matching.
+    "journey_conditions": ("journey_id", "condition"),
+    # list_relationships(source=…) / (target=…), with an optional kind, for every guideline
+    # the engine resolves.
+    "relationships": ("source", "target"),
+    # upsert_tag / list_tags(name=…).
+    "tags": ("name",),
+}
 
 
 def _data_key(key: str) -> str:
@@ -32,9 +62,18 @@ def _btree(*expressions: str) -> str:
     return "USING btree (" + ", ".join(expressions) + ")"
 
 
+def _key(key: str) -> str:
+    # A mirrored column where the document's key has one (agent_tags' agent_id), else `data->`.
+    return quote_ident(key) if key in MIRRORED_COLUMNS else _data_key(key)
+
+
 def _seed_indexes(prefix: str, collection: str, table: str) -> list[tuple[str, str, bool]]:
-    """The older adapter's btree indexes, under its names (the upgrade keeps them)."""
+    """The older adapter's btree indexes, under its names (the upgrade keeps them); only for
+    the stores it had (and custom prefixes whose store cannot be told, as before)."""
     column = quote_ident
+    owner = store_for_prefix(prefix)
+    if owner is not None and owner not in DEFAULT_STORES:
+        return []
     specs = [("creation_utc", _btree(column("creation_utc")), True)]
     partial: list[str] = []
     if table == truncate_identifier(prefix):
@@ -42,23 +81,17 @@ def _seed_indexes(prefix: str, collection: str, table: str) -> list[tuple[str, s
     elif collection == "events":
         partial = ["session_id"]
     for name in partial:
-        specs.append(
-            (name, f"{_btree(column(name))} WHERE ({column(name)} IS NOT NULL)", True)
-        )
+        specs.append((name, f"{_btree(column(name))} WHERE ({column(name)} IS NOT NULL)", True))
     return specs
 
 
-def main_indexes(
-    prefix: str, collection: str, table: str
-) -> list[tuple[str, str, bool]]:
+def main_indexes(prefix: str, collection: str, table: str) -> list[tuple[str, str, bool]]:
     """(suffix, definition, seed_style) for a main table, seed's indexes first."""
     column = quote_ident
     specs = _seed_indexes(prefix, collection, table)
     # Every find orders by (creation_utc, id); the rest are the indexes Parlant's stores request
     # through ensure_indexes, each serving the reads named next to it.
-    specs.append(
-        ("by_creation_utc_id", _btree(column("creation_utc"), column("id")), False)
-    )
+    specs.append(("by_creation_utc_id", _btree(column("creation_utc"), column("id")), False))
     if collection == "sessions":
         # list_sessions(agent_id=…) and list_sessions(customer_id=…), paged in (creation_utc, id).
         for lead in ("agent_id", "customer_id"):
@@ -107,6 +140,8 @@ def main_indexes(
                 False,
             )
         )
+    for key in LOOKUP_KEYS.get(collection, ()):
+        specs.append((f"by_{key}", _btree(_key(key)), False))
     return specs
 
 

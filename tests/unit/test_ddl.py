@@ -12,6 +12,7 @@ from parlant_supabase_sync.errors import ConfigurationError
 from parlant_supabase_sync.naming import (
     DEFAULT_STORES,
     MAX_IDENTIFIER_BYTES,
+    PARLANT_STORES,
     all_table_names,
     truncate_identifier,
 )
@@ -281,15 +282,18 @@ def test_every_generated_file_says_how_to_regenerate() -> None:
 def test_all_sql_holds_the_three_stores_and_the_functions() -> None:
     files = ddl.generated_files()
     assert set(files) == {
-        "parlant_sessions_.sql",
-        "parlant_customers_.sql",
-        "parlant_context_variables_.sql",
+        *(f"{spec.prefix}.sql" for spec in PARLANT_STORES.values()),
         "functions.sql",
         "all.sql",
+        "every_store.sql",
         "upgrade_from_seed.sql",
     }
     assert "parlant_write" in files["all.sql"]
     assert "parlant_write" not in files["parlant_sessions_.sql"]
+    assert "parlant_agents_" not in files["all.sql"]
+    assert files["every_store.sql"] == ddl.schema_sql(["all"])[0]
+    for spec in PARLANT_STORES.values():
+        assert f'"public"."{spec.prefix}' in files["every_store.sql"]
 
 
 def test_custom_prefix_and_schema_are_quoted() -> None:
@@ -408,7 +412,7 @@ def test_every_generated_function_has_an_empty_search_path() -> None:
         functions = re.findall(
             r"CREATE OR REPLACE FUNCTION (\S+?)\(.*?\nAS \$", text, flags=re.DOTALL
         )
-        if name in ("all.sql", "functions.sql", "upgrade_from_seed.sql"):
+        if name in ("all.sql", "every_store.sql", "functions.sql", "upgrade_from_seed.sql"):
             assert {f'"public"."{fn}"' for fn in ddl.FUNCTION_NAMES} <= set(functions), name
         for match in re.finditer(
             r"CREATE OR REPLACE FUNCTION .*?\nAS \$", text, flags=re.DOTALL

@@ -205,3 +205,25 @@ def test_prefixes_keys_and_names() -> None:
     assert store_for_prefix("acme_glossary_tags_") == "glossary"  # the longest main collection
     assert expand_store_names(["sessions", ALL_STORES]) == list(PARLANT_STORES)
     assert [layout.key for layout in store_layouts([ALL_STORES])] == list(PARLANT_STORES)
+
+
+def test_lookup_indexes_name_collections_of_the_stores() -> None:
+    from parlant_supabase_sync.ddl_indexes import LOOKUP_KEYS
+
+    collections = {c for spec in PARLANT_STORES.values() for c in spec.collections}
+    assert set(LOOKUP_KEYS) <= collections
+    seeded = {c for spec in DEFAULT_STORES.values() for c in spec.collections}
+    assert not set(LOOKUP_KEYS) & seeded  # the conversation stores' indexes stay as they were
+
+
+def test_sql_prints_every_store_or_a_chosen_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from parlant_supabase_sync import ddl
+    from parlant_supabase_sync.cli import main
+
+    assert main(["sql", "--prefix", ALL_STORES]) == 0
+    assert capsys.readouterr().out == ddl.generated_files()["every_store.sql"]
+    assert main(["sql", "--prefix", "agents", "--prefix", "parlant_journeys_"]) == 0
+    out = capsys.readouterr().out
+    assert '"public"."parlant_agents_agent_tags"' in out
+    assert '"public"."parlant_journeys_journey_edges"' in out
+    assert "parlant_sessions_" not in out and "parlant_write" in out
