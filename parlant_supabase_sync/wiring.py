@@ -1,9 +1,27 @@
-"""The three Parlant stores on Supabase, ready for ``parlant.sdk.Server``.
+"""Parlant's stores on Supabase, ready for ``parlant.sdk.Server`` and ``parlant-server``.
 
-Recommended (constructor arguments; engine and tool events reach the new session store)::
+Every document store and the embedding cache (one call; ``every_store=True``)::
 
     import parlant.sdk as p
     from parlant_supabase_sync import supabase_stores
+
+    async with supabase_stores(every_store=True) as stores:
+        async with p.Server(nlp_service=..., **stores.server_options()) as server:
+            ...
+
+``server_options()`` is the three store constructor arguments Server takes (sessions,
+customers, context variables) plus ``configure_container`` and ``initialize_container``, which
+put the other stores in the container: agents, tags, guidelines, guideline-tool associations,
+relationships, evaluations, the service registry, the document side of the glossary, canned
+responses, journeys and capabilities (their vector databases come from ``vector_database``,
+Parlant's TransientVectorDatabase by default; they cache embeddings in Supabase, so a restart
+does not pay the embedder again).
+If you have your own hooks, call ``stores.configure_container(c)`` /
+``stores.initialize_container(c)`` from them. ``parlant-server`` uses the same two steps through
+``parlant_supabase_sync.parlant_module``.
+
+Only the conversation stores (constructor arguments; engine and tool events reach the new
+session store)::
 
     async with supabase_stores(allow_migration=False) as stores:
         async with p.Server(
@@ -14,66 +32,50 @@ Recommended (constructor arguments; engine and tool events reach the new session
             ...
 
 :func:`supabase_stores` builds one :class:`SupabaseDocumentDatabase` per store, each on its own
-table prefix (``parlant_sessions_``, ``parlant_customers_``, ``parlant_context_variables_``: each
-store needs its own ``metadata`` table), sharing one HTTP client, one worker-thread limiter and
-one metadata cache. Before any store starts, one ``parlant_schema_report`` request checks every
-table and function of all three stores: if anything is missing or of an earlier release, one
+table prefix (``parlant_sessions_``, ``parlant_agents_``, …: each store needs its own
+``metadata`` table), sharing one HTTP client, one worker-thread limiter and one metadata cache.
+Before any store starts, one ``parlant_schema_report`` request checks every table and function
+of all the stores: if anything is missing or of an earlier release, one
 :class:`~parlant_supabase_sync.errors.SchemaMissing` lists all of it with the one command to run,
 and nothing has been written. Then the stores are entered (their migration check runs) before
-the block and exited, with the databases and the HTTP client, after it. The Server uses store instances as they
-are: it does not enter them and ignores its own ``migrate=`` flag for them, which is why
-``allow_migration`` is given here.
-
-Alternative, through ``configure_container`` (only if you must; the default stores have
-already been built when it runs)::
-
-    from parlant.core.agents import AgentStore
-    from parlant.core.context_variables import ContextVariableStore
-    from parlant.core.customers import CustomerStore
-    from parlant.core.emission.event_publisher import EventPublisherFactory
-    from parlant.core.emissions import EventEmitterFactory
-    from parlant.core.sessions import SessionStore
-
-    async with supabase_stores() as stores:
-
-        async def configure_container(c: p.Container) -> p.Container:
-            c[SessionStore] = stores.sessions
-            c[CustomerStore] = stores.customers
-            c[ContextVariableStore] = stores.variables
-            # Without this the engine keeps emitting events into the default session store.
-            c[EventEmitterFactory] = EventPublisherFactory(
-                agent_store=c[AgentStore], session_store=stores.sessions
-            )
-            return c
-
-        async with p.Server(configure_container=configure_container) as server:
-            ...
-
-Caveat of that route (parlant 3.3.2): the ``ServiceRegistry`` was built with the original
-``EventEmitterFactory``, so events emitted by SDK tools (the plugin server) may still go to the
-default (transient) session store. Prefer the constructor arguments.
+the block and exited, with the databases and the HTTP client, after it. The Server uses store
+instances as they are: it does not enter them and ignores its own ``migrate=`` flag for them,
+which is why ``allow_migration`` is given here. The service registry and the four vector stores
+need the NLP service (its embedder names their vector collections): they are entered in
+``configure_container`` when the container has one (the SDK), else in ``initialize_container``
+(``parlant-server`` defines it between the two).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
 
 try:
+    from lagom import Container
     from parlant.core.common import IdGenerator
-    from parlant.core.context_variables import ContextVariableDocumentStore
-    from parlant.core.customers import CustomerDocumentStore
+    from parlant.core.context_variables import ContextVariableDocumentStore, ContextVariableStore
+    from parlant.core.customers import CustomerDocumentStore, CustomerStore
     from parlant.core.loggers import Logger
-    from parlant.core.sessions import SessionDocumentStore
+    from parlant.core.nlp.embedding import EmbeddingCache
+    from parlant.core.sessions import SessionDocumentStore, SessionStore
+
+    from parlant_supabase_sync.wiring_container import (
+        ContainerWiring,
+        SupabaseEmbeddingCache,
+        VectorDatabaseFactory,
+        open_document_stores,
+    )
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
-    if exc.name is None or exc.name.split(".")[0] != "parlant":
+    if exc.name is None or exc.name.split(".")[0] not in ("parlant", "lagom"):
         raise
     raise ModuleNotFoundError(
         "parlant_supabase_sync.wiring needs Parlant: install the extra with "
@@ -92,7 +94,12 @@ from parlant_supabase_sync.errors import (
     sql_command,
 )
 from parlant_supabase_sync.facade import SupabaseDocumentDatabase
-from parlant_supabase_sync.naming import DEFAULT_STORES, all_table_names
+from parlant_supabase_sync.naming import (
+    ALL_STORES,
+    DEFAULT_STORES,
+    PARLANT_STORES,
+    all_table_names,
+)
 from parlant_supabase_sync.readiness import SchemaReport, is_local, run_sql_advice
 from parlant_supabase_sync.settings import SupabaseSettings
 from parlant_supabase_sync.transport import Transport, build_http_client
@@ -116,33 +123,71 @@ class SupabaseStores:
     http_client: httpx.Client
     limiter: anyio.CapacityLimiter
     metadata_cache: MetadataCache
+    #: Every opened store's database by store key (`naming.PARLANT_STORES`).
+    store_databases: Mapping[str, SupabaseDocumentDatabase] = field(default_factory=dict)
+    #: With `every_store=True`: the other entered document stores (Parlant interface → store).
+    document_stores: Mapping[type, Any] = field(default_factory=dict)
+    embedding_cache: EmbeddingCache | None = None
+    wiring: ContainerWiring | None = None
 
     @property
     def databases(self) -> tuple[SupabaseDocumentDatabase, ...]:
-        return (self.session_database, self.customer_database, self.variable_database)
+        return tuple(self.store_databases.values()) or (
+            self.session_database,
+            self.customer_database,
+            self.variable_database,
+        )
+
+    def server_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``parlant.sdk.Server`` putting every opened store (and the
+        embedding cache) in place: the three store arguments and the two container hooks."""
+        return {
+            "session_store": self.sessions,
+            "customer_store": self.customers,
+            "variable_store": self.variables,
+            "configure_container": self.configure_container,
+            "initialize_container": self.initialize_container,
+        }
+
+    async def configure_container(self, container: Container) -> Container:
+        """Define the stores in a Parlant container (before Parlant builds its defaults)."""
+        return await self._wiring().configure(container)
+
+    async def initialize_container(self, container: Container) -> None:
+        """Finish after Parlant's own set-up: enter the stores that need the NLP service."""
+        await self._wiring().initialize(container)
+
+    def _wiring(self) -> ContainerWiring:
+        if self.wiring is None:  # pragma: no cover - always set by supabase_stores
+            raise RuntimeError("SupabaseStores was not made by supabase_stores()")
+        return self.wiring
 
 
-def check_setup(transport: Transport) -> None:
-    """Check every table and SQL function of Parlant's three stores with one
+def check_setup(transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STORES)) -> None:
+    """Check every table and SQL function of the Parlant stores `stores` (keys of
+    `naming.PARLANT_STORES`; default: the three conversation stores) with one
     ``parlant_schema_report`` request; writes nothing.
 
     Raises one :class:`SchemaMissing` listing everything missing or of an earlier release
     across all stores, with the one command to run and where to run it.
     """
+    keys = list(stores)
     by_store = {
-        key: all_table_names(spec.prefix, spec.collections)
-        for key, spec in DEFAULT_STORES.items()
+        key: all_table_names(PARLANT_STORES[key].prefix, PARLANT_STORES[key].collections)
+        for key in keys
     }
+    every = set(keys) - set(DEFAULT_STORES)
+    prefixes = [ALL_STORES] if every else []
     names = [name for tables in by_store.values() for name in tables]
     settings = transport.settings
     try:
         report = SchemaReport.from_report(schema_report(transport, names), names)
     except FunctionMissing:
-        raise _fresh_project(settings) from None
+        raise _fresh_project(settings, prefixes) from None
     except SupabaseSyncError as exc:
         if exc.code != _UNDEFINED_FUNCTION or isinstance(exc, PermissionDenied):
             raise
-        raise _fresh_project(settings) from None
+        raise _fresh_project(settings, prefixes) from None
     missing = {
         key: [name for name in tables if not report.tables[name].exists]
         for key, tables in by_store.items()
@@ -154,11 +199,11 @@ def check_setup(transport: Transport) -> None:
     if report.function_grants is None:
         outdated.append(REPORT_FUNCTION)  # it predates the privilege report: the functions are old
     if any(missing.values()) or functions or outdated:
-        raise _setup_error(settings, missing, functions, outdated)
+        raise _setup_error(settings, missing, functions, outdated, prefixes)
 
 
-def _advice(settings: SupabaseSettings, *, upgrade: bool) -> str:
-    command = sql_command(schema=settings.db_schema, upgrade=upgrade)
+def _advice(settings: SupabaseSettings, *, upgrade: bool, prefixes: Sequence[str]) -> str:
+    command = sql_command(prefixes, schema=settings.db_schema, upgrade=upgrade)
     script = command.rpartition("> ")[2]
     return f"Run `{command}`, then {run_sql_advice(script, is_local(settings.url))}"
 
@@ -168,6 +213,7 @@ def _setup_error(
     missing: dict[str, list[str]],
     functions: list[str],
     outdated: list[str],
+    prefixes: Sequence[str] = (),
 ) -> SchemaMissing:
     parts = []
     groups = [f"{key} store: {', '.join(tables)}" for key, tables in missing.items() if tables]
@@ -185,7 +231,7 @@ def _setup_error(
     return SchemaMissing(
         f"Parlant's stores were not started and nothing was written: schema "
         f"{settings.db_schema!r} has {'; '.join(parts)}. "
-        f"{_advice(settings, upgrade=bool(outdated))}.",
+        f"{_advice(settings, upgrade=bool(outdated), prefixes=prefixes)}.",
         tables=[name for tables in missing.values() for name in tables],
         functions=functions,
         outdated=outdated,
@@ -193,13 +239,14 @@ def _setup_error(
     )
 
 
-def _fresh_project(settings: SupabaseSettings) -> SchemaMissing:
+def _fresh_project(settings: SupabaseSettings, prefixes: Sequence[str] = ()) -> SchemaMissing:
     return SchemaMissing(
         "Parlant's stores were not started and nothing was written: schema "
         f"{settings.db_schema!r} has no parlant-supabase-sync SQL yet (the function "
-        f"{REPORT_FUNCTION} is missing: a fresh project?). {_advice(settings, upgrade=False)}; "
+        f"{REPORT_FUNCTION} is missing: a fresh project?). "
+        f"{_advice(settings, upgrade=False, prefixes=prefixes)}; "
         "tables made by the older adapter's SQL need "
-        f"`{sql_command(schema=settings.db_schema, upgrade=True)}` instead.",
+        f"`{sql_command(prefixes, schema=settings.db_schema, upgrade=True)}` instead.",
         functions=[REPORT_FUNCTION],
         schema=settings.db_schema,
     )
@@ -214,14 +261,21 @@ async def supabase_stores(
     id_generator: IdGenerator | None = None,
     logger: Logger | logging.Logger | None = None,
     metadata_cache: MetadataCache | None = None,
+    every_store: bool = False,
+    vector_database: VectorDatabaseFactory | None = None,
 ) -> AsyncIterator[SupabaseStores]:
-    """Open the session, customer and context-variable stores on one Supabase project.
+    """Open the session, customer and context-variable stores on one Supabase project, and
+    with ``every_store=True`` every other Parlant document store and the embedding cache too
+    (put into Parlant's container by ``server_options()`` / ``configure_container``).
 
     ``settings`` defaults to the environment; ``schema`` overrides its database schema
     (``SUPABASE_SCHEMA``; the schema must be exposed by the project's Data API).
-    ``id_generator`` is shared by the customer and context-variable stores (a new
-    ``IdGenerator`` by default). Raises :class:`SchemaMissing` before anything is written
-    when a table or function of any store is missing (see :func:`check_setup`).
+    ``id_generator`` is shared by the stores that make ids (a new ``IdGenerator`` by default).
+    ``vector_database`` builds the vector database behind each of the glossary, canned
+    response, journey and capability stores (``wiring_container.VectorDatabaseFactory``;
+    default: Parlant's TransientVectorDatabase, as Parlant itself does). Raises
+    :class:`SchemaMissing` before anything is written when a table or function of any store
+    is missing (see :func:`check_setup`).
     """
     settings = settings if settings is not None else SupabaseSettings.from_env()
     if schema is not None:
@@ -229,53 +283,84 @@ async def supabase_stores(
     log = logger if logger is not None else logging.getLogger("parlant_supabase_sync")
     ids = id_generator if id_generator is not None else IdGenerator()
     cache = (
-        metadata_cache
-        if metadata_cache is not None
-        else MetadataCache(settings.metadata_cache_ttl)
+        metadata_cache if metadata_cache is not None else MetadataCache(settings.metadata_cache_ttl)
     )
     limiter = anyio.CapacityLimiter(settings.max_workers)
+    keys = list(PARLANT_STORES if every_store else DEFAULT_STORES)
     async with AsyncExitStack() as stack:
         http_client = build_http_client(settings)
         # Closing only drops idle sockets (no I/O wait), so it needs no worker thread.
         stack.callback(http_client.close)
-
-        async def database(store: str) -> SupabaseDocumentDatabase:
-            return await stack.enter_async_context(
+        databases: dict[str, SupabaseDocumentDatabase] = {}
+        for key in keys:
+            databases[key] = await stack.enter_async_context(
                 SupabaseDocumentDatabase(
                     log,
-                    DEFAULT_STORES[store].prefix,
+                    PARLANT_STORES[key].prefix,
                     settings,
                     http_client=http_client,
                     limiter=limiter,
                     metadata_cache=cache,
                 )
             )
-
-        session_db = await database("sessions")
-        customer_db = await database("customers")
-        variable_db = await database("context_variables")
+        transport = databases["sessions"].core.transport
         await anyio.to_thread.run_sync(
-            functools.partial(check_setup, session_db.core.transport), limiter=limiter
+            functools.partial(check_setup, transport, keys), limiter=limiter
         )
-        sessions = await stack.enter_async_context(
-            SessionDocumentStore(session_db, allow_migration=allow_migration)
+        sessions, customers, variables = await _conversation_stores(
+            stack, databases, ids, allow_migration
         )
-        customers = await stack.enter_async_context(
-            CustomerDocumentStore(ids, customer_db, allow_migration=allow_migration)
-        )
-        variables = await stack.enter_async_context(
-            ContextVariableDocumentStore(
-                ids, variable_db, allow_migration=allow_migration
-            )
+        others: dict[type, Any] = {}
+        embedding_cache: EmbeddingCache | None = None
+        if every_store:
+            others = await open_document_stores(stack, databases, ids, allow_migration)
+            embedding_cache = SupabaseEmbeddingCache(databases["cache_embeddings"])
+        wiring = ContainerWiring(
+            stack=stack,
+            databases=databases,
+            conversation={
+                SessionStore: sessions,
+                CustomerStore: customers,
+                ContextVariableStore: variables,
+            },
+            document_stores=others,
+            embedding_cache=embedding_cache,
+            ids=ids,
+            allow_migration=allow_migration,
+            vector_database=vector_database,
         )
         yield SupabaseStores(
             sessions=sessions,
             customers=customers,
             variables=variables,
-            session_database=session_db,
-            customer_database=customer_db,
-            variable_database=variable_db,
+            session_database=databases["sessions"],
+            customer_database=databases["customers"],
+            variable_database=databases["context_variables"],
             http_client=http_client,
             limiter=limiter,
             metadata_cache=cache,
+            store_databases=databases,
+            document_stores=others,
+            embedding_cache=embedding_cache,
+            wiring=wiring,
         )
+
+
+async def _conversation_stores(
+    stack: AsyncExitStack,
+    databases: Mapping[str, SupabaseDocumentDatabase],
+    ids: IdGenerator,
+    allow_migration: bool,
+) -> tuple[SessionDocumentStore, CustomerDocumentStore, ContextVariableDocumentStore]:
+    sessions = await stack.enter_async_context(
+        SessionDocumentStore(databases["sessions"], allow_migration=allow_migration)
+    )
+    customers = await stack.enter_async_context(
+        CustomerDocumentStore(ids, databases["customers"], allow_migration=allow_migration)
+    )
+    variables = await stack.enter_async_context(
+        ContextVariableDocumentStore(
+            ids, databases["context_variables"], allow_migration=allow_migration
+        )
+    )
+    return sessions, customers, variables

@@ -39,7 +39,7 @@ SDIST_FILES = ("LICENSE", "README.md", "tox.ini", "setup.cfg", "setup.py", "pypr
 PROVIDED_BY_THE_HOST = {"pytest": "the pytest11 plugin is only imported by pytest itself"}
 # Imports whose distribution is an optional extra even outside `local/` (the async facade, the
 # wiring and the demo need Parlant; the core works without it through `_types.py`).
-OPTIONAL_OUTSIDE_LOCAL = {"parlant": "parlant"}
+OPTIONAL_OUTSIDE_LOCAL = {"parlant": "parlant", "lagom": "parlant"}
 # Distributions that arrive through an extra of another requirement.
 VIA_EXTRA = {"psycopg-pool": ("psycopg", "pool"), "psycopg-binary": ("psycopg", "binary")}
 # Module → distribution when the distribution is not installed here (the `sql` tox env).
