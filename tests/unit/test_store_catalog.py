@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import tempfile
 import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -122,6 +124,9 @@ def _document_database_classes() -> dict[str, type]:
     return found
 
 
+# parlant.sdk imports parlant.bin.server, which creates PARLANT_HOME (default ./parlant-data) and
+# logs there: point it at a temporary directory unless the run chose one.
+os.environ.setdefault("PARLANT_HOME", tempfile.mkdtemp(prefix="pss-parlant-home-"))
 PARLANT_CLASSES = _document_database_classes()
 
 
