@@ -13,7 +13,7 @@ from typing import Any
 from lagom import Container
 from parlant.adapters.vector_db.transient import TransientVectorDatabase
 from parlant.core.nlp.embedding import Embedder, EmbeddingResult
-from parlant.core.nlp.tokenization import EstimatingTokenizer, ZeroEstimatingTokenizer
+from parlant.core.nlp.tokenization import EstimatingTokenizer
 
 from parlant_supabase_sync.transport import Transport
 from parlant_supabase_sync.vector_facade import SupabaseVectorDatabase
@@ -36,6 +36,13 @@ def hash_vector(text: str, dims: int) -> list[float]:
     return [x / norm for x in vector]
 
 
+class WordTokenizer(EstimatingTokenizer):
+    """One token per word (Parlant's query chunking divides by the token count)."""
+
+    async def estimate_token_count(self, prompt: str) -> int:
+        return max(len(prompt.split()), 1)
+
+
 class HashingEmbedder(Embedder):
     """Deterministic embedder of fixed dimensions; counts the texts it embeds."""
 
@@ -43,7 +50,7 @@ class HashingEmbedder(Embedder):
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self._tokenizer = ZeroEstimatingTokenizer()
+        self._tokenizer = WordTokenizer()
 
     async def embed(self, texts: list[str], hints: Mapping[str, Any] = {}) -> EmbeddingResult:
         self.calls.extend(texts)
