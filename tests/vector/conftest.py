@@ -25,6 +25,7 @@ from vector_helpers import (
     HashingEmbedder,
     MakePair,
     Pair,
+    TieFreeEmbedder,
     unique_prefix,
 )
 
@@ -36,6 +37,7 @@ from parlant_supabase_sync.vector_facade import SupabaseVectorDatabase
 
 EMBEDDERS: dict[type[HashingEmbedder], int] = {
     HashingEmbedder: HashingEmbedder.DIMS,
+    TieFreeEmbedder: TieFreeEmbedder.DIMS,
     Hashing1536: Hashing1536.DIMS,
     Hashing3072: Hashing3072.DIMS,
 }

@@ -12,7 +12,7 @@ from parlant.core.glossary import GlossaryVectorStore, Term
 from parlant.core.nlp.embedding import EmbedderFactory, NullEmbeddingCache
 from parlant.core.persistence.vector_database import VectorDatabase
 from parlant.core.tracer import LocalTracer
-from vector_helpers import HashingEmbedder, MakePair, Pair
+from vector_helpers import MakePair, Pair, TieFreeEmbedder
 
 from parlant_supabase_sync.vector_facade import SupabaseVectorDatabase
 
@@ -32,8 +32,8 @@ QUERIES = ["red fruit", "a river and a sound", "small wild animal", "travel spor
 
 
 def _store(pair: Pair, vector_db: VectorDatabase) -> GlossaryVectorStore:
-    async def embedder_type() -> type[HashingEmbedder]:
-        return HashingEmbedder
+    async def embedder_type() -> type[TieFreeEmbedder]:
+        return TieFreeEmbedder
 
     return GlossaryVectorStore(
         IdGenerator(),
@@ -56,7 +56,7 @@ def _names(terms: Any) -> list[str]:
 
 
 async def test_glossary_equals_transient_and_survives_restart(make_pair: MakePair) -> None:
-    pair = make_pair({"glossary": HashingEmbedder.DIMS})
+    pair = make_pair({"glossary": TieFreeEmbedder.DIMS})
     async with _store(pair, pair.supabase) as ours, _store(pair, pair.transient) as theirs:
         our_terms = await _fill(ours)
         their_terms = await _fill(theirs)
@@ -69,7 +69,7 @@ async def test_glossary_equals_transient_and_survives_restart(make_pair: MakePai
         updated = await ours.update_term(our_terms[3].id, {"description": "a bounced sound"})
         assert updated.description == "a bounced sound"
         await ours.delete_term(our_terms[4].id)
-    embedder = pair.embedder(HashingEmbedder)
+    embedder = pair.embedder(TieFreeEmbedder)
     embedded = len(embedder.calls)
 
     # A new server: a new database object on the same tables, nothing embedded again.

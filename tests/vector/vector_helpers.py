@@ -73,6 +73,24 @@ class HashingEmbedder(Embedder):
         return self.DIMS
 
 
+class TieFreeEmbedder(HashingEmbedder):
+    """Like HashingEmbedder plus a small component hashed from the whole text, so different
+    texts are (almost surely) at different distances: Parlant's stores sort hits stably by
+    distance, and Transient orders tied hits arbitrarily."""
+
+    async def embed(self, texts: list[str], hints: Mapping[str, Any] = {}) -> EmbeddingResult:
+        self.calls.extend(texts)
+        vectors = []
+        for text in texts:
+            words = hash_vector(text, self.DIMS)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            whole = hash_vector(" ".join(digest[i : i + 4] for i in range(0, 64, 4)), self.DIMS)
+            mixed = [w + 0.05 * x for w, x in zip(words, whole, strict=True)]
+            norm = math.sqrt(sum(x * x for x in mixed)) or 1.0
+            vectors.append([x / norm for x in mixed])
+        return EmbeddingResult(vectors=vectors)
+
+
 class Hashing1536(HashingEmbedder):
     DIMS = 1536
 
