@@ -196,7 +196,12 @@ def search_function(schema: str) -> str:
         + """
     PERFORM pg_catalog.set_config('hnsw.ef_search',
         GREATEST(40, LEAST(COALESCE(p_k, 0), 1000))::text, true);
-    PERFORM pg_catalog.set_config('hnsw.iterative_scan', 'strict_order', true);
+    BEGIN
+        -- pgvector >= 0.8; older releases reserve the hnsw. prefix and refuse the name.
+        PERFORM pg_catalog.set_config('hnsw.iterative_scan', 'strict_order', true);
+    EXCEPTION WHEN undefined_object OR invalid_parameter_value OR invalid_name THEN
+        NULL;
+    END;
     EXECUTE pg_catalog.format(
         $q$SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                    'data', n.data, 'distance', n.distance) ORDER BY n.distance, n.id), '[]'::jsonb)

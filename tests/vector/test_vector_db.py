@@ -217,3 +217,33 @@ def test_search_function_refuses_other_tables(vector_stack: LocalSupabase) -> No
         vector_stack.query(
             "SELECT public.parlant_vector_search('not_vectors', '[1]', 1, '[]'::jsonb)"
         )
+
+
+async def test_schema_sql_is_idempotent_and_keeps_data(
+    pair: Pair, vector_stack: LocalSupabase
+) -> None:
+    from parlant_supabase_sync.vector_ddl import vector_schema_sql
+
+    ours, _ = await _collections(pair)
+    await ours.insert_one(dict(documents(1)[0]))
+    vector_stack.execute_sql(vector_schema_sql(pair.prefix, {"docs": HashingEmbedder.DIMS}))
+    assert [d["id"] for d in await ours.find({})] == ["d00"]
+
+
+async def test_browser_roles_cannot_read_vectors(pair: Pair, vector_stack: LocalSupabase) -> None:
+    from parlant_supabase_sync.settings import SupabaseSettings
+    from parlant_supabase_sync.transport import Transport
+    from parlant_supabase_sync.vector_core import SyncVectorDatabase
+
+    settings = SupabaseSettings(
+        url=vector_stack.url, key=vector_stack.anon_key, allow_public_key=True
+    )
+    transport = Transport(settings)
+    try:
+        core = SyncVectorDatabase(table_prefix=pair.prefix, transport=transport)
+        with pytest.raises(SupabaseSyncError):
+            core.open_collection("docs", HashingEmbedder.DIMS)
+        with pytest.raises(SupabaseSyncError):
+            core.read_metadata()
+    finally:
+        transport.close()
