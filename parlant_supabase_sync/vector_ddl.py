@@ -13,7 +13,7 @@ to the column's type inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .ddl_find import find_functions
 from .ddl_functions import SERVICE_ROLE, WHERE_FUNCTION
@@ -27,10 +27,13 @@ __all__ = [
     "MAX_HALFVEC_DIMS",
     "MAX_VECTOR_DIMS",
     "SEARCH_FUNCTION",
+    "VECTOR_COLLECTIONS",
     "VECTOR_TABLE_COMMENT",
     "WRITE_FUNCTION",
     "column_type",
     "metadata_table_name",
+    "parlant_vector_schema_sql",
+    "vector_prefix",
     "vector_schema_sql",
     "vector_table_name",
 ]
@@ -43,6 +46,20 @@ WRITE_FUNCTION = "parlant_vector_write"
 MAX_VECTOR_DIMS = 2000
 MAX_HALFVEC_DIMS = 4000
 METADATA = "metadata"
+
+#: Parlant 3.3's vector stores (the container wiring's store keys) → their vector collections
+#: (tests/vector checks this against Parlant's code).
+VECTOR_COLLECTIONS: Mapping[str, tuple[str, ...]] = {
+    "glossary": ("glossary",),
+    "canned_responses": ("canned_responses",),
+    "journeys": ("journeys",),
+    "capabilities": ("capabilities",),
+}
+
+
+def vector_prefix(store: str) -> str:
+    """The default table prefix of vector store ``store``: ``parlant_<store>_vectors_``."""
+    return f"parlant_{store}_vectors_"
 
 
 def vector_table_name(prefix: str, collection: str) -> str:
@@ -350,3 +367,22 @@ def vector_schema_sql(
     parts.append(vector_functions(schema))
     parts.append("NOTIFY pgrst, 'reload schema';")
     return "\n\n".join(parts) + "\n"
+
+
+def parlant_vector_schema_sql(
+    dims: int, stores: Sequence[str] | None = None, schema: str = "public"
+) -> str:
+    """The SQL for Parlant's vector stores (all, or ``stores``) at their default prefixes, for
+    an embedder of ``dims`` dimensions."""
+    chosen = list(VECTOR_COLLECTIONS) if stores is None else list(stores)
+    unknown = [store for store in chosen if store not in VECTOR_COLLECTIONS]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown vector store(s) {', '.join(unknown)}; known: {', '.join(VECTOR_COLLECTIONS)}"
+        )
+    return "".join(
+        vector_schema_sql(
+            vector_prefix(store), dict.fromkeys(VECTOR_COLLECTIONS[store], dims), schema
+        )
+        for store in chosen
+    )

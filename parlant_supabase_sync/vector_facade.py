@@ -33,8 +33,9 @@ from typing_extensions import Self
 from .settings import SupabaseSettings
 from .transport import Transport
 from .vector_core import SyncVectorCollection, SyncVectorDatabase, content_checksum
+from .vector_ddl import vector_prefix
 
-__all__ = ["SupabaseVectorCollection", "SupabaseVectorDatabase"]
+__all__ = ["SupabaseVectorCollection", "SupabaseVectorDatabase", "vector_database_factory"]
 
 T = TypeVar("T")
 
@@ -249,3 +250,28 @@ class SupabaseVectorCollection(BaseVectorCollection[TDocument], Generic[TDocumen
             SimilarDocumentResult(document=cast(TDocument, row.document), distance=row.distance)
             for row in rows
         ]
+
+
+def vector_database_factory(
+    transport: Transport,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+    prefix_for: Callable[[str], str] = vector_prefix,
+) -> Callable[[str, Any, EmbeddingCacheProvider], Awaitable[VectorDatabase]]:
+    """A ``VectorDatabaseFactory`` for the container wiring: ``(store key, container, embedding
+    cache provider)`` → a SupabaseVectorDatabase on the shared ``transport`` and ``limiter``,
+    its tables at ``prefix_for(store key)`` (default ``parlant_<store>_vectors_``)."""
+
+    async def build(
+        store: str, container: Any, cache_provider: EmbeddingCacheProvider
+    ) -> VectorDatabase:
+        return SupabaseVectorDatabase.from_transport(
+            transport,
+            prefix_for(store),
+            embedder_factory=EmbedderFactory(container),
+            embedding_cache_provider=cache_provider,
+            tracer=container[Tracer],
+            limiter=limiter,
+        )
+
+    return build
