@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 
 from .ddl_find import find_functions
 from .ddl_functions import SERVICE_ROLE, WHERE_FUNCTION
-from .ddl_grants import TABLE_PRIVILEGES, revoke_table_privileges
+from .ddl_grants import (
+    BROWSER_ROLES,
+    TABLE_PRIVILEGES,
+    for_existing_roles,
+    revoke_table_privileges,
+)
 from .errors import ConfigurationError
 from .naming import MIRRORED_COLUMNS, table_name
 from .sqltext import dollar_quote, mirror, qualified, quote_ident, quote_literal
@@ -183,7 +188,11 @@ def _function(schema: str, name: str, params: str, types: str, body: str, note: 
         f"AS {dollar_quote(body, 'function')};\n"
         f"COMMENT ON FUNCTION {signature} IS {quote_literal('parlant-supabase-sync: ' + note)};\n"
         f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;\n"
-        f"GRANT EXECUTE ON FUNCTION {signature} TO {quote_ident(SERVICE_ROLE)};"
+        # Supabase's default privileges grant EXECUTE to the browser roles by name.
+        + for_existing_roles(
+            BROWSER_ROLES, lambda role: f"REVOKE ALL ON FUNCTION {signature} FROM {role};"
+        )
+        + f"\nGRANT EXECUTE ON FUNCTION {signature} TO {quote_ident(SERVICE_ROLE)};"
     )
 
 

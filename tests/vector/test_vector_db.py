@@ -247,3 +247,17 @@ async def test_browser_roles_cannot_read_vectors(pair: Pair, vector_stack: Local
             core.read_metadata()
     finally:
         transport.close()
+
+
+def test_browser_roles_cannot_execute_the_functions(vector_stack: LocalSupabase) -> None:
+    from parlant_supabase_sync.vector_ddl import vector_schema_sql
+
+    vector_stack.execute_sql(vector_schema_sql("vtgrants_", {"docs": 8}))
+    for role in ("anon", "authenticated"):
+        for function in ("parlant_vector_search", "parlant_vector_find", "parlant_vector_write"):
+            [(allowed,)] = vector_stack.query(
+                "SELECT pg_catalog.has_function_privilege(%s, p.oid, 'EXECUTE') FROM pg_proc p "
+                "WHERE p.proname = %s",
+                [role, function],
+            )
+            assert allowed is False, (role, function)
