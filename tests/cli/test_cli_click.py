@@ -38,7 +38,8 @@ def test_the_completion_script_is_produced_for_each_shell(shell: str) -> None:
     [
         ("parlant-supabase-sync lo", {"local"}),
         ("parlant-supabase-sync m", {"migrate-local"}),
-        ("parlant-supabase-sync count se", {"sessions"}),
+        ("parlant-supabase-sync count ses", {"sessions"}),
+        ("parlant-supabase-sync count se", {"sessions", "services"}),
         ("parlant-supabase-sync local up --no-", {"--no-schema", "--no-ddl-watch"}),
         ("parlant-supabase-sync find sessions events --c", {"--cursor", "--csv", "--columns"}),
     ],

@@ -117,7 +117,9 @@ def _document_database_classes() -> dict[str, type]:
                 continue
             hints = typing.get_type_hints(cls.__init__)
             if any(
-                inspect.isclass(hint) and issubclass(hint, DocumentDatabase)
+                isinstance(hint, type)
+                and typing.get_origin(hint) is None  # list[int] is a "class" on Python 3.10
+                and issubclass(hint, DocumentDatabase)
                 for hint in hints.values()
             ):
                 found[f"{module_name}.{name}"] = cls
