@@ -172,6 +172,7 @@ _prefix_option = click.option(
         "sql --prefix agents --prefix guidelines > schema.sql",
         "sql --prefix acme_sessions_ --functions-only",
         "sql --upgrade > upgrade.sql",
+        "sql --prefix all --vectors 1536 > schema.sql",
         note="Run the output once in the Supabase SQL editor (Dashboard → SQL Editor), or "
         'with psql "$DATABASE_URL" -f schema.sql.',
     ),
@@ -188,10 +189,13 @@ _prefix_option = click.option(
               help="row-level-security policy for the anon role")
 @click.option("--schema", metavar="NAME",
               help="database schema for the objects (default: $SUPABASE_SCHEMA or public)")
+@click.option("--vectors", "vector_dims", type=click.IntRange(1, 4000), metavar="DIMS",
+              help="also the pgvector tables of Parlant's vector stores (glossary, canned "
+              "responses, journeys, capabilities) for an embedder of DIMS dimensions")
 @click.pass_context
 def sql_command(ctx: click.Context, prefixes: tuple[str, ...], functions_only: bool,
                 upgrade: bool, keep_seed_policies: bool, anon_policy: str,
-                schema: str | None) -> None:  # fmt: skip
+                schema: str | None, vector_dims: int | None) -> None:  # fmt: skip
     """Print the SQL that creates the tables and functions."""
     from .api import schema_sql
     from .settings import read_environment
@@ -206,6 +210,7 @@ def sql_command(ctx: click.Context, prefixes: tuple[str, ...], functions_only: b
         anon_policy=anon_policy,
         schema=schema or read_environment().get("SUPABASE_SCHEMA") or "public",
         keep_seed_policies=keep_seed_policies,
+        vector_dims=vector_dims,
     )
     for warning in warnings:
         sys.stderr.write(f"{PROG}: warning: {' '.join(warning.split())}\n")

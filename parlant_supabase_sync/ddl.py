@@ -412,13 +412,36 @@ def schema_sql(
     anon_policy: str = "none",
     schema: str = "public",
     keep_seed_policies: bool = False,
+    vector_dims: int | None = None,
 ) -> tuple[str, list[str]]:
     """What `parlant-supabase-sync sql` prints for `prefixes` (store names as
     `naming.store_layouts` reads them, `all` for every store; default: the three conversation
     stores), and its warnings.
 
     `upgrade=True` drops the older adapter's allow-all policies unless `keep_seed_policies`
-    (the upgrade takes no other anon policy: run `sql --anon-policy …` after it)."""
+    (the upgrade takes no other anon policy: run `sql --anon-policy …` after it).
+    `vector_dims` appends the tables and functions of Parlant's four vector stores for an
+    embedder of that many dimensions (`sql --vectors DIMS`)."""
+    text, warnings = _document_sql(
+        prefixes, functions_only, upgrade, anon_policy, schema, keep_seed_policies
+    )
+    if vector_dims is not None:
+        if functions_only:
+            raise ConfigurationError("--vectors and --functions-only cannot be combined")
+        from parlant_supabase_sync.vector_ddl import parlant_vector_schema_sql
+
+        text += "\n" + parlant_vector_schema_sql(vector_dims, schema=schema)
+    return text, warnings
+
+
+def _document_sql(
+    prefixes: Sequence[str] | None,
+    functions_only: bool,
+    upgrade: bool,
+    anon_policy: str,
+    schema: str,
+    keep_seed_policies: bool,
+) -> tuple[str, list[str]]:
     if keep_seed_policies and not upgrade:
         raise ConfigurationError("--keep-seed-policies applies only to --upgrade")
     if upgrade and anon_policy != "none":
@@ -445,11 +468,17 @@ def schema_sql(
     return text, warnings
 
 
+#: Embedding sizes `sql/` holds vector-store SQL for (OpenAI's small and large models).
+VECTOR_FILE_DIMENSIONS = (1536, 3072)
+
+
 def generated_files() -> dict[str, str]:
     """The contents of `sql/`: file name → SQL. One file per Parlant store, `functions.sql`,
     `all.sql` (the three conversation stores and the functions: `sql`'s default output),
     `every_store.sql` (every store and the functions: `sql --prefix all`) and the upgrade of
-    the older adapter's tables (which had only the three stores)."""
+    the older adapter's tables (which had only the three stores); `vectors_<dims>.sql`: the
+    vector stores' SQL (`sql --vectors <dims>`; after `every_store.sql`, whose functions it
+    uses)."""
     from parlant_supabase_sync.ddl_upgrade import generate_upgrade
 
     files: dict[str, str] = {}
@@ -459,6 +488,15 @@ def generated_files() -> dict[str, str]:
     files["all.sql"] = generate_schema(default_stores(), include_functions=True)
     files["every_store.sql"] = generate_schema(every_store(), include_functions=True)
     files["upgrade_from_seed.sql"] = generate_upgrade()
+    from parlant_supabase_sync.vector_ddl import parlant_vector_schema_sql
+
+    for dims in VECTOR_FILE_DIMENSIONS:
+        files[f"vectors_{dims}.sql"] = (
+            REGENERATE_HINT
+            + f"-- Parlant's vector stores for {dims}-dimension embeddings "
+            + f"(`parlant-supabase-sync sql --vectors {dims}`); run every_store.sql first.\n\n"
+            + parlant_vector_schema_sql(dims)
+        )
     return files
 
 

@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 KeyKind = Literal["secret", "publishable", "legacy_jwt", "unknown"]
+VectorStoreKind = Literal["memory", "supabase"]
 
 URL_ADVICE = "set SUPABASE_URL to your project URL, e.g. https://<ref>.supabase.co"
 KEY_ADVICE = (
@@ -136,9 +137,7 @@ def decode_key_role(key: str) -> KeyInfo:
             kind,
             str(role) if role is not None else None,
             ref if isinstance(ref, str) else None,
-            int(exp)
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool)
-            else None,
+            int(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None,
         )
     return KeyInfo("unknown", None)
 
@@ -165,9 +164,7 @@ class _Model(BaseModel):
             raise _configuration_error(exc, cls) from None
 
     @classmethod
-    def model_validate_json(
-        cls, json_data: str | bytes | bytearray, **kwargs: Any
-    ) -> Self:
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Self:
         try:
             return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
@@ -200,9 +197,7 @@ class Timeouts(_Model):
     def as_httpx(self) -> httpx.Timeout:
         import httpx
 
-        return httpx.Timeout(
-            connect=self.connect, read=self.read, write=self.write, pool=self.pool
-        )
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
 def _normalize_url(value: str) -> str:
@@ -286,6 +281,11 @@ class SupabaseSettings(_Model):
     allow_insecure_http: bool = False
     """Allow `http://` to a non-loopback host (PARLANT_SUPABASE_ALLOW_HTTP=1), e.g. a gateway
     on a private network you trust; the key is then sent unencrypted."""
+    vector_store: VectorStoreKind = "memory"
+    """Where ``supabase_stores(every_store=True)`` keeps Parlant's vector databases
+    (PARLANT_SUPABASE_VECTOR_STORE): ``memory`` (Parlant's TransientVectorDatabase, re-embedded
+    at every start) or ``supabase`` (pgvector tables: ``parlant-supabase-sync sql --vectors
+    DIMS``)."""
 
     if TYPE_CHECKING:
         # The key may be passed as a plain str (validated into SecretStr); say so to type checkers.
@@ -304,6 +304,7 @@ class SupabaseSettings(_Model):
             retry: RetryPolicy | Mapping[str, Any] = ...,
             allow_public_key: bool = ...,
             allow_insecure_http: bool = ...,
+            vector_store: VectorStoreKind = ...,
         ) -> None: ...
 
     @field_validator("url", mode="before")
@@ -344,9 +345,7 @@ class SupabaseSettings(_Model):
     @classmethod
     def _finite_ttl(cls, value: float) -> float:
         if not math.isfinite(value):
-            raise ValueError(
-                "it must be a finite number of seconds (0 disables the cache)"
-            )
+            raise ValueError("it must be a finite number of seconds (0 disables the cache)")
         return value
 
     @model_validator(mode="after")
@@ -391,9 +390,7 @@ class SupabaseSettings(_Model):
         return key_kind(self.key.get_secret_value())
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Self:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build settings from SUPABASE_URL, SUPABASE_KEY, SUPABASE_SCHEMA and PARLANT_SUPABASE_*.
 
         Keyword arguments override the environment.
@@ -435,6 +432,7 @@ _ENV_FIELDS: dict[str, tuple[str, ...]] = {
     "PARLANT_SUPABASE_RETRY_JITTER": ("retry", "jitter"),
     "PARLANT_SUPABASE_ALLOW_HTTP": ("allow_insecure_http",),
     "PARLANT_SUPABASE_ALLOW_PUBLIC_KEY": ("allow_public_key",),
+    "PARLANT_SUPABASE_VECTOR_STORE": ("vector_store",),
 }
 _FIELD_VARIABLES: dict[tuple[str, ...], str] = {
     field: variable for variable, field in _ENV_FIELDS.items()
@@ -448,9 +446,7 @@ def _assign(values: dict[str, Any], field: tuple[str, ...], raw: str) -> None:
     target[field[-1]] = raw
 
 
-def _configuration_error(
-    exc: ValidationError, model: type[BaseModel]
-) -> ConfigurationError:
+def _configuration_error(exc: ValidationError, model: type[BaseModel]) -> ConfigurationError:
     problems = []
     prefix: tuple[str, ...] = ()
     if model is Timeouts:

@@ -21,9 +21,11 @@ from .transport import Expect, Transport
 from .vector_ddl import (
     FIND_FUNCTION,
     SEARCH_FUNCTION,
+    VECTOR_COLLECTIONS,
     WRITE_FUNCTION,
     column_type,
     metadata_table_name,
+    vector_prefix,
     vector_table_name,
 )
 
@@ -72,6 +74,16 @@ def _dims_of(type_name: str) -> int | None:
     head, _, rest = type_name.partition("(")
     digits = rest.rstrip(")")
     return int(digits) if digits.isdigit() and head.endswith(("vector", "halfvec")) else None
+
+
+def _create_advice(prefix: str, collection: str, dims: int) -> str:
+    """How to create a missing vector table: the CLI for Parlant's own vector stores."""
+    if prefix in {vector_prefix(store) for store in VECTOR_COLLECTIONS}:
+        return (
+            f"run `parlant-supabase-sync sql --vectors {dims} > vectors.sql` and run that SQL "
+            "(Supabase: Dashboard → SQL Editor)"
+        )
+    return f"run the SQL of vector_schema_sql({prefix!r}, {{{collection!r}: {dims}}})"
 
 
 class SyncVectorCollection:
@@ -205,8 +217,8 @@ class SyncVectorDatabase:
             )
         except TableMissing as error:
             raise ConfigurationError(
-                f"the vector table {table} of collection {name!r} does not exist; create it by "
-                f"running the SQL of vector_schema_sql({self.table_prefix!r}, {{{name!r}: {dims}}})"
+                f"the vector table {table} of collection {name!r} does not exist; "
+                f"{_create_advice(self.table_prefix, name, dims)}"
             ) from error
         found = _dims_of(str(answer.get("type", "")))
         if found is not None and found != dims:

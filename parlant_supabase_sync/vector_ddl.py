@@ -368,11 +368,18 @@ def vector_schema_sql(
     """The SQL creating the vector database ``prefix``: one table per ``{collection: dims}``,
     the metadata table and the functions (idempotent; needs the extension ``vector`` in the
     schema ``extensions``, as Supabase installs it)."""
+    return _script(schema, {prefix: collections_with_dims})
+
+
+def _script(schema: str, databases: Mapping[str, Mapping[str, int]]) -> str:
+    """Extension, then each database's metadata and collection tables, then the functions
+    (shared by every vector database of the schema) once."""
     quote_ident(schema)
     parts = ["CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;"]
-    parts.append(_metadata_table(schema, metadata_table_name(prefix)))
-    for collection, dims in collections_with_dims.items():
-        parts.append(_vector_table(schema, vector_table_name(prefix, collection), dims))
+    for prefix, collections_with_dims in databases.items():
+        parts.append(_metadata_table(schema, metadata_table_name(prefix)))
+        for collection, dims in collections_with_dims.items():
+            parts.append(_vector_table(schema, vector_table_name(prefix, collection), dims))
     parts.append(vector_functions(schema))
     parts.append("NOTIFY pgrst, 'reload schema';")
     return "\n\n".join(parts) + "\n"
@@ -389,9 +396,7 @@ def parlant_vector_schema_sql(
         raise ConfigurationError(
             f"unknown vector store(s) {', '.join(unknown)}; known: {', '.join(VECTOR_COLLECTIONS)}"
         )
-    return "".join(
-        vector_schema_sql(
-            vector_prefix(store), dict.fromkeys(VECTOR_COLLECTIONS[store], dims), schema
-        )
-        for store in chosen
+    return _script(
+        schema,
+        {vector_prefix(store): dict.fromkeys(VECTOR_COLLECTIONS[store], dims) for store in chosen},
     )

@@ -68,6 +68,7 @@ try:
     from parlant.core.nlp.embedding import EmbeddingCache
     from parlant.core.sessions import SessionDocumentStore, SessionStore
 
+    from parlant_supabase_sync.vector_facade import vector_database_factory
     from parlant_supabase_sync.wiring_container import (
         ContainerWiring,
         SupabaseEmbeddingCache,
@@ -87,6 +88,7 @@ from parlant_supabase_sync.cache import MetadataCache
 from parlant_supabase_sync.core import schema_report
 from parlant_supabase_sync.ddl_functions import RECEIPTS_TABLE, REPORT_FUNCTION
 from parlant_supabase_sync.errors import (
+    ConfigurationError,
     FunctionMissing,
     PermissionDenied,
     SchemaMissing,
@@ -101,7 +103,7 @@ from parlant_supabase_sync.naming import (
     all_table_names,
 )
 from parlant_supabase_sync.readiness import SchemaReport, is_local, run_sql_advice
-from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.settings import SupabaseSettings, VectorStoreKind
 from parlant_supabase_sync.transport import Transport, build_http_client
 
 __all__ = ["SupabaseStores", "check_setup", "supabase_stores"]
@@ -262,6 +264,7 @@ async def supabase_stores(
     logger: Logger | logging.Logger | None = None,
     metadata_cache: MetadataCache | None = None,
     every_store: bool = False,
+    vector_store: VectorStoreKind | None = None,
     vector_database: VectorDatabaseFactory | None = None,
 ) -> AsyncIterator[SupabaseStores]:
     """Open the session, customer and context-variable stores on one Supabase project, and
@@ -271,9 +274,12 @@ async def supabase_stores(
     ``settings`` defaults to the environment; ``schema`` overrides its database schema
     (``SUPABASE_SCHEMA``; the schema must be exposed by the project's Data API).
     ``id_generator`` is shared by the stores that make ids (a new ``IdGenerator`` by default).
-    ``vector_database`` builds the vector database behind each of the glossary, canned
-    response, journey and capability stores (``wiring_container.VectorDatabaseFactory``;
-    default: Parlant's TransientVectorDatabase, as Parlant itself does). Raises
+    ``vector_store`` (default: the settings' ``vector_store``, PARLANT_SUPABASE_VECTOR_STORE)
+    chooses where the glossary, canned response, journey and capability stores keep their
+    vector databases: ``"memory"`` (Parlant's TransientVectorDatabase, as Parlant itself does)
+    or ``"supabase"`` (SupabaseVectorDatabase on the same connection; tables from
+    ``parlant-supabase-sync sql --vectors DIMS``). ``vector_database`` builds them instead
+    (``wiring_container.VectorDatabaseFactory``). Raises
     :class:`SchemaMissing` before anything is written when a table or function of any store
     is missing (see :func:`check_setup`).
     """
@@ -285,6 +291,10 @@ async def supabase_stores(
     cache = (
         metadata_cache if metadata_cache is not None else MetadataCache(settings.metadata_cache_ttl)
     )
+    if vector_store is not None and not every_store:
+        raise ConfigurationError(
+            "vector_store applies to the vector stores, which only every_store=True opens"
+        )
     limiter = anyio.CapacityLimiter(settings.max_workers)
     keys = list(PARLANT_STORES if every_store else DEFAULT_STORES)
     async with AsyncExitStack() as stack:
@@ -315,6 +325,8 @@ async def supabase_stores(
         if every_store:
             others = await open_document_stores(stack, databases, ids, allow_migration)
             embedding_cache = SupabaseEmbeddingCache(databases["cache_embeddings"])
+            if vector_database is None and (vector_store or settings.vector_store) == "supabase":
+                vector_database = vector_database_factory(transport, limiter=limiter)
         wiring = ContainerWiring(
             stack=stack,
             databases=databases,

@@ -287,7 +287,14 @@ def test_all_sql_holds_the_three_stores_and_the_functions() -> None:
         "all.sql",
         "every_store.sql",
         "upgrade_from_seed.sql",
+        "vectors_1536.sql",
+        "vectors_3072.sql",
     }
+    assert files["vectors_3072.sql"].count("CREATE OR REPLACE FUNCTION") == files[
+        "vectors_1536.sql"
+    ].count("CREATE OR REPLACE FUNCTION")  # the vector functions once, not once per store
+    assert "halfvec(3072)" in files["vectors_3072.sql"]
+    assert "vector(1536)" in files["vectors_1536.sql"]
     assert "parlant_write" in files["all.sql"]
     assert "parlant_write" not in files["parlant_sessions_.sql"]
     assert "parlant_agents_" not in files["all.sql"]
