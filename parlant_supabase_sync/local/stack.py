@@ -325,18 +325,18 @@ class LocalSupabase:
         if any(payload in ("", "reload schema") for payload in notified):
             self.wait_schema_reload()
 
-    def apply_schema(self, schema: str | None = None) -> None:
-        """Create the adapter's tables and SQL functions for Parlant's three stores, as
-        `parlant-supabase-sync sql` prints them, in `schema` (default: the first exposed one).
+    def apply_schema(self, schema: str | None = None, *, every_store: bool = False) -> None:
+        """Create the adapter's tables and SQL functions for Parlant's three stores (with
+        `every_store`: all of them), as `parlant-supabase-sync sql [--prefix all]` prints them,
+        in `schema` (default: the first exposed one).
 
         Idempotent: what exists already is kept (a reused data dir keeps its documents).
         """
         from .. import ddl
 
+        stores = ddl.every_store() if every_store else ddl.default_stores()
         self.execute_sql(
-            ddl.generate_schema(
-                ddl.default_stores(), schema=schema or self._schemas[0], include_functions=True
-            )
+            ddl.generate_schema(stores, schema=schema or self._schemas[0], include_functions=True)
         )
 
     def wait_schema_reload(self, timeout: float = 10.0) -> None:
