@@ -477,8 +477,8 @@ def generated_files() -> dict[str, str]:
     `all.sql` (the three conversation stores and the functions: `sql`'s default output),
     `every_store.sql` (every store and the functions: `sql --prefix all`) and the upgrade of
     the older adapter's tables (which had only the three stores); `vectors_<dims>.sql`: the
-    vector stores' SQL (`sql --vectors <dims>`; after `every_store.sql`, whose functions it
-    uses)."""
+    vector stores' SQL (`sql --vectors <dims>`; self-contained: it carries the filter
+    functions it shares with the stores' SQL, both idempotent)."""
     from parlant_supabase_sync.ddl_upgrade import generate_upgrade
 
     files: dict[str, str] = {}
@@ -494,7 +494,7 @@ def generated_files() -> dict[str, str]:
         files[f"vectors_{dims}.sql"] = (
             REGENERATE_HINT
             + f"-- Parlant's vector stores for {dims}-dimension embeddings "
-            + f"(`parlant-supabase-sync sql --vectors {dims}`); run every_store.sql first.\n\n"
+            + f"(`parlant-supabase-sync sql --vectors {dims}`); needs no other file.\n\n"
             + parlant_vector_schema_sql(dims)
         )
     return files

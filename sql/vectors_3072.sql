@@ -3,7 +3,7 @@
 --         or: parlant-supabase-sync sql > schema.sql
 -- Run it in the Supabase SQL editor (or psql). Every statement is idempotent: running the
 -- script again changes nothing.
--- Parlant's vector stores for 3072-dimension embeddings (`parlant-supabase-sync sql --vectors 3072`); run every_store.sql first.
+-- Parlant's vector stores for 3072-dimension embeddings (`parlant-supabase-sync sql --vectors 3072`); needs no other file.
 
 CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;
 
