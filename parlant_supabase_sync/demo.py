@@ -537,9 +537,9 @@ def _run(events: int, progress: _Progress) -> _Report:
 @click.option(
     "--full",
     is_flag=True,
-    hidden=True,  # until its test passes (issue #14): the last run hung after the first start
     help="all of Parlant: a real server with every store on Supabase (agent, "
-    "guidelines, glossary, journey, conversation), restarted and read back",
+    "guidelines, glossary, journey, conversation; vectors on pgvector with the `vector` "
+    "extra), restarted on an empty PARLANT_HOME and read back",
 )
 def command(events: int, quiet: bool, full: bool) -> None:
     """Run a real Parlant scenario through the adapter, reopen, verify, report, clean up.
@@ -547,6 +547,9 @@ def command(events: int, quiet: bool, full: bool) -> None:
     Uses SUPABASE_URL/SUPABASE_KEY when set, else a local stand-in.
     """
     if full:
+        source = click.get_current_context().get_parameter_source("events")
+        if source is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError("--events does not apply to --full: drop one of them")
         _run_full(_Progress(not quiet))
         return
     report = _run(events, _Progress(not quiet))

