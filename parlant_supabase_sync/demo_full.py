@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 
     from parlant_supabase_sync.settings import SupabaseSettings
 
-__all__ = ["EMBEDDING_DIMS", "FullReport", "failures", "print_full_report", "run_full"]
+__all__ = [
+    "EMBEDDING_DIMS",
+    "FullReport",
+    "failures",
+    "offline_nlp_service",
+    "print_full_report",
+    "run_full",
+]
 
 _T = TypeVar("_T")
 
@@ -81,7 +88,7 @@ def _home() -> Path:
     return home
 
 
-def _offline_nlp() -> Any:
+def offline_nlp_service() -> Any:
     """An NLP service with no language model: generators raise, embeddings are hashed words."""
     from parlant.core.nlp.embedding import Embedder, EmbeddingResult
     from parlant.core.nlp.generation import SchematicGenerator, StreamingTextGenerator
@@ -168,7 +175,7 @@ async def _with_server(settings: SupabaseSettings, work: Any) -> Any:
 
     from parlant_supabase_sync.wiring import supabase_stores
 
-    nlp = _offline_nlp()
+    nlp = offline_nlp_service()
     servers: list[Any] = []
     result: list[Any] = []
 

@@ -293,7 +293,8 @@ async def supabase_stores(
     )
     if vector_store is not None and not every_store:
         raise ConfigurationError(
-            "vector_store applies to the vector stores, which only every_store=True opens"
+            "vector_store applies to the vector stores, which only every_store=True opens: "
+            "pass every_store=True too, or drop vector_store"
         )
     limiter = anyio.CapacityLimiter(settings.max_workers)
     keys = list(PARLANT_STORES if every_store else DEFAULT_STORES)

@@ -62,6 +62,21 @@ def test_sql_upgrade_drops_the_seed_policies_unless_told_to_keep_them(cli: RunCl
         assert len(refused.err.strip().splitlines()) == 1
 
 
+def test_sql_vectors_appends_the_vector_stores_tables_of_that_dimension(cli: RunCli) -> None:
+    done = cli("sql", "--prefix", "all", "--vectors", "3072")
+    assert done.code == 0 and done.err == ""
+    assert "parlant_glossary_vectors_glossary" in done.out and "halfvec(3072)" in done.out
+    assert "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions" in done.out
+    for args in (
+        ["--vectors", "0"],
+        ["--vectors", "4001"],
+        ["--functions-only", "--vectors", "64"],
+    ):
+        refused = cli("sql", *args)
+        assert refused.code == 2 and refused.out == ""
+        assert len(refused.err.strip().splitlines()) == 1, refused.err
+
+
 # --- check / ls ----------------------------------------------------------------------------
 
 
@@ -489,7 +504,12 @@ def test_import_with_a_different_document_under_an_existing_id_writes_nothing_un
     ignored = cli("import", p, "events", "--ignore", input=text)
     assert ignored.code == 0, ignored.err
     report = ignored.json()
-    assert (report["new"], report["unchanged"], report["changed"], report["written"]) == (1, 1, 1, 1)
+    assert (report["new"], report["unchanged"], report["changed"], report["written"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert cli("get", p, "events", "ev-000003").json()["kind"] == "message"
 
     replaced = cli("import", p, "events", "--replace", input=text)
@@ -612,10 +632,16 @@ def test_check_notes_a_database_collation_that_is_not_code_point_order(
     from parlant_supabase_sync.api import connect
 
     store = make_store()
-    assert not any("collation" in note for note in cli("check", "--prefix", store.prefix).json()["notes"])
+    assert not any(
+        "collation" in note for note in cli("check", "--prefix", store.prefix).json()["notes"]
+    )
     with LocalSupabase(locale="icu:en-US") as other:
         prefix = store.prefix
-        other.execute_sql(ddl.generate_schema({prefix: ("sessions", "events", "metadata")}, include_functions=True))
+        other.execute_sql(
+            ddl.generate_schema(
+                {prefix: ("sessions", "events", "metadata")}, include_functions=True
+            )
+        )
         with connect(url=other.url, key=other.secret_key) as db:
             notes = db.check([prefix]).notes
     assert any("collation is 'icu:en-US'" in note for note in notes), notes

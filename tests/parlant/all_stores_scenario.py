@@ -42,6 +42,22 @@ async def get(client: httpx.AsyncClient, path: str) -> Any:
     return response.json()
 
 
+# With the vector stores on Supabase too (test_vector_restart.py) the scenario adds a glossary
+# term, which lives only in a vector database, and embeds with the demo's hashing embedder
+# (`sql --vectors 64`; the stub's zero vectors have no cosine distance).
+VECTORS = os.environ.get("PARLANT_SUPABASE_VECTOR_STORE") == "supabase"
+
+
+def nlp_service() -> Any:
+    if VECTORS:
+        from parlant_supabase_sync.demo_full import offline_nlp_service
+
+        return offline_nlp_service()
+    from stub_nlp import StubNLPService
+
+    return StubNLPService()
+
+
 async def create(client: httpx.AsyncClient) -> dict[str, Any]:
     conversation = await create_conversation(client)
     tag = await post(client, "/tags", {"name": "refunds"})
@@ -99,12 +115,17 @@ async def create(client: httpx.AsyncClient) -> dict[str, Any]:
         "canned_response": canned["id"],
         "capability": capability["id"],
     }
+    if VECTORS:
+        term = {"name": "Ride Pass", "description": "a yearly plan", "synonyms": ["pass"]}
+        ids["term"] = (await post(client, "/terms", {**term, "tags": [tag["id"]]}))["id"]
     return {"conversation": conversation, "ids": ids, **await read_entities(client, {"ids": ids})}
 
 
 async def read_entities(client: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, Any]:
     ids = created["ids"]
+    terms = {"term": await get(client, f"/terms/{ids['term']}")} if "term" in ids else {}
     return {
+        **terms,
         "agent": await get(client, f"/agents/{ids['agent']}"),
         "tag": await get(client, f"/tags/{ids['tag']}"),
         "guidelines": [await get(client, f"/guidelines/{g}") for g in ids["guidelines"]],
@@ -134,10 +155,10 @@ def home_files() -> list[str]:
 
 async def sdk_phase(phase: str, port: int, tool_port: int, state: dict[str, Any]) -> Any:
     import parlant.sdk as p
-    from stub_nlp import StubNLPService
 
     from parlant_supabase_sync.wiring import supabase_stores
 
+    nlp = nlp_service()
     async with supabase_stores(every_store=True, allow_migration=True) as stores:
         ready = asyncio.Event()
 
@@ -146,7 +167,7 @@ async def sdk_phase(phase: str, port: int, tool_port: int, state: dict[str, Any]
                 host="127.0.0.1",
                 port=port,
                 tool_service_port=tool_port,
-                nlp_service=lambda _container: StubNLPService(),
+                nlp_service=lambda _container: nlp,
                 **stores.server_options(),
             ) as server:
                 if phase == "sdk-create":
@@ -173,7 +194,6 @@ async def module_phase(state: dict[str, Any]) -> Any:
     import parlant.bin.server as parlant_server
     from parlant.bin.server import StartupParameters, load_app
     from parlant.core.background_tasks import BackgroundTaskService
-    from stub_nlp import StubNLPService
 
     async def no_legacy_data_check() -> None:
         # parlant-server's pre-flight check looks for pre-3.0 JSON/Chroma data in PARLANT_HOME
@@ -183,13 +203,15 @@ async def module_phase(state: dict[str, Any]) -> Any:
 
     parlant_server.check_required_schema_migrations = no_legacy_data_check
 
-    async def nlp_service(_container: Any) -> Any:
-        return StubNLPService()
+    nlp = nlp_service()
+
+    async def module_nlp_service(_container: Any) -> Any:
+        return nlp
 
     params = StartupParameters(
         host="127.0.0.1",
         port=0,
-        nlp_service=nlp_service,
+        nlp_service=module_nlp_service,
         log_level="info",
         modules=["parlant_supabase_sync.parlant_module"],
         migrate=False,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +36,11 @@ def every_store(supabase: LocalSupabase) -> LocalSupabase:
     return supabase
 
 
-def run_phase(phase: str, supabase: LocalSupabase, home: Path, state: Path) -> dict[str, Any]:
+def run_phase(
+    phase: str, supabase: LocalSupabase, home: Path, state: Path, **extra_env: str
+) -> dict[str, Any]:
     home.mkdir()
-    env = {**os.environ, **supabase.env(), "PARLANT_HOME": str(home)}
+    env = {**os.environ, **supabase.env(), "PARLANT_HOME": str(home), **extra_env}
     env.pop("PYTEST_CURRENT_TEST", None)
     command = [sys.executable, str(SCENARIO), phase, str(free_port()), str(free_port()), str(state)]
     result = subprocess.run(
@@ -76,6 +79,8 @@ def same_entities(read: dict[str, Any], created: dict[str, Any]) -> None:
     assert comparable(conversation["customer"]) == comparable(made["customer"])
     assert comparable({"e": conversation["events"]}) == comparable({"e": made["events"]})
     assert conversation["value"]["data"] == {"tier": 3}
+    if "term" in created:
+        assert comparable(read["term"]) == comparable(created["term"]), "term"
 
 
 @pytest.mark.slow
@@ -98,6 +103,49 @@ def test_every_store_comes_back_after_restarts_on_fresh_homes(
     for store, collection in (("agents", "agents"), ("guidelines", "guidelines"), ("tags", "tags")):
         table = table_name(PARLANT_STORES[store].prefix, collection)
         assert every_store.requests.count(path_contains=table) > 0, table
+
+
+@pytest.fixture
+def every_store_and_vectors(local_supabase_vector: LocalSupabase) -> Iterator[LocalSupabase]:
+    """The pgvector stand-in with every document store's tables and the vector stores' tables
+    for the demo's 64-dimension embedder; emptied afterwards for the other tests."""
+    from facade_helpers import truncate_adapter_tables
+
+    from parlant_supabase_sync import ddl
+    from parlant_supabase_sync.demo_full import EMBEDDING_DIMS
+
+    stack = local_supabase_vector
+    from parlant_supabase_sync.vector_ddl import parlant_vector_schema_sql
+
+    stack.execute_sql(ddl.generate_schema(ddl.every_store(), include_functions=True))
+    stack.execute_sql(parlant_vector_schema_sql(EMBEDDING_DIMS))
+    stack.requests.clear()
+    yield stack
+    truncate_adapter_tables(stack)
+
+
+@pytest.mark.slow
+def test_with_the_vector_stores_on_supabase_the_glossary_survives_restarts_too(
+    every_store_and_vectors: LocalSupabase, tmp_path: Path
+) -> None:
+    stack, state = every_store_and_vectors, tmp_path / "state.json"
+    vectors = {"PARLANT_SUPABASE_VECTOR_STORE": "supabase"}
+    created = run_phase("sdk-create", stack, tmp_path / "home-1", state, **vectors)["sdk-create"]
+    assert "term" in created["ids"]
+    data = run_phase("sdk-read", stack, tmp_path / "home-2", state, **vectors)
+    same_entities(data["sdk-read"], created)
+    data = run_phase("module-read", stack, tmp_path / "home-3", state, **vectors)
+    same_entities(data["module-read"], created)
+    for phase in ("sdk-create", "sdk-read", "module-read"):
+        files = {Path(name).name for name in data[f"{phase}-files"]}
+        assert files <= LOCAL_FILES, f"{phase} wrote {sorted(files - LOCAL_FILES)} locally"
+    # The term and its embedding are rows of the glossary's vector table (written through the
+    # vector write function, found through the search function: no file, no re-embedding).
+    from parlant_supabase_sync.vector_ddl import vector_prefix, vector_table_name
+
+    glossary = vector_table_name(vector_prefix("glossary"), "glossary")
+    assert stack.query(f'SELECT count(*) FROM public."{glossary}"') == [(1,)]
+    assert stack.requests.count(path_contains="/rpc/parlant_vector_write") > 0
 
 
 @pytest.mark.anyio

@@ -22,6 +22,7 @@ from parlant_supabase_sync.settings import SupabaseSettings
 from parlant_supabase_sync.wiring import supabase_stores
 
 if TYPE_CHECKING:
+    from parlant_supabase_sync.local import LocalSupabase
     from parlant_supabase_sync.local.pytest_plugin import SupabaseTestDatabase
 
 pytestmark = pytest.mark.anyio
@@ -116,7 +117,10 @@ async def test_missing_and_outdated_functions_are_in_the_same_error(
     assert "missing SQL functions (parlant_find)" in message
     assert "parlant_merge_document" in message
     # Objects of an earlier release need the upgrade script, which also creates what is missing.
-    assert f"`parlant-supabase-sync sql --schema {supabase_db.schema} --upgrade > upgrade.sql`" in message
+    assert (
+        f"`parlant-supabase-sync sql --schema {supabase_db.schema} --upgrade > upgrade.sql`"
+        in message
+    )
     assert set(rows_in_schema(supabase_db).values()) == {0}
 
 
@@ -150,7 +154,10 @@ def test_the_advice_for_a_hosted_project_is_the_sql_editor() -> None:
 
     settings = SupabaseSettings(url="https://abc.supabase.co", key="sb_secret_x")
     error = wiring._setup_error(settings, {"sessions": ["parlant_sessions_"]}, [], [])
-    assert "`parlant-supabase-sync sql > schema.sql`, then execute schema.sql in the Supabase SQL editor" in str(error)
+    assert (
+        "`parlant-supabase-sync sql > schema.sql`, then execute schema.sql in the Supabase SQL editor"
+        in str(error)
+    )
 
 
 # --- table_prefix -------------------------------------------------------------------------------
@@ -214,3 +221,13 @@ async def test_a_genuine_version_problem_stays_parlants(
             SessionDocumentStore(db),
         ):
             pass
+
+
+async def test_a_vector_store_without_every_store_is_refused_before_any_request(
+    settings: SupabaseSettings, supabase: LocalSupabase
+) -> None:
+    supabase.requests.clear()
+    with pytest.raises(ConfigurationError, match="every_store=True") as caught:
+        async with supabase_stores(settings, vector_store="supabase"):
+            pass  # pragma: no cover
+    assert "\n" not in str(caught.value) and len(supabase.requests) == 0

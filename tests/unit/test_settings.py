@@ -55,9 +55,7 @@ def test_from_env_reads_url_key_and_defaults() -> None:
     assert settings.http_pool_size == 16
     assert settings.metadata_cache_ttl == 30
     assert settings.page_size == 1000
-    assert settings.retry == RetryPolicy(
-        attempts=3, base_delay=0.1, max_delay=2.0, jitter=True
-    )
+    assert settings.retry == RetryPolicy(attempts=3, base_delay=0.1, max_delay=2.0, jitter=True)
 
 
 def test_from_env_reads_the_optional_variables() -> None:
@@ -125,9 +123,7 @@ def test_invalid_url_names_the_variable_and_the_fix(url: str) -> None:
 
 
 def test_missing_url_says_what_to_set() -> None:
-    with pytest.raises(
-        ConfigurationError, match="SUPABASE_URL is not set: set SUPABASE_URL"
-    ):
+    with pytest.raises(ConfigurationError, match="SUPABASE_URL is not set: set SUPABASE_URL"):
         SupabaseSettings.from_env({"SUPABASE_KEY": SECRET})
 
 
@@ -197,14 +193,9 @@ def test_schema_must_be_an_identifier() -> None:
 
 def test_pool_size_must_cover_the_workers() -> None:
     with pytest.raises(ConfigurationError, match="PARLANT_SUPABASE_HTTP_POOL_SIZE"):
-        SupabaseSettings(
-            url="https://x.supabase.co", key=SECRET, max_workers=8, http_pool_size=4
-        )
+        SupabaseSettings(url="https://x.supabase.co", key=SECRET, max_workers=8, http_pool_size=4)
     assert (
-        SupabaseSettings(
-            url="https://x.supabase.co", key=SECRET, max_workers=8
-        ).http_pool_size
-        == 8
+        SupabaseSettings(url="https://x.supabase.co", key=SECRET, max_workers=8).http_pool_size == 8
     )
 
 
@@ -278,10 +269,7 @@ def test_decode_key_role_refuses_a_personal_access_token() -> None:
 
 
 def test_settings_expose_the_key_kind() -> None:
-    assert (
-        SupabaseSettings(url="https://x.supabase.co", key=SERVICE_JWT).key_kind
-        == "legacy_jwt"
-    )
+    assert SupabaseSettings(url="https://x.supabase.co", key=SERVICE_JWT).key_kind == "legacy_jwt"
 
 
 # --- https unless loopback -----------------------------------------------------------------------
@@ -475,3 +463,12 @@ def test_with_schema_checks_the_name_and_keeps_everything_else() -> None:
     assert moved.key.get_secret_value() == SECRET
     with pytest.raises(ConfigurationError, match="SUPABASE_SCHEMA"):
         settings.with_schema("no spaces")
+
+
+def test_the_vector_store_comes_from_the_environment_and_is_checked() -> None:
+    assert SupabaseSettings.from_env(env()).vector_store == "memory"
+    chosen = SupabaseSettings.from_env(env(PARLANT_SUPABASE_VECTOR_STORE="supabase"))
+    assert chosen.vector_store == "supabase"
+    with pytest.raises(ConfigurationError, match="PARLANT_SUPABASE_VECTOR_STORE") as info:
+        SupabaseSettings.from_env(env(PARLANT_SUPABASE_VECTOR_STORE="pgvector"))
+    assert "'memory' or 'supabase'" in str(info.value) and "\n" not in str(info.value)
