@@ -56,6 +56,7 @@ from parlant_supabase_sync.naming import (
     validate_prefix,
 )
 from parlant_supabase_sync.sqltext import (
+    RELOAD_SCHEMA_CACHE,
     dollar_quote,
     indent,
     qualified,
@@ -317,12 +318,6 @@ def anon_policy_warning(anon_policy: AnonPolicy) -> str | None:
 # --- generators --------------------------------------------------------------------------------
 
 
-# PostgREST answers from a schema cache: Supabase reloads it on DDL through an event trigger,
-# plain PostgREST only on this notification (harmless where nobody listens).
-RELOAD_SCHEMA_CACHE = (
-    "-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).\n"
-    "NOTIFY pgrst, 'reload schema';"
-)
 
 
 def _section(title: str) -> str:

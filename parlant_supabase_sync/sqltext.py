@@ -12,6 +12,7 @@ from .errors import ConfigurationError
 from .naming import MAX_IDENTIFIER_BYTES
 
 __all__ = [
+    "RELOAD_SCHEMA_CACHE",
     "columns_signature",
     "dollar_quote",
     "indent",
@@ -56,8 +57,7 @@ def mirror(column: str, document: str) -> str:
     """`column`'s value derived from the jsonb expression `document`: the string, else NULL."""
     key = quote_literal(column)
     return (
-        f"CASE WHEN jsonb_typeof(({document}) -> {key}) = 'string' "
-        f"THEN ({document}) ->> {key} END"
+        f"CASE WHEN jsonb_typeof(({document}) -> {key}) = 'string' THEN ({document}) ->> {key} END"
     )
 
 
@@ -78,3 +78,11 @@ def columns_signature(relid: str) -> str:
 def indent(text: str, spaces: int) -> str:
     pad = " " * spaces
     return "\n".join(pad + line if line else line for line in text.split("\n"))
+
+
+# PostgREST answers from a schema cache: Supabase reloads it on DDL through an event trigger,
+# plain PostgREST only on this notification (harmless where nobody listens).
+RELOAD_SCHEMA_CACHE = (
+    "-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).\n"
+    "NOTIFY pgrst, 'reload schema';"
+)

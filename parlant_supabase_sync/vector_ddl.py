@@ -25,7 +25,14 @@ from .ddl_grants import (
 )
 from .errors import ConfigurationError
 from .naming import MIRRORED_COLUMNS, table_name
-from .sqltext import dollar_quote, mirror, qualified, quote_ident, quote_literal
+from .sqltext import (
+    RELOAD_SCHEMA_CACHE,
+    dollar_quote,
+    mirror,
+    qualified,
+    quote_ident,
+    quote_literal,
+)
 
 __all__ = [
     "FIND_FUNCTION",
@@ -33,11 +40,13 @@ __all__ = [
     "MAX_VECTOR_DIMS",
     "SEARCH_FUNCTION",
     "VECTOR_COLLECTIONS",
+    "VECTOR_FUNCTION_NAMES",
     "VECTOR_TABLE_COMMENT",
     "WRITE_FUNCTION",
     "column_type",
     "metadata_table_name",
     "parlant_vector_schema_sql",
+    "parlant_vector_tables",
     "vector_prefix",
     "vector_schema_sql",
     "vector_table_name",
@@ -48,6 +57,7 @@ VECTOR_METADATA_COMMENT = "parlant-supabase-sync vector metadata"
 SEARCH_FUNCTION = "parlant_vector_search"
 FIND_FUNCTION = "parlant_vector_find"
 WRITE_FUNCTION = "parlant_vector_write"
+VECTOR_FUNCTION_NAMES = (SEARCH_FUNCTION, FIND_FUNCTION, WRITE_FUNCTION)
 MAX_VECTOR_DIMS = 2000
 MAX_HALFVEC_DIMS = 4000
 METADATA = "metadata"
@@ -74,6 +84,19 @@ def vector_table_name(prefix: str, collection: str) -> str:
             "a vector collection cannot be named 'metadata' (the metadata table has that name)"
         )
     return table_name(prefix, collection)
+
+
+def parlant_vector_tables() -> list[str]:
+    """Every table of Parlant's vector stores at their default prefixes (what `check` looks
+    for): each store's metadata table, then its collections' tables."""
+    return [
+        name
+        for store, collections in VECTOR_COLLECTIONS.items()
+        for name in (
+            metadata_table_name(vector_prefix(store)),
+            *(vector_table_name(vector_prefix(store), c) for c in collections),
+        )
+    ]
 
 
 def metadata_table_name(prefix: str) -> str:
@@ -381,7 +404,7 @@ def _script(schema: str, databases: Mapping[str, Mapping[str, int]]) -> str:
         for collection, dims in collections_with_dims.items():
             parts.append(_vector_table(schema, vector_table_name(prefix, collection), dims))
     parts.append(vector_functions(schema))
-    parts.append("NOTIFY pgrst, 'reload schema';")
+    parts.append(RELOAD_SCHEMA_CACHE)
     return "\n\n".join(parts) + "\n"
 
 

@@ -591,4 +591,5 @@ END
 $do$;
 GRANT EXECUTE ON FUNCTION "public"."parlant_vector_write"(text, text, jsonb) TO "service_role";
 
+-- PostgREST serves from a cached schema: ask it to reload (Supabase also does on DDL).
 NOTIFY pgrst, 'reload schema';
