@@ -417,10 +417,22 @@ class Connection:
         """Which of `tables` and the adapter functions exist (`readiness.fetch_report`)."""
         return readiness.fetch_report(self.transport, tables)
 
-    def check(self, names: Iterable[str] | None = None) -> CheckReport:
-        """Tables, functions and the key's role, with the one next step (`readiness.check`)."""
+    def check(
+        self, names: Iterable[str] | None = None, *, vectors: bool | None = None
+    ) -> CheckReport:
+        """Tables, functions and the key's role, with the one next step (`readiness.check`).
+
+        `vectors`: check Parlant's vector stores' tables too (default: when the settings put
+        the vector stores on Supabase, PARLANT_SUPABASE_VECTOR_STORE=supabase).
+        """
+        if vectors is None:
+            vectors = self.settings.vector_store == "supabase"
         return readiness.check(
-            self.settings, self.transport, self._layouts(names), named=names is not None
+            self.settings,
+            self.transport,
+            self._layouts(names),
+            named=names is not None,
+            vectors=vectors,
         )
 
     def stores(self, names: Iterable[str] | None = None) -> list[StoreInfo]:

@@ -220,15 +220,21 @@ def sql_command(ctx: click.Context, prefixes: tuple[str, ...], functions_only: b
 @cli.command(
     "check",
     epilog=_examples("check", "check --table", "check --prefix acme_sessions_",
+                     "check --prefix all --vectors",
                      note="Exits with 1 when something is missing."),
 )
 @_prefix_option
+@click.option("--vectors/--no-vectors", default=None,
+              help="check the vector stores' tables too (default: when "
+              "PARLANT_SUPABASE_VECTOR_STORE=supabase)")
 @connection_options
 @output_options(columns=False)
-def check_command(prefixes: tuple[str, ...], target: Target, output: Output) -> None:
+def check_command(
+    prefixes: tuple[str, ...], vectors: bool | None, target: Target, output: Output
+) -> None:
     """Check tables, functions and the key; say what to do next."""
     with target.connect() as conn:
-        report = conn.check(list(prefixes) or None)
+        report = conn.check(list(prefixes) or None, vectors=vectors)
     if output.format == "table":
         cli_output.write_table(report.rows(), sys.stdout)
         sys.stdout.write("".join(f"note: {note}\n" for note in report.notes))

@@ -10,7 +10,7 @@ URL (the local stack prints DATABASE_URL), the Supabase SQL editor otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .core import count_rows, read_rows, schema_report
@@ -35,6 +35,7 @@ from .naming import StoreLayout, table_names, tables_of
 from .settings import decode_key_role, is_loopback
 from .sqltext import quote_ident
 from .transport import Expect
+from .vector_ddl import VECTOR_FUNCTION_NAMES, parlant_vector_tables
 
 if TYPE_CHECKING:
     from .settings import KeyInfo, SupabaseSettings
@@ -291,15 +292,26 @@ class Facts:
     no_access: list[str]
     old_functions: list[str]
     exposure: Exposure
+    vector_tables: tuple[str, ...] = ()  # the vector stores' tables, when they were checked
+    missing_vector_tables: list[str] = field(default_factory=list)
+    missing_vector_functions: list[str] = field(default_factory=list)
 
     @classmethod
     def gather(
         cls, key: KeyInfo, settings: SupabaseSettings, report: SchemaReport,
         prefixes: Sequence[str] = (),
-        *, denied: bool = False,
+        *, denied: bool = False, vector_tables: Sequence[str] = (),
     ) -> Facts:
-        """Derive the lists the rules test from one report."""
-        tables = report.tables
+        """Derive the lists the rules test from one report (`vector_tables`: the vector
+        stores' tables in it, checked for existence apart from the document tables)."""
+        vectors = set(vector_tables)
+        tables = {n: s for n, s in report.tables.items() if n not in vectors}
+        known = report.function_grants  # None: an older report function, which cannot tell
+        missing_vector_functions = (
+            [f for f in VECTOR_FUNCTION_NAMES if f not in known]
+            if vector_tables and known is not None
+            else []
+        )
         old = list(report.legacy_functions)
         if report.from_report_function and report.function_grants is None and tables:
             old.append(REPORT_FUNCTION)  # it predates the privilege report: the functions are old
@@ -317,6 +329,22 @@ class Facts:
             no_access=[n for n, s in tables.items() if s.exists and s.access is False],
             old_functions=old,
             exposure=exposure(report, settings.db_schema),
+            vector_tables=tuple(vector_tables),
+            missing_vector_tables=[
+                n for n in vector_tables if not report.tables.get(n, TableStatus(False)).exists
+            ],
+            missing_vector_functions=missing_vector_functions,
+        )
+
+    def vectors_sql(self) -> str:
+        """How to create the vector stores' tables and functions."""
+        listed = ", ".join([*self.missing_vector_tables, *self.missing_vector_functions])
+        schema = f" --schema {self.schema}" if self.schema != "public" else ""
+        return (
+            f"create the vector stores' tables ({listed}): run `parlant-supabase-sync sql"
+            f"{schema} --vectors DIMS > vectors.sql` with DIMS your embedder's dimensions "
+            "(sql/ has vectors_1536.sql and vectors_3072.sql ready) and "
+            f"{run_sql_advice('vectors.sql', self.local)}"
         )
 
     def sql(self, extra: str = "", *, upgrade: bool = False, functions: bool = False) -> str:
@@ -398,7 +426,8 @@ RULES: tuple[Rule, ...] = (
          lambda f: f"the key runs as {f.key.role!r}, which the generated SQL grants nothing to: "
          "set SUPABASE_KEY to the secret key (sb_secret_…) or the legacy service_role key"),
     Rule("no-tables", "error",
-         lambda f: bool(f.missing_tables) and len(f.missing_tables) == len(f.report.tables),
+         lambda f: bool(f.missing_tables)
+         and len(f.missing_tables) == len(f.report.tables) - len(f.vector_tables),
          lambda f: f"create the tables: {f.sql()}"),
     Rule("made-by-older-sql", "error",
          lambda f: bool(f.not_upgraded) or bool(
@@ -420,6 +449,9 @@ RULES: tuple[Rule, ...] = (
          f"{f.sql(upgrade=True)} (it adds the grants)"),
     Rule("missing-functions", "error", lambda f: bool(f.missing_functions),
          lambda f: f"create the SQL functions: {f.sql(functions=True)}"),
+    Rule("missing-vector-tables", "error",
+         lambda f: bool(f.missing_vector_tables or f.missing_vector_functions),
+         lambda f: f.vectors_sql()),
     Rule("not-a-server-key", "error", lambda f: f.key.role != "service_role",
          lambda f: f"the key's role is {f.key.role or 'unknown'}; use the secret key (sb_secret_…) "
          "or the legacy service_role key so the adapter can reach the tables"),
@@ -459,6 +491,9 @@ class CheckReport:
     exposed: dict[str, list[str]] = field(default_factory=dict)
     #: Functions of earlier releases still in the database (run `sql --upgrade`).
     legacy_functions: list[str] = field(default_factory=list)
+    #: With the vector stores checked: their tables and functions that do not exist.
+    missing_vector_tables: list[str] = field(default_factory=list)
+    missing_vector_functions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (never contains the key)."""
@@ -504,30 +539,46 @@ def check(
     stores: Sequence[StoreLayout],
     *,
     named: bool,
+    vectors: bool = False,
 ) -> CheckReport:
     """Tables, functions and the key's role of `stores`, with the one next step.
 
     `named`: the stores were chosen by the caller, so the advised commands carry `--prefix`.
+    `vectors`: Parlant's vector stores' tables and functions are checked too (same request).
     """
     key = decode_key_role(settings.key.get_secret_value())
     denied = False
+    vector_tables = parlant_vector_tables() if vectors else []
     try:
-        report = fetch_report(transport, tables_of(stores))
+        report = fetch_report(transport, [*tables_of(stores), *vector_tables])
     except PermissionDenied:
         if key.role == "service_role":
             raise
         # A browser-role key may not even call the report function; the key is the problem.
         denied, report = True, SchemaReport({}, {}, from_report_function=False)
+    if vector_tables:
+        # Not document tables: "adapter" (the document signature) does not apply to them, but
+        # their RLS, policies and grants count for the exposure rule like any adapter table's.
+        report = replace(report, tables={
+            n: replace(s, adapter=None) if n in vector_tables else s
+            for n, s in report.tables.items()
+        })  # fmt: skip
     prefixes = [s.prefix for s in stores] if named else []
-    facts = Facts.gather(key, settings, report, prefixes, denied=denied)
+    facts = Facts.gather(key, settings, report, prefixes, denied=denied,
+                         vector_tables=vector_tables)  # fmt: skip
     notes, error = evaluate(facts)
+    functions = dict(report.functions)
+    if vector_tables and report.function_grants is not None:
+        functions.update(
+            {f: f not in facts.missing_vector_functions for f in VECTOR_FUNCTION_NAMES}
+        )
     return CheckReport(
         url=settings.url,
         schema=settings.db_schema,
         key_kind=key.kind,
         key_role=key.role,
         tables=report.tables,
-        functions=report.functions,
+        functions=functions,
         missing_tables=facts.missing_tables,
         missing_functions=facts.missing_functions,
         not_upgraded=facts.not_upgraded,
@@ -538,4 +589,6 @@ def check(
         prefixes=[s.prefix for s in stores],
         exposed=facts.exposure.objects,
         legacy_functions=facts.old_functions,
+        missing_vector_tables=facts.missing_vector_tables,
+        missing_vector_functions=facts.missing_vector_functions,
     )
