@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from parlant_supabase_sync.ddl import (
     _FAILED_UTC_DEFAULT,
     REGENERATE_HINT,
-    RELOAD_SCHEMA_CACHE,
     _create_table,
     _layout,
     _schema_part,
@@ -27,6 +26,7 @@ from parlant_supabase_sync.ddl_grants import BROWSER_ROLES, TABLE_PRIVILEGES
 from parlant_supabase_sync.ddl_indexes import retired_indexes
 from parlant_supabase_sync.naming import MIRRORED_COLUMNS, index_name, seed_index_name
 from parlant_supabase_sync.sqltext import (
+    RELOAD_SCHEMA_CACHE,
     dollar_quote,
     qualified,
     quote_ident,

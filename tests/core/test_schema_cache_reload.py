@@ -10,10 +10,11 @@ import pytest
 from core_helpers import Doc, identity, unique_prefix
 
 from parlant_supabase_sync.core import SyncDocumentDatabase
-from parlant_supabase_sync.ddl import RELOAD_SCHEMA_CACHE, generate_schema, generated_files
+from parlant_supabase_sync.ddl import generate_schema, generated_files
 from parlant_supabase_sync.errors import SchemaMissing
 from parlant_supabase_sync.local import LocalSupabase
 from parlant_supabase_sync.settings import SupabaseSettings
+from parlant_supabase_sync.sqltext import RELOAD_SCHEMA_CACHE
 
 
 @pytest.fixture(scope="module")
