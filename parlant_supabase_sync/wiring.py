@@ -105,6 +105,7 @@ from parlant_supabase_sync.naming import (
 from parlant_supabase_sync.readiness import SchemaReport, is_local, run_sql_advice
 from parlant_supabase_sync.settings import SupabaseSettings, VectorStoreKind
 from parlant_supabase_sync.transport import Transport, build_http_client
+from parlant_supabase_sync.vector_ddl import VECTOR_FUNCTION_NAMES, parlant_vector_tables
 
 __all__ = ["SupabaseStores", "check_setup", "supabase_stores"]
 
@@ -165,10 +166,12 @@ class SupabaseStores:
         return self.wiring
 
 
-def check_setup(transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STORES)) -> None:
+def check_setup(
+    transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STORES), *, vectors: bool = False
+) -> None:
     """Check every table and SQL function of the Parlant stores `stores` (keys of
-    `naming.PARLANT_STORES`; default: the three conversation stores) with one
-    ``parlant_schema_report`` request; writes nothing.
+    `naming.PARLANT_STORES`; default: the three conversation stores), and with `vectors` those
+    of Parlant's vector stores, with one ``parlant_schema_report`` request; writes nothing.
 
     Raises one :class:`SchemaMissing` listing everything missing or of an earlier release
     across all stores, with the one command to run and where to run it.
@@ -178,9 +181,10 @@ def check_setup(transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STOR
         key: all_table_names(PARLANT_STORES[key].prefix, PARLANT_STORES[key].collections)
         for key in keys
     }
+    vector_tables = parlant_vector_tables() if vectors else []
     every = set(keys) - set(DEFAULT_STORES)
     prefixes = [ALL_STORES] if every else []
-    names = [name for tables in by_store.values() for name in tables]
+    names = [name for tables in by_store.values() for name in tables] + vector_tables
     settings = transport.settings
     try:
         report = SchemaReport.from_report(schema_report(transport, names), names)
@@ -194,9 +198,15 @@ def check_setup(transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STOR
         key: [name for name in tables if not report.tables[name].exists]
         for key, tables in by_store.items()
     }
+    if vector_tables:
+        missing["vector"] = [name for name in vector_tables if not report.tables[name].exists]
     functions = [name for name, ok in report.functions.items() if not ok]
+    if vector_tables and report.function_grants is not None:
+        functions += [name for name in VECTOR_FUNCTION_NAMES if name not in report.function_grants]
     outdated = [
-        name for name, status in report.tables.items() if status.exists and status.adapter is False
+        name
+        for name, status in report.tables.items()
+        if status.exists and status.adapter is False and name not in vector_tables
     ] + report.legacy_functions
     if report.function_grants is None:
         outdated.append(REPORT_FUNCTION)  # it predates the privilege report: the functions are old
@@ -204,10 +214,17 @@ def check_setup(transport: Transport, stores: Iterable[str] = tuple(DEFAULT_STOR
         raise _setup_error(settings, missing, functions, outdated, prefixes)
 
 
-def _advice(settings: SupabaseSettings, *, upgrade: bool, prefixes: Sequence[str]) -> str:
+def _advice(
+    settings: SupabaseSettings, *, upgrade: bool, prefixes: Sequence[str], vectors: bool = False
+) -> str:
     command = sql_command(prefixes, schema=settings.db_schema, upgrade=upgrade)
-    script = command.rpartition("> ")[2]
-    return f"Run `{command}`, then {run_sql_advice(script, is_local(settings.url))}"
+    head, _, script = command.rpartition(" > ")
+    if vectors and not upgrade:
+        # `sql --vectors DIMS` appends the vector stores' SQL (DIMS: the embedder's dimensions).
+        head += " --vectors DIMS"
+    dims = " (DIMS: your embedder's dimensions, e.g. 1536 or 3072)" if vectors else ""
+    advice = run_sql_advice(script, is_local(settings.url))
+    return f"Run `{head} > {script}`{dims}, then {advice}"
 
 
 def _setup_error(
@@ -219,6 +236,8 @@ def _setup_error(
 ) -> SchemaMissing:
     parts = []
     groups = [f"{key} store: {', '.join(tables)}" for key, tables in missing.items() if tables]
+    vector_functions = [name for name in functions if name in VECTOR_FUNCTION_NAMES]
+    vectors = bool(missing.get("vector")) or bool(vector_functions)
     if RECEIPTS_TABLE in functions:
         groups.append(f"the functions' table: {RECEIPTS_TABLE}")
     if groups:
@@ -233,7 +252,7 @@ def _setup_error(
     return SchemaMissing(
         f"Parlant's stores were not started and nothing was written: schema "
         f"{settings.db_schema!r} has {'; '.join(parts)}. "
-        f"{_advice(settings, upgrade=bool(outdated), prefixes=prefixes)}.",
+        f"{_advice(settings, upgrade=bool(outdated), prefixes=prefixes, vectors=vectors)}.",
         tables=[name for tables in missing.values() for name in tables],
         functions=functions,
         outdated=outdated,
@@ -315,8 +334,10 @@ async def supabase_stores(
                 )
             )
         transport = databases["sessions"].core.transport
+        on_supabase = (vector_store or settings.vector_store) == "supabase"
+        vectors = every_store and vector_database is None and on_supabase
         await anyio.to_thread.run_sync(
-            functools.partial(check_setup, transport, keys), limiter=limiter
+            functools.partial(check_setup, transport, keys, vectors=vectors), limiter=limiter
         )
         sessions, customers, variables = await _conversation_stores(
             stack, databases, ids, allow_migration
@@ -326,7 +347,7 @@ async def supabase_stores(
         if every_store:
             others = await open_document_stores(stack, databases, ids, allow_migration)
             embedding_cache = SupabaseEmbeddingCache(databases["cache_embeddings"])
-            if vector_database is None and (vector_store or settings.vector_store) == "supabase":
+            if vectors:
                 vector_database = vector_database_factory(transport, limiter=limiter)
         wiring = ContainerWiring(
             stack=stack,

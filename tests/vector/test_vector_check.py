@@ -83,3 +83,24 @@ def test_check_vectors_through_the_console_script(documents_only: LocalSupabase)
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert quiet.returncode == 0, quiet.stderr
+
+
+@pytest.mark.anyio
+async def test_supabase_stores_with_vectors_on_supabase_report_missing_vector_tables_first(
+    documents_only: LocalSupabase,
+) -> None:
+    from parlant_supabase_sync.errors import SchemaMissing
+    from parlant_supabase_sync.settings import SupabaseSettings
+    from parlant_supabase_sync.wiring import supabase_stores
+
+    stack = documents_only
+    settings = SupabaseSettings(url=stack.url, key=stack.secret_key, vector_store="supabase")
+    with stack.requests.capture() as sent, pytest.raises(SchemaMissing) as caught:
+        async with supabase_stores(settings, every_store=True):
+            pass  # pragma: no cover
+    message = str(caught.value)
+    assert "vector store: parlant_glossary_vectors_metadata" in message
+    assert "sql --prefix all --vectors DIMS > schema.sql" in message and "\n" not in message
+    assert not [
+        e for e in sent.entries() if e.method != "GET" and "/rpc/parlant_schema" not in e.path
+    ]
