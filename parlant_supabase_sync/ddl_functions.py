@@ -98,8 +98,10 @@ def receipts_table(schema: str) -> str:
             f"    {c('outcome')} jsonb,",
             f"    {c('created_at')} timestamptz NOT NULL DEFAULT now()",
             ");",
-            (f"CREATE INDEX IF NOT EXISTS {c(RECEIPTS_TABLE + '_created_at')} ON {target} "
-            f"({c('created_at')});"),
+            (
+                f"CREATE INDEX IF NOT EXISTS {c(RECEIPTS_TABLE + '_created_at')} ON {target} "
+                f"({c('created_at')});"
+            ),
             f"COMMENT ON TABLE {target} IS "
             + quote_literal(f"{RECEIPTS_TABLE_COMMENT} (kept {RECEIPT_TTL})")
             + ";",
@@ -155,8 +157,13 @@ def table_check(schema: str) -> str:
     v_target := pg_catalog.format('%I.%I', {quote_literal(schema)}, p_table);
     v_relid := pg_catalog.to_regclass(v_target);
     IF v_relid IS NULL THEN
-        {_raise("pg_catalog.format('parlant-supabase-sync: table %s does not exist', v_target)",
-                "42P01", "Generate the schema with `parlant-supabase-sync sql` and run it.")}
+        {
+        _raise(
+            "pg_catalog.format('parlant-supabase-sync: table %s does not exist', v_target)",
+            "42P01",
+            "Generate the schema with `parlant-supabase-sync sql` and run it.",
+        )
+    }
     END IF;
     v_note := pg_catalog.obj_description(v_relid, 'pg_class');
     v_columns := {columns_signature("v_relid")};
@@ -165,8 +172,12 @@ def table_check(schema: str) -> str:
         WHEN v_note = {failed} AND v_columns = {text_array(FAILED_SIGNATURE)} THEN 'failed'
     END;
     IF v_kind IS NULL THEN
-        {_raise("pg_catalog.format('parlant-supabase-sync: %s is not a parlant-supabase-sync table', v_target)",
-                hint="Only tables created by `parlant-supabase-sync sql` (or its upgrade script) can be written.")}
+        {
+        _raise(
+            "pg_catalog.format('parlant-supabase-sync: %s is not a parlant-supabase-sync table', v_target)",
+            hint="Only tables created by `parlant-supabase-sync sql` (or its upgrade script) can be written.",
+        )
+    }
     END IF;"""
 
 
@@ -242,7 +253,7 @@ def _operations(schema: str) -> str:
             'document', v_doc);
     ELSIF p_operation = 'delete' THEN
         EXECUTE pg_catalog.format(
-            $q$DELETE FROM %s AS t WHERE {ident} = $1 RETURNING t.{c('data')}$q$, v_target)
+            $q$DELETE FROM %s AS t WHERE {ident} = $1 RETURNING t.{c("data")}$q$, v_target)
             INTO v_doc USING p_args ->> 'id';
         v_outcome := pg_catalog.jsonb_build_object('deleted', v_doc);
     ELSIF p_operation = 'delete_many' THEN
@@ -265,9 +276,9 @@ def _operations(schema: str) -> str:
             {_raise("pg_catalog.format('parlant-supabase-sync: %s is not a failed-migrations table', v_failed)")}
         END IF;
         EXECUTE pg_catalog.format(
-            $q$WITH moved AS (DELETE FROM %s AS t WHERE {ident} = ANY ({ids}) RETURNING t.{c('id')}, t.{c('data')})
-               INSERT INTO %s ({c('id')}, {c('data')}, {c('failed_utc')})
-               SELECT moved.{c('id')}, moved.{c('data')}, $2 FROM moved$q$,
+            $q$WITH moved AS (DELETE FROM %s AS t WHERE {ident} = ANY ({ids}) RETURNING t.{c("id")}, t.{c("data")})
+               INSERT INTO %s ({c("id")}, {c("data")}, {c("failed_utc")})
+               SELECT moved.{c("id")}, moved.{c("data")}, $2 FROM moved$q$,
             v_target, v_failed) USING p_args -> 'ids', p_args ->> 'failed_utc';
         GET DIAGNOSTICS v_count = ROW_COUNT;
         v_outcome := pg_catalog.jsonb_build_object('failed', v_count);
@@ -306,13 +317,13 @@ BEGIN
 
     -- The receipt first: a repeat of a committed write finds it and returns the outcome; a
     -- repeat racing the first attempt waits here on the primary key until that one ends.
-    INSERT INTO {receipts} ({c('request_id')}, {c('table_name')}, {c('operation')})
+    INSERT INTO {receipts} ({c("request_id")}, {c("table_name")}, {c("operation")})
     VALUES (p_request_id, p_table, p_operation)
-    ON CONFLICT ({c('request_id')}) DO NOTHING;
+    ON CONFLICT ({c("request_id")}) DO NOTHING;
     IF NOT FOUND THEN
-        SELECT r.{c('table_name')} AS table_name, r.{c('operation')} AS operation,
-               r.{c('outcome')} AS outcome
-          INTO v_receipt FROM {receipts} AS r WHERE r.{c('request_id')} = p_request_id;
+        SELECT r.{c("table_name")} AS table_name, r.{c("operation")} AS operation,
+               r.{c("outcome")} AS outcome
+          INTO v_receipt FROM {receipts} AS r WHERE r.{c("request_id")} = p_request_id;
         IF v_receipt.table_name IS DISTINCT FROM p_table
            OR v_receipt.operation IS DISTINCT FROM p_operation THEN
             {_raise("'parlant-supabase-sync: this request id was used for another write'")}
@@ -321,12 +332,12 @@ BEGIN
     END IF;
 {_operations(schema)}
 
-    UPDATE {receipts} AS r SET {c('outcome')} = v_outcome WHERE r.{c('request_id')} = p_request_id;
+    UPDATE {receipts} AS r SET {c("outcome")} = v_outcome WHERE r.{c("request_id")} = p_request_id;
     -- Prune a few expired receipts per write (never waiting for a row another write holds).
-    DELETE FROM {receipts} AS r WHERE r.{c('request_id')} IN (
-        SELECT x.{c('request_id')} FROM {receipts} AS x
-         WHERE x.{c('created_at')} < pg_catalog.now() - interval {quote_literal(RECEIPT_TTL)}
-         ORDER BY x.{c('created_at')} LIMIT 32 FOR UPDATE SKIP LOCKED);
+    DELETE FROM {receipts} AS r WHERE r.{c("request_id")} IN (
+        SELECT x.{c("request_id")} FROM {receipts} AS x
+         WHERE x.{c("created_at")} < pg_catalog.now() - interval {quote_literal(RECEIPT_TTL)}
+         ORDER BY x.{c("created_at")} LIMIT 32 FOR UPDATE SKIP LOCKED);
     RETURN v_outcome;
 END
 """
@@ -348,6 +359,8 @@ END
         f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC;\n"
         f"GRANT EXECUTE ON FUNCTION {signature} TO {c(SERVICE_ROLE)};"
     )
+
+
 def report_function(schema: str) -> str:
     """``parlant_schema_report``: tables, functions and the receipts table, in one answer.
 
@@ -402,7 +415,9 @@ def report_function(schema: str) -> str:
         )
 
     receipts = f"pg_catalog.to_regclass({quote_literal(qualified(schema, RECEIPTS_TABLE))})"
-    procs = f"pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = {namespace}"
+    procs = (
+        f"pg_catalog.pg_proc AS p WHERE p.proname::text = fn.name AND p.pronamespace = {namespace}"
+    )
     function_grants = (
         "SELECT jsonb_object_agg(fn.name, CASE WHEN EXISTS (SELECT 1 FROM "
         f"{procs}) THEN (SELECT jsonb_object_agg(ar.role, (SELECT bool_or("
@@ -549,6 +564,13 @@ class SchemaReport:
     function_grants: dict[str, dict[str, bool] | None] | None = None
     legacy_functions: list[str] = field(default_factory=list)
     collation: str | None = None  # the database's default collation (datcollate)
+
+    def absent_functions(self, names: Sequence[str]) -> list[str]:
+        """Which of `names` (functions outside FUNCTION_NAMES that carry the adapter's comment,
+        e.g. the vector functions) do not exist; [] when the report cannot tell (an older
+        report function, or a probe)."""
+        known = self.function_grants
+        return [] if known is None else [name for name in names if name not in known]
 
     @classmethod
     def from_report(cls, raw: Any, names: Sequence[str]) -> SchemaReport:

@@ -306,11 +306,8 @@ class Facts:
         stores' tables in it, checked for existence apart from the document tables)."""
         vectors = set(vector_tables)
         tables = {n: s for n, s in report.tables.items() if n not in vectors}
-        known = report.function_grants  # None: an older report function, which cannot tell
         missing_vector_functions = (
-            [f for f in VECTOR_FUNCTION_NAMES if f not in known]
-            if vector_tables and known is not None
-            else []
+            report.absent_functions(VECTOR_FUNCTION_NAMES) if vector_tables else []
         )
         old = list(report.legacy_functions)
         if report.from_report_function and report.function_grants is None and tables:

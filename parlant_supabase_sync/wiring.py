@@ -201,8 +201,8 @@ def check_setup(
     if vector_tables:
         missing["vector"] = [name for name in vector_tables if not report.tables[name].exists]
     functions = [name for name, ok in report.functions.items() if not ok]
-    if vector_tables and report.function_grants is not None:
-        functions += [name for name in VECTOR_FUNCTION_NAMES if name not in report.function_grants]
+    if vector_tables:
+        functions += report.absent_functions(VECTOR_FUNCTION_NAMES)
     outdated = [
         name
         for name, status in report.tables.items()
